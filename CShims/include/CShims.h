@@ -1,0 +1,212 @@
+/*
+ * CShims: the thin C layer under LockLab.
+ *
+ * What Swift cannot express (or cannot import) lives here, and nothing else:
+ *   - C11 <stdatomic.h> operations on plain words with an explicit memory order in the name
+ *     (cshims_u32_*, cshims_u64_*, cshims_ptr_*), static inline so Swift inlines them;
+ *   - cshims_pause (the spin-wait hint), cshims_compiler_barrier;
+ *   - futex wait/wake (FUTEX_PRIVATE_FLAG): syscall(2) is variadic and not importable;
+ *   - pinning the calling thread to a CPU: CPU_SET is a macro;
+ *   - a cycle counter (rdtsc / cntvct) with calibration against CLOCK_MONOTONIC;
+ *   - per-thread getrusage(RUSAGE_THREAD).
+ * No lock logic lives here: the algorithms are Swift (Sources/LockLab/Locks).
+ *
+ * The atomics take plain pointers and cast to _Atomic: Swift cannot import _Atomic types, and
+ * every word the lab touches atomically is only ever touched through these functions (or with
+ * the lock held, for the benchmark's deliberately plain counter).
+ */
+#ifndef CSHIMS_H
+#define CSHIMS_H
+
+/* No _GNU_SOURCE here: defined in this header it changes glibc's enums (__rusage_who) as the
+ * Swift importer sees them and clashes with SwiftGlibc. The GNU-only calls (sched_getcpu,
+ * pthread_setaffinity_np, RUSAGE_THREAD) sit behind plain functions in shims.c, which defines it. */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __linux__
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+/* The lab's cache-line size and the padding unit for shared words: 128 bytes, two lines, because
+ * the adjacent-line prefetcher on x86 pairs lines (SWIFT-PERF.md, pitfall 7). */
+#define CSHIMS_CACHE_LINE 64
+#define CSHIMS_PAD 128
+
+static inline int cshims_cache_line_size(void) { return CSHIMS_CACHE_LINE; }
+static inline int cshims_pad_size(void) { return CSHIMS_PAD; }
+
+/* ---- atomics --------------------------------------------------------------------------------
+ * One function per (width, operation, order) that the algorithms use. The order is part of the
+ * name so that every call site in Swift states its intent, as ck's ck_pr_fence_* do.
+ */
+#define CSHIMS_ATOMIC_OPS(NAME, T)                                                                 \
+    static inline T cshims_##NAME##_load_relaxed(const T *p)                                      \
+    { return atomic_load_explicit((const _Atomic T *)p, memory_order_relaxed); }                 \
+    static inline T cshims_##NAME##_load_acquire(const T *p)                                      \
+    { return atomic_load_explicit((const _Atomic T *)p, memory_order_acquire); }                 \
+    static inline T cshims_##NAME##_load_seq_cst(const T *p)                                      \
+    { return atomic_load_explicit((const _Atomic T *)p, memory_order_seq_cst); }                 \
+    static inline void cshims_##NAME##_store_relaxed(T *p, T v)                                   \
+    { atomic_store_explicit((_Atomic T *)p, v, memory_order_relaxed); }                          \
+    static inline void cshims_##NAME##_store_release(T *p, T v)                                   \
+    { atomic_store_explicit((_Atomic T *)p, v, memory_order_release); }                          \
+    static inline void cshims_##NAME##_store_seq_cst(T *p, T v)                                   \
+    { atomic_store_explicit((_Atomic T *)p, v, memory_order_seq_cst); }                          \
+    static inline T cshims_##NAME##_exchange_acquire(T *p, T v)                                   \
+    { return atomic_exchange_explicit((_Atomic T *)p, v, memory_order_acquire); }                \
+    static inline T cshims_##NAME##_exchange_release(T *p, T v)                                   \
+    { return atomic_exchange_explicit((_Atomic T *)p, v, memory_order_release); }                \
+    static inline T cshims_##NAME##_exchange_acq_rel(T *p, T v)                                   \
+    { return atomic_exchange_explicit((_Atomic T *)p, v, memory_order_acq_rel); }                \
+    /* Compare-exchange (strong). Returns true on success; on failure *expected gets the value  */ \
+    /* seen. The failure order is relaxed unless the name says otherwise.                        */ \
+    static inline bool cshims_##NAME##_cas_acquire(T *p, T *expected, T desired)                  \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
+                                                     memory_order_acquire, memory_order_relaxed); } \
+    static inline bool cshims_##NAME##_cas_release(T *p, T *expected, T desired)                  \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
+                                                     memory_order_release, memory_order_relaxed); } \
+    static inline bool cshims_##NAME##_cas_acq_rel(T *p, T *expected, T desired)                  \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
+                                                     memory_order_acq_rel, memory_order_acquire); } \
+    static inline bool cshims_##NAME##_cas_relaxed(T *p, T *expected, T desired)                  \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
+                                                     memory_order_relaxed, memory_order_relaxed); }
+
+#define CSHIMS_ATOMIC_ARITH(NAME, T)                                                               \
+    static inline T cshims_##NAME##_fetch_add_relaxed(T *p, T v)                                  \
+    { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_relaxed); }               \
+    static inline T cshims_##NAME##_fetch_add_acquire(T *p, T v)                                  \
+    { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_acquire); }               \
+    static inline T cshims_##NAME##_fetch_add_release(T *p, T v)                                  \
+    { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_release); }               \
+    static inline T cshims_##NAME##_fetch_add_acq_rel(T *p, T v)                                  \
+    { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_acq_rel); }               \
+    static inline T cshims_##NAME##_fetch_sub_release(T *p, T v)                                  \
+    { return atomic_fetch_sub_explicit((_Atomic T *)p, v, memory_order_release); }               \
+    static inline T cshims_##NAME##_fetch_sub_acq_rel(T *p, T v)                                  \
+    { return atomic_fetch_sub_explicit((_Atomic T *)p, v, memory_order_acq_rel); }               \
+    static inline T cshims_##NAME##_fetch_or_acquire(T *p, T v)                                   \
+    { return atomic_fetch_or_explicit((_Atomic T *)p, v, memory_order_acquire); }                \
+    static inline T cshims_##NAME##_fetch_or_acq_rel(T *p, T v)                                   \
+    { return atomic_fetch_or_explicit((_Atomic T *)p, v, memory_order_acq_rel); }                \
+    static inline T cshims_##NAME##_fetch_and_release(T *p, T v)                                  \
+    { return atomic_fetch_and_explicit((_Atomic T *)p, v, memory_order_release); }               \
+    static inline T cshims_##NAME##_fetch_and_acq_rel(T *p, T v)                                  \
+    { return atomic_fetch_and_explicit((_Atomic T *)p, v, memory_order_acq_rel); }
+
+CSHIMS_ATOMIC_OPS(u8, uint8_t)
+CSHIMS_ATOMIC_OPS(u16, uint16_t)
+CSHIMS_ATOMIC_OPS(u32, uint32_t)
+CSHIMS_ATOMIC_OPS(u64, uint64_t)
+CSHIMS_ATOMIC_ARITH(u32, uint32_t)
+CSHIMS_ATOMIC_ARITH(u64, uint64_t)
+
+/* Pointers: `void **` imports into Swift as UnsafeMutablePointer<UnsafeMutableRawPointer?>. */
+typedef void *cshims_ptr_t;
+CSHIMS_ATOMIC_OPS(ptr, cshims_ptr_t)
+
+/* Fences, named by intent. */
+static inline void cshims_fence_acquire(void) { atomic_thread_fence(memory_order_acquire); }
+static inline void cshims_fence_release(void) { atomic_thread_fence(memory_order_release); }
+static inline void cshims_fence_seq_cst(void) { atomic_thread_fence(memory_order_seq_cst); }
+/* Compiler-only barrier: keeps the benchmark's plain accesses where the source put them. */
+static inline void cshims_compiler_barrier(void) { atomic_signal_fence(memory_order_seq_cst); }
+
+/* ---- spinning --------------------------------------------------------------------------------- */
+static inline void cshims_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* ---- cycle counter ----------------------------------------------------------------------------
+ * rdtsc is not ordered against the surrounding loads; for the start of an interval that is what
+ * we want (cheap), and the interval lengths the lab measures (hundreds of cycles up) dwarf the skew.
+ */
+static inline uint64_t cshims_cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+static inline uint64_t cshims_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Busy-wait for `cycles` counter ticks (the harness's critical and non-critical section work). */
+static inline void cshims_spin_cycles(uint64_t cycles)
+{
+    uint64_t end = cshims_cycles() + cycles;
+    while (cshims_cycles() < end)
+        cshims_pause();
+}
+
+/* Cycle-counter ticks per nanosecond, measured against CLOCK_MONOTONIC over `sample_ms`. */
+double cshims_calibrate_cycles_per_ns(unsigned sample_ms);
+
+/* ---- futex ------------------------------------------------------------------------------------ */
+#ifdef __linux__
+/* Sleeps while *addr == expected. Returns 0, or -1 with errno (EAGAIN: value changed; EINTR). */
+static inline int cshims_futex_wait(uint32_t *addr, uint32_t expected)
+{
+    return (int)syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+/* Wakes at most `count` waiters; returns the number woken or -1. */
+static inline int cshims_futex_wake(uint32_t *addr, int count)
+{
+    return (int)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+static inline int cshims_errno(void) { return errno; }
+
+/* ---- threads and CPUs ------------------------------------------------------------------------- */
+/* Pins the calling thread to one CPU. Returns 0 or an errno value. */
+int cshims_pin_self_to_cpu(int cpu);
+/* The CPU the caller runs on now (sched_getcpu), or -1. */
+int cshims_current_cpu(void);
+/* Online CPUs of this machine. */
+static inline int cshims_online_cpus(void) { return (int)sysconf(_SC_NPROCESSORS_ONLN); }
+/* Kernel thread id of the caller. */
+static inline int cshims_gettid(void) { return (int)syscall(SYS_gettid); }
+
+/* Per-thread resource usage (RUSAGE_THREAD): CPU time in ns and context switches. */
+typedef struct {
+    uint64_t user_ns;
+    uint64_t sys_ns;
+    uint64_t voluntary_switches;
+    uint64_t involuntary_switches;
+} cshims_thread_usage;
+int cshims_thread_usage_now(cshims_thread_usage *out);
+
+/* pthread_create with a C entry point: Swift passes a @convention(c) function and a context. */
+typedef void *(*cshims_thread_fn)(void *);
+int cshims_thread_start(pthread_t *thread, cshims_thread_fn fn, void *arg, size_t stack_bytes);
+#endif
+
+#endif /* CSHIMS_H */

@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "LockLab",
+    products: [
+        .executable(name: "locklab", targets: ["locklab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // The thin C layer: atomics with explicit orders, pause, futex, pinning, cycle counter.
+        .target(name: "CShims", path: "CShims"),
+        // System libraries through pkg-config.
+        .systemLibrary(name: "CHwloc", path: "Sources/CHwloc", pkgConfig: "hwloc",
+                       providers: [.apt(["libhwloc-dev"])]),
+        .systemLibrary(name: "CNuma", path: "Sources/CNuma", pkgConfig: "numa",
+                       providers: [.apt(["libnuma-dev"])]),
+        .systemLibrary(name: "CCK", path: "Sources/CCK", pkgConfig: "ck",
+                       providers: [.apt(["libck-dev"])]),
+        // The library: locks, topology, harness, results. The hot loop and the locks live in this
+        // one module so each (lock, workload) pair specialises (SWIFT-PERF.md, pitfall 3).
+        .target(
+            name: "LockLab",
+            dependencies: [
+                "CShims", "CHwloc", "CNuma", "CCK",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        // The CLI: one file per subcommand.
+        .executableTarget(
+            name: "locklab",
+            dependencies: [
+                "LockLab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LockLabTests", dependencies: ["LockLab"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,13 @@
+/*
+ * Concurrency Kit (libck-dev), the C reference locks. ck's lock functions are static inline in its
+ * headers, so Swift inlines them exactly as a C benchmark would. The only additions are wrappers
+ * for what ck writes as macros (initialisers), so that the Swift side never re-states ck's layout.
+ */
+#include <ck_spinlock.h>
+#include <string.h>
+
+static inline void cck_fas_init(ck_spinlock_fas_t *l) { ck_spinlock_fas_init(l); }
+static inline void cck_ticket_init(ck_spinlock_ticket_t *l) { ck_spinlock_ticket_init(l); }
+static inline void cck_mcs_init(ck_spinlock_mcs_t *queue) { ck_spinlock_mcs_init(queue); }
+static inline size_t cck_mcs_node_size(void) { return sizeof(struct ck_spinlock_mcs); }
+static inline size_t cck_clh_node_size(void) { return sizeof(struct ck_spinlock_clh); }

@@ -1,0 +1,3 @@
+/* libnuma, imported as is (libnuma-dev, through pkg-config "numa"). */
+#include <numa.h>
+#include <numaif.h>

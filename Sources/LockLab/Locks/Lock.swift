@@ -1,0 +1,203 @@
+// The lock protocol every algorithm implements, and what the harness tells a lock about its world.
+//
+// A lock is a trivial struct over memory it allocated itself (with `LabMemory`, so that it lands on
+// the NUMA node the run asks for). Copying the struct copies pointers, never state: the harness
+// hands one copy to each thread, and there is no ARC traffic in the hot loop (SWIFT-PERF.md, 4).
+// The lock's storage never moves: it is a manually allocated, 128-byte aligned block.
+//
+// Per-thread state (queue nodes and the like) is a `Context` made once per thread, on that thread,
+// after it is pinned, so that first-touch places it on the thread's node.
+
+/// How a waiter waits.
+public enum WaitingPolicy: String, Sendable, CaseIterable {
+    case spin
+    case park
+    case spinThenPark = "spin-then-park"
+    case none
+}
+
+/// The families `locklab list` groups by (CATALOG.md's headings).
+public enum LockFamily: String, Sendable, CaseIterable {
+    case baseline
+    case reference = "ck-reference"
+    case spin
+    case queue
+    case restriction = "concurrency-restriction"
+    case numa = "numa-aware"
+    case kernel
+    case delegation
+    case harness
+}
+
+/// One option a lock accepts on the command line (`cna:threshold=1000`), with its default.
+public struct LockOptionSpec: Sendable {
+    public let key: String
+    public let defaultValue: Int
+    public let range: ClosedRange<Int>
+    public let help: String
+    public init(_ key: String, default defaultValue: Int, range: ClosedRange<Int> = 0...Int.max, help: String) {
+        self.key = key
+        self.defaultValue = defaultValue
+        self.range = range
+        self.help = help
+    }
+}
+
+/// What `locklab list` prints about a lock, and what the harness and validator must know.
+public struct LockDescriptor: Sendable {
+    public let name: String
+    public let family: LockFamily
+    public let waiting: WaitingPolicy
+    public let paper: String
+    /// `tryLock` is implemented.
+    public let supportsTryLock: Bool
+    /// `lock` and `unlock` may be called separately (false: only `withLock` works, e.g. swift-mutex).
+    public let splitLockUnlock: Bool
+    /// Largest thread count the lock supports (`null`: 1); nil for no limit.
+    public let maxThreads: Int?
+    public let options: [LockOptionSpec]
+
+    public init(name: String, family: LockFamily, waiting: WaitingPolicy, paper: String,
+                supportsTryLock: Bool, splitLockUnlock: Bool = true, maxThreads: Int? = nil,
+                options: [LockOptionSpec] = []) {
+        self.name = name
+        self.family = family
+        self.waiting = waiting
+        self.paper = paper
+        self.supportsTryLock = supportsTryLock
+        self.splitLockUnlock = splitLockUnlock
+        self.maxThreads = maxThreads
+        self.options = options
+    }
+}
+
+/// The thread a context is made for: its index in the run, its CPU and its NUMA node (real or
+/// virtual, from the placement; never computed from the CPU number by a lock).
+public struct ThreadSlot: Sendable, Equatable {
+    public let index: Int
+    public let cpu: Int
+    public let node: Int
+    public init(index: Int, cpu: Int, node: Int) {
+        self.index = index
+        self.cpu = cpu
+        self.node = node
+    }
+}
+
+/// What a lock is told when it is made.
+public struct LockEnvironment: Sendable {
+    /// Most threads that will ever hold a context on this lock.
+    public let maxThreads: Int
+    /// NUMA nodes of the run (virtual nodes count as nodes); thread node ids are 0..<nodeCount.
+    public let nodeCount: Int
+    /// Where the lock's own memory goes.
+    public let memory: LabMemory
+    /// The lock's options, every key resolved (defaults filled in).
+    public let options: LockOptions
+
+    public init(maxThreads: Int, nodeCount: Int, memory: LabMemory = .init(), options: LockOptions) {
+        self.maxThreads = maxThreads
+        self.nodeCount = max(1, nodeCount)
+        self.memory = memory
+        self.options = options
+    }
+}
+
+/// A mutual-exclusion lock the harness can measure.
+///
+/// Conformers are structs of pointers (cheap to copy, no ARC). `lock`/`unlock`/`tryLock` must be
+/// `@inlinable`-free plain methods in this module; the harness is generic over the type, so each
+/// lock compiles into its own specialised loop.
+public protocol LockAlgorithm {
+    /// Per-thread state: queue nodes, a ticket, nothing (`NoContext`).
+    associatedtype Context
+
+    static var descriptor: LockDescriptor { get }
+
+    /// Allocates and initialises the lock. Throws `LockError` for options it cannot honour.
+    init(_ environment: LockEnvironment) throws
+
+    /// Called once on each thread, after pinning, before the thread first touches the lock.
+    func makeContext(for thread: ThreadSlot) -> Context
+    /// Called once on each thread when it is done with the lock.
+    func freeContext(_ context: inout Context)
+
+    func lock(_ context: inout Context)
+    func unlock(_ context: inout Context)
+    /// Acquires if free now; true if acquired. Only called when `descriptor.supportsTryLock`.
+    func tryLock(_ context: inout Context) -> Bool
+    /// Runs `body` holding the lock. Default: lock, body, unlock.
+    func withLock<R>(_ context: inout Context, _ body: () throws -> R) rethrows -> R
+
+    /// Frees the lock's memory. No thread may use it afterwards.
+    func deallocate()
+}
+
+/// The context of a lock that needs none.
+public struct NoContext {
+    @inline(__always) public init() {}
+}
+
+extension LockAlgorithm {
+    @inline(__always)
+    public func withLock<R>(_ context: inout Context, _ body: () throws -> R) rethrows -> R {
+        lock(&context)
+        defer { unlock(&context) }
+        return try body()
+    }
+
+    public func tryLock(_ context: inout Context) -> Bool {
+        fatalError("\(Self.descriptor.name) does not offer trylock")
+    }
+
+    public func freeContext(_ context: inout Context) {}
+}
+
+extension LockAlgorithm where Context == NoContext {
+    @inline(__always)
+    public func makeContext(for thread: ThreadSlot) -> NoContext { NoContext() }
+}
+
+public enum LockError: Error, CustomStringConvertible, Equatable {
+    case unknownLock(String, known: [String])
+    case unknownOption(lock: String, key: String, accepted: [String])
+    case badOptionValue(lock: String, key: String, value: String, accepted: String)
+    case malformedSpec(String)
+    case tooManyThreads(lock: String, threads: Int, max: Int)
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case let .unknownLock(name, known):
+            return "unknown lock '\(name)'; known locks: \(known.joined(separator: ", "))"
+        case let .unknownOption(lock, key, accepted):
+            let list = accepted.isEmpty ? "it takes no options" : "accepted: \(accepted.joined(separator: ", "))"
+            return "lock '\(lock)' has no option '\(key)'; \(list)"
+        case let .badOptionValue(lock, key, value, accepted):
+            return "lock '\(lock)': option \(key)=\(value) is not valid; expected \(accepted)"
+        case let .malformedSpec(spec):
+            return "malformed lock spec '\(spec)'; expected NAME or NAME:KEY=VALUE[:KEY=VALUE...]"
+        case let .tooManyThreads(lock, threads, max):
+            return "lock '\(lock)' supports at most \(max) thread(s), asked for \(threads)"
+        case let .unsupported(what):
+            return what
+        }
+    }
+}
+
+/// Resolved option values of one lock: every declared key, explicit or default.
+public struct LockOptions: Sendable, Equatable {
+    public private(set) var values: [String: Int]
+    public init(_ values: [String: Int] = [:]) { self.values = values }
+
+    /// The value of a declared option. A lock asking for a key it did not declare is a bug.
+    public func int(_ key: String) -> Int {
+        guard let v = values[key] else { preconditionFailure("option '\(key)' was not declared") }
+        return v
+    }
+
+    /// `key=value;key=value`, keys sorted: the CSV's `lock_options`.
+    public var csvText: String {
+        values.keys.sorted().map { "\($0)=\(values[$0]!)" }.joined(separator: ";")
+    }
+}

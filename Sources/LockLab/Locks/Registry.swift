@@ -1,0 +1,95 @@
+import Foundation
+
+// The lock registry: one line per algorithm. A lock added here is listed by `locklab list`, runnable
+// by `locklab run`, and checked by the generic mutual-exclusion validator with no new test code.
+
+public enum LockRegistry {
+    /// Every lock the lab carries, in `locklab list` order.
+    public static let all: [any LockAlgorithm.Type] = [
+        NullLock.self,
+        // Baselines
+        // PthreadMutexLock.self,
+        // PthreadAdaptiveLock.self,
+        // PthreadSpinLock.self,
+        // SwiftMutexLock.self,
+        // Concurrency Kit references
+        // CKFASLock.self,
+        // CKTicketLock.self,
+        // CKMCSLock.self,
+        // CKCLHLock.self,
+        // Spin locks
+        TASLock.self,
+        // TTASLock.self,
+        // BackoffLock.self,
+        // TicketLock.self,
+        // AndersonLock.self,
+        // Queue locks
+        // CLHLock.self,
+        MCSLock.self,
+    ]
+
+    public static var names: [String] { all.map { $0.descriptor.name } }
+
+    public static func lookup(_ name: String) -> (any LockAlgorithm.Type)? {
+        all.first { $0.descriptor.name == name }
+    }
+}
+
+/// A lock as named on the command line or in an experiment file: `name[:key=value[:key=value…]]`.
+public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
+    public let name: String
+    /// Options given explicitly, in the order given.
+    public let explicit: [(key: String, value: Int)]
+    /// Every option of the lock with its value (explicit or default).
+    public let options: LockOptions
+
+    public static func == (a: LockSpec, b: LockSpec) -> Bool {
+        a.name == b.name && a.options == b.options && a.label == b.label
+    }
+
+    /// The label the CSV's `lock` column carries: the name, plus the explicit options (sorted).
+    public var label: String {
+        if explicit.isEmpty { return name }
+        return ([name] + explicit.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: ":")
+    }
+
+    public var description: String { label }
+
+    public var type: any LockAlgorithm.Type { LockRegistry.lookup(name)! }
+
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard let first = parts.first, !first.isEmpty else { throw LockError.malformedSpec(text) }
+        guard let type = LockRegistry.lookup(first) else {
+            throw LockError.unknownLock(first, known: LockRegistry.names)
+        }
+        let specs = type.descriptor.options
+        var values: [String: Int] = [:]
+        for s in specs { values[s.key] = s.defaultValue }
+        var explicit: [(key: String, value: Int)] = []
+        for part in parts.dropFirst() {
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard kv.count == 2, !kv[0].isEmpty else { throw LockError.malformedSpec(text) }
+            guard let spec = specs.first(where: { $0.key == kv[0] }) else {
+                throw LockError.unknownOption(lock: first, key: kv[0], accepted: specs.map(\.key))
+            }
+            guard let v = Int(kv[1]), spec.range.contains(v) else {
+                let upper = spec.range.upperBound == Int.max ? "" : "\(spec.range.upperBound)"
+                throw LockError.badOptionValue(lock: first, key: kv[0], value: kv[1],
+                                               accepted: "an integer in \(spec.range.lowerBound)...\(upper)")
+            }
+            values[kv[0]] = v
+            explicit.append((kv[0], v))
+        }
+        self.name = first
+        self.explicit = explicit
+        self.options = LockOptions(values)
+    }
+
+    /// Parses a comma-separated list (`mcs,cna:threshold=1000`).
+    public static func parseList(_ text: String) throws -> [LockSpec] {
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if items.isEmpty { throw LockError.malformedSpec(text) }
+        return try items.map { try LockSpec(parsing: $0) }
+    }
+}

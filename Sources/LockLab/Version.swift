@@ -1,0 +1,1 @@
+public let lockLabVersion = "0.1.0"
