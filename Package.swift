@@ -37,7 +37,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LockLabTests", dependencies: ["LockLab"]),
+        .testTarget(name: "LockLabTests", dependencies: ["LockLab", "CShims"]),
     ],
     swiftLanguageModes: [.v5]
 )

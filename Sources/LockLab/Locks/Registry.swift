@@ -5,33 +5,55 @@ import Foundation
 
 public enum LockRegistry {
     /// Every lock the lab carries, in `locklab list` order.
-    public static let all: [any LockAlgorithm.Type] = [
-        NullLock.self,
+    public static let all: [LockEntry] = [
+        LockEntry(NullLock.self),
         // Baselines
-        // PthreadMutexLock.self,
-        // PthreadAdaptiveLock.self,
-        // PthreadSpinLock.self,
-        // SwiftMutexLock.self,
+        // LockEntry(PthreadMutexLock.self),
+        // LockEntry(PthreadAdaptiveLock.self),
+        // LockEntry(PthreadSpinLock.self),
+        // LockEntry(SwiftMutexLock.self),
         // Concurrency Kit references
-        // CKFASLock.self,
-        // CKTicketLock.self,
-        // CKMCSLock.self,
-        // CKCLHLock.self,
+        // LockEntry(CKFASLock.self),
+        // LockEntry(CKTicketLock.self),
+        // LockEntry(CKMCSLock.self),
+        // LockEntry(CKCLHLock.self),
         // Spin locks
-        TASLock.self,
-        // TTASLock.self,
-        // BackoffLock.self,
-        // TicketLock.self,
-        // AndersonLock.self,
+        LockEntry(TASLock.self),
+        // LockEntry(TTASLock.self),
+        // LockEntry(BackoffLock.self),
+        // LockEntry(TicketLock.self),
+        // LockEntry(AndersonLock.self),
         // Queue locks
-        // CLHLock.self,
-        MCSLock.self,
+        // LockEntry(CLHLock.self),
+        LockEntry(MCSLock.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }
 
-    public static func lookup(_ name: String) -> (any LockAlgorithm.Type)? {
+    public static func lookup(_ name: String) -> LockEntry? {
         all.first { $0.descriptor.name == name }
+    }
+}
+
+/// A registered lock with its specialised entry points. Built with the concrete type, so the
+/// closures below call `Harness.run` specialised for that lock (an existential opened at run time
+/// would run the unspecialised generic loop).
+public struct LockEntry: Sendable {
+    public let type: any LockAlgorithm.Type
+    public var descriptor: LockDescriptor { type.descriptor }
+    private let runMicrobenchmark: @Sendable (RunConfig, MicrobenchmarkParameters) throws -> RawRunResult
+
+    public init<L: LockAlgorithm>(_ type: L.Type) {
+        self.type = type
+        runMicrobenchmark = { config, parameters in
+            let workload = Microbenchmark(parameters, memory: config.memory)
+            return try Harness.run(L.self, workload: workload, config: config)
+        }
+    }
+
+    /// Runs the lock microbenchmark with this lock.
+    public func run(_ config: RunConfig, _ parameters: MicrobenchmarkParameters) throws -> RawRunResult {
+        try runMicrobenchmark(config, parameters)
     }
 }
 
@@ -55,12 +77,12 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { label }
 
-    public var type: any LockAlgorithm.Type { LockRegistry.lookup(name)! }
+    public var entry: LockEntry { LockRegistry.lookup(name)! }
 
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard let first = parts.first, !first.isEmpty else { throw LockError.malformedSpec(text) }
-        guard let type = LockRegistry.lookup(first) else {
+        guard let type = LockRegistry.lookup(first)?.type else {
             throw LockError.unknownLock(first, known: LockRegistry.names)
         }
         let specs = type.descriptor.options

@@ -1,0 +1,132 @@
+// What a run measured, summarised: throughput, fairness, latency percentiles, handover locality,
+// CPU time and context switches (CATALOG.md, "Metrics the lab reports for every run").
+
+import Histogram
+
+public enum RunStatus: String, Sendable {
+    case ok
+    /// The plain counter (or the workload's shared data) does not match the acquisitions.
+    case mutexViolation = "mutex-violation"
+    /// No progress for the stall timeout: threads were left running and the run abandoned.
+    case hung
+}
+
+/// The harness's raw result: per-thread outcomes and the mutual-exclusion check.
+public struct RawRunResult {
+    public let lock: String
+    public let status: RunStatus
+    /// Wall time of the measured phase.
+    public let elapsedSeconds: Double
+    public let threads: [ThreadOutcome]
+    /// The plain counter's final value.
+    public let counter: UInt64
+    /// Acquisitions over the whole run (all threads, warm-up included).
+    public let progressOps: UInt64
+    public let workloadCheck: Bool
+}
+
+/// Latency percentiles in nanoseconds.
+public struct LatencySummary: Sendable, Equatable {
+    public var samples: UInt64 = 0
+    public var p50: Double = 0
+    public var p99: Double = 0
+    public var p999: Double = 0
+    public var max: Double = 0
+
+    init(_ h: Histogram<UInt64>) {
+        samples = h.totalCount
+        guard samples > 0 else { return }
+        p50 = CycleClock.nanoseconds(cycles: h.valueAtPercentile(50))
+        p99 = CycleClock.nanoseconds(cycles: h.valueAtPercentile(99))
+        p999 = CycleClock.nanoseconds(cycles: h.valueAtPercentile(99.9))
+        max = CycleClock.nanoseconds(cycles: h.max)
+    }
+    public init() {}
+}
+
+public struct ThreadSummary: Sendable {
+    public let thread: Int
+    public let cpu: Int?
+    public let node: Int
+    public let lastCPU: Int
+    public let ops: UInt64
+    public let opsPerSecond: Double
+    public let latency: LatencySummary
+    public let sameNodeHandoverFraction: Double?
+    public let cpuUserSeconds: Double
+    public let cpuSystemSeconds: Double
+    public let voluntarySwitches: UInt64
+    public let involuntarySwitches: UInt64
+}
+
+public struct RunSummary: Sendable {
+    public let status: RunStatus
+    public let elapsedSeconds: Double
+    public let ops: UInt64
+    public let opsPerSecond: Double
+    /// Wall nanoseconds per operation of the whole run (1e9 / opsPerSecond).
+    public let nanosecondsPerOp: Double
+    public let jainFairness: Double
+    public let minThreadOps: UInt64
+    public let maxThreadOps: UInt64
+    public let latency: LatencySummary
+    /// Handovers (acquisitions whose previous holder was another thread) that stayed on one node.
+    public let sameNodeHandoverFraction: Double?
+    public let handoversPerSecond: Double
+    public let nodeSwitchesPerSecond: Double
+    public let cpuUserSeconds: Double
+    public let cpuSystemSeconds: Double
+    public let voluntarySwitches: UInt64
+    public let involuntarySwitches: UInt64
+    public let mutexOK: Bool
+    public let counter: UInt64
+    public let totalAcquisitions: UInt64
+    public let threads: [ThreadSummary]
+
+    public init(_ raw: RawRunResult) {
+        status = raw.status
+        elapsedSeconds = raw.elapsedSeconds
+        let perThread = raw.threads.map(\.measuredOps)
+        ops = perThread.reduce(0, +)
+        opsPerSecond = elapsedSeconds > 0 ? Double(ops) / elapsedSeconds : 0
+        nanosecondsPerOp = opsPerSecond > 0 ? 1e9 / opsPerSecond : 0
+        jainFairness = Self.jain(perThread.map(Double.init))
+        minThreadOps = perThread.min() ?? 0
+        maxThreadOps = perThread.max() ?? 0
+        var merged: Histogram<UInt64>? = nil
+        for t in raw.threads {
+            if merged == nil { merged = t.latencyCycles } else { merged!.add(t.latencyCycles) }
+        }
+        latency = merged.map { LatencySummary($0) } ?? LatencySummary()
+        let handovers = raw.threads.reduce(UInt64(0)) { $0 + $1.handoversIn }
+        let same = raw.threads.reduce(UInt64(0)) { $0 + $1.sameNodeHandoversIn }
+        sameNodeHandoverFraction = handovers > 0 ? Double(same) / Double(handovers) : nil
+        handoversPerSecond = elapsedSeconds > 0 ? Double(handovers) / elapsedSeconds : 0
+        nodeSwitchesPerSecond = elapsedSeconds > 0 ? Double(handovers - same) / elapsedSeconds : 0
+        cpuUserSeconds = Double(raw.threads.reduce(UInt64(0)) { $0 + $1.userNanoseconds }) / 1e9
+        cpuSystemSeconds = Double(raw.threads.reduce(UInt64(0)) { $0 + $1.systemNanoseconds }) / 1e9
+        voluntarySwitches = raw.threads.reduce(0) { $0 + $1.voluntarySwitches }
+        involuntarySwitches = raw.threads.reduce(0) { $0 + $1.involuntarySwitches }
+        counter = raw.counter
+        totalAcquisitions = raw.progressOps
+        mutexOK = raw.status != .mutexViolation
+        let elapsed = elapsedSeconds
+        threads = raw.threads.map { t in
+            ThreadSummary(
+                thread: t.thread.index, cpu: t.thread.cpu, node: t.thread.node, lastCPU: t.lastCPU,
+                ops: t.measuredOps, opsPerSecond: elapsed > 0 ? Double(t.measuredOps) / elapsed : 0,
+                latency: LatencySummary(t.latencyCycles),
+                sameNodeHandoverFraction: t.handoversIn > 0 ? Double(t.sameNodeHandoversIn) / Double(t.handoversIn) : nil,
+                cpuUserSeconds: Double(t.userNanoseconds) / 1e9, cpuSystemSeconds: Double(t.systemNanoseconds) / 1e9,
+                voluntarySwitches: t.voluntarySwitches, involuntarySwitches: t.involuntarySwitches)
+        }
+    }
+
+    /// Jain's fairness index: (sum x)^2 / (n * sum x^2); 1 is perfectly fair, 1/n is one thread.
+    public static func jain(_ xs: [Double]) -> Double {
+        guard !xs.isEmpty else { return 0 }
+        let s = xs.reduce(0, +)
+        let s2 = xs.reduce(0) { $0 + $1 * $1 }
+        return s2 > 0 ? s * s / (Double(xs.count) * s2) : 0
+    }
+}

@@ -1,0 +1,172 @@
+// manifest.json: the machine and the build a results folder came from, and every command that
+// wrote into it. A folder holds one machine and one build; mixing is refused unless asked.
+
+import Foundation
+
+/// Facts about this machine and this build, gathered once per process.
+public struct MachineInfo: Codable, Sendable, Equatable {
+    public var host: String
+    public var cpuModel: String
+    public var kernel: String
+    public var onlineCPUs: Int
+    public var memoryGiB: Double
+    public var numaAvailable: Bool
+    public var realNumaNodes: Int
+    public var cyclesPerNanosecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case host, kernel
+        case cpuModel = "cpu_model"
+        case onlineCPUs = "online_cpus"
+        case memoryGiB = "memory_gib"
+        case numaAvailable = "numa_available"
+        case realNumaNodes = "real_numa_nodes"
+        case cyclesPerNanosecond = "cycles_per_ns"
+    }
+
+    public static func current() -> MachineInfo {
+        var uts = utsname()
+        uname(&uts)
+        let kernel = withUnsafeBytes(of: &uts.release) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        let host = withUnsafeBytes(of: &uts.nodename) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        var model = "unknown"
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+           let colon = line.firstIndex(of: ":") {
+            model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return MachineInfo(
+            host: host, cpuModel: model, kernel: kernel,
+            onlineCPUs: ProcessInfo.processInfo.activeProcessorCount,
+            memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
+            numaAvailable: LabMemory.numaAvailable, realNumaNodes: LabMemory.realNodeCount,
+            cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000)
+    }
+}
+
+public struct BuildInfo: Codable, Sendable, Equatable {
+    public var labVersion: String
+    public var gitCommit: String
+    public var swiftVersion: String
+    public var configuration: String
+    public var flags: String
+
+    enum CodingKeys: String, CodingKey {
+        case labVersion = "lab_version"
+        case gitCommit = "git_commit"
+        case swiftVersion = "swift_version"
+        case configuration
+        case flags = "build_flags"
+    }
+
+    public static func current() -> BuildInfo {
+        #if DEBUG
+        let configuration = "debug"
+        let flags = "swift build -c debug (-Onone)"
+        #else
+        let configuration = "release"
+        let flags = "swift build -c release (-O, whole-module)"
+        #endif
+        return BuildInfo(labVersion: lockLabVersion, gitCommit: gitCommit(), swiftVersion: swiftVersion(),
+                         configuration: configuration, flags: flags)
+    }
+
+    /// The commit of the checkout the executable was built in, with `-dirty` if it has local changes.
+    static func gitCommit() -> String {
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
+        let dir = exe.deletingLastPathComponent().path
+        guard let head = run("/usr/bin/env", ["git", "-C", dir, "rev-parse", "--short=12", "HEAD"]) else { return "unknown" }
+        let status = run("/usr/bin/env", ["git", "-C", dir, "status", "--porcelain", "--untracked-files=no"]) ?? ""
+        return status.isEmpty ? head : head + "-dirty"
+    }
+
+    static func swiftVersion() -> String {
+        #if compiler(>=6.3)
+        return "6.3+"
+        #elseif compiler(>=6.0)
+        return "6.x"
+        #else
+        return "5.x"
+        #endif
+    }
+
+    static func run(_ tool: String, _ args: [String]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+public struct Manifest: Codable, Sendable {
+    public struct Invocation: Codable, Sendable {
+        public var utcStart: String
+        public var command: String
+        enum CodingKeys: String, CodingKey {
+            case utcStart = "utc_start"
+            case command
+        }
+    }
+
+    public var machine: MachineInfo
+    public var build: BuildInfo
+    /// The topology the runs used, one line (Topology.summary).
+    public var topology: String
+    public var latencySampling: String
+    public var invocations: [Invocation]
+
+    enum CodingKeys: String, CodingKey {
+        case machine, build, topology, invocations
+        case latencySampling = "latency_sampling"
+    }
+
+    public static func utcNow() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+
+    /// Records this invocation in DIR/manifest.json, creating it, or refusing when the folder holds
+    /// another machine's or another build's results (unless `allowMixing`).
+    public static func record(in directory: String, machine: MachineInfo, build: BuildInfo, topology: String,
+                              latencySampling: String, command: String, allowMixing: Bool = false) throws -> Manifest {
+        let path = (directory as NSString).appendingPathComponent("manifest.json")
+        let invocation = Invocation(utcStart: utcNow(), command: command)
+        var manifest: Manifest
+        if let data = FileManager.default.contents(atPath: path) {
+            guard let existing = try? JSONDecoder().decode(Manifest.self, from: data) else {
+                throw LabError.io("\(path) is not a LockLab manifest; use a new output folder")
+            }
+            if !allowMixing {
+                if existing.machine.host != machine.host || existing.machine.cpuModel != machine.cpuModel {
+                    throw LabError.impossible("\(directory) holds results of machine '\(existing.machine.host)' (\(existing.machine.cpuModel)); refusing to mix in '\(machine.host)' (pass --allow-mixing to override)")
+                }
+                if existing.build.gitCommit != build.gitCommit || existing.build.configuration != build.configuration {
+                    throw LabError.impossible("\(directory) holds results of build \(existing.build.gitCommit) (\(existing.build.configuration)); this is \(build.gitCommit) (\(build.configuration)); refusing to mix (pass --allow-mixing to override)")
+                }
+                if existing.topology != topology {
+                    throw LabError.impossible("\(directory) holds results for topology '\(existing.topology)'; this run uses '\(topology)'; refusing to mix (pass --allow-mixing to override)")
+                }
+            }
+            manifest = existing
+            manifest.invocations.append(invocation)
+        } else {
+            manifest = Manifest(machine: machine, build: build, topology: topology, latencySampling: latencySampling,
+                                invocations: [invocation])
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(manifest)
+        guard FileManager.default.createFile(atPath: path, contents: data + Data("\n".utf8)) else {
+            throw LabError.io("cannot write \(path)")
+        }
+        return manifest
+    }
+}

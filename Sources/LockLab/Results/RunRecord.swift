@@ -1,0 +1,160 @@
+// The rows of runs.csv and threads.csv: the one place that knows their columns.
+
+import Foundation
+
+/// Everything about a run that is not a measurement: what was asked for.
+public struct RunDescription: Sendable {
+    public var runID: String
+    public var spec: LockSpec
+    public var threads: Int
+    public var placement: String
+    public var nodes: Int
+    public var virtualNodes: Int?
+    public var oversubscribed: Bool
+    public var workload: MicrobenchmarkParameters
+    public var memNode: String
+    public var durationSeconds: Double
+    public var warmupSeconds: Double
+    public var repeatIndex: Int
+    public var seed: UInt64
+    public var sampleEvery: Int
+    public var machine: String
+    public var gitCommit: String
+    public var experiment: String
+
+    public init(runID: String, spec: LockSpec, threads: Int, placement: String, nodes: Int, virtualNodes: Int?,
+                oversubscribed: Bool, workload: MicrobenchmarkParameters, memNode: String, durationSeconds: Double,
+                warmupSeconds: Double, repeatIndex: Int, seed: UInt64, sampleEvery: Int, machine: String,
+                gitCommit: String, experiment: String = "") {
+        self.runID = runID
+        self.spec = spec
+        self.threads = threads
+        self.placement = placement
+        self.nodes = nodes
+        self.virtualNodes = virtualNodes
+        self.oversubscribed = oversubscribed
+        self.workload = workload
+        self.memNode = memNode
+        self.durationSeconds = durationSeconds
+        self.warmupSeconds = warmupSeconds
+        self.repeatIndex = repeatIndex
+        self.seed = seed
+        self.sampleEvery = sampleEvery
+        self.machine = machine
+        self.gitCommit = gitCommit
+        self.experiment = experiment
+    }
+
+    /// Identifies the configuration and repeat, independent of order and time: what a resumed
+    /// sweep looks up to skip runs already recorded.
+    public var configKey: String {
+        let w = workload
+        return [spec.label, "t\(threads)", placement, "vn\(virtualNodes ?? 0)", "cl\(w.csLines)", "cs\(w.csNanoseconds)",
+                "ncs\(w.ncsNanoseconds)\(w.ncsRandom ? "r" : "")", "mem\(memNode)", "d\(csvNumber(durationSeconds))",
+                "r\(repeatIndex)"].joined(separator: "|")
+    }
+}
+
+public enum RunRecord {
+    public static let runColumns = [
+        "run_id", "experiment", "config_key", "lock", "lock_name", "lock_options", "threads", "placement", "nodes",
+        "virtual_nodes", "oversubscribed", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
+        "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status",
+        "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
+        "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
+        "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
+        "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
+        "machine", "git_commit", "utc_end",
+    ]
+
+    public static let threadColumns = [
+        "run_id", "lock", "threads", "thread", "cpu", "last_cpu", "node", "ops", "ops_per_sec",
+        "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns", "same_node_handover_frac",
+        "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol",
+    ]
+
+    public static func runRow(_ d: RunDescription, _ s: RunSummary) -> [String] {
+        let fields: [String: String] = [
+            "run_id": d.runID, "experiment": d.experiment, "config_key": d.configKey,
+            "lock": d.spec.label, "lock_name": d.spec.name, "lock_options": d.spec.options.csvText,
+            "threads": "\(d.threads)", "placement": d.placement, "nodes": "\(d.nodes)",
+            "virtual_nodes": d.virtualNodes.map(String.init) ?? "0",
+            "oversubscribed": d.oversubscribed ? "1" : "0",
+            "cs_lines": "\(d.workload.csLines)", "cs_ns": "\(d.workload.csNanoseconds)",
+            "ncs_ns": "\(d.workload.ncsNanoseconds)", "ncs_random": d.workload.ncsRandom ? "1" : "0",
+            "mem_node": d.memNode,
+            "duration_s": csvNumber(d.durationSeconds), "warmup_s": csvNumber(d.warmupSeconds),
+            "elapsed_s": csvNumber(s.elapsedSeconds), "repeat": "\(d.repeatIndex)", "seed": "\(d.seed)",
+            "status": s.status.rawValue,
+            "ops": "\(s.ops)", "ops_per_sec": csvNumber(s.opsPerSecond, decimals: 1),
+            "ns_per_op": csvNumber(s.nanosecondsPerOp, decimals: 3),
+            "jain_fairness": csvNumber(s.jainFairness), "min_thread_ops": "\(s.minThreadOps)",
+            "max_thread_ops": "\(s.maxThreadOps)",
+            "lat_sample_every": "\(d.sampleEvery)", "lat_samples": "\(s.latency.samples)",
+            "lat_p50_ns": csvNumber(s.latency.p50, decimals: 1), "lat_p99_ns": csvNumber(s.latency.p99, decimals: 1),
+            "lat_p999_ns": csvNumber(s.latency.p999, decimals: 1), "lat_max_ns": csvNumber(s.latency.max, decimals: 1),
+            "same_node_handover_frac": s.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",
+            "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
+            "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
+            "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
+            "ctx_vol": "\(s.voluntarySwitches)", "ctx_invol": "\(s.involuntarySwitches)",
+            "mutex_ok": s.mutexOK ? "1" : "0", "counter": "\(s.counter)", "acquisitions": "\(s.totalAcquisitions)",
+            "machine": d.machine, "git_commit": d.gitCommit, "utc_end": Manifest.utcNow(),
+        ]
+        return runColumns.map { fields[$0]! }
+    }
+
+    public static func threadRows(_ d: RunDescription, _ s: RunSummary) -> [[String]] {
+        s.threads.map { t in
+            let fields: [String: String] = [
+                "run_id": d.runID, "lock": d.spec.label, "threads": "\(d.threads)", "thread": "\(t.thread)",
+                "cpu": t.cpu.map(String.init) ?? "", "last_cpu": "\(t.lastCPU)", "node": "\(t.node)",
+                "ops": "\(t.ops)", "ops_per_sec": csvNumber(t.opsPerSecond, decimals: 1),
+                "lat_samples": "\(t.latency.samples)",
+                "lat_p50_ns": csvNumber(t.latency.p50, decimals: 1), "lat_p99_ns": csvNumber(t.latency.p99, decimals: 1),
+                "lat_p999_ns": csvNumber(t.latency.p999, decimals: 1), "lat_max_ns": csvNumber(t.latency.max, decimals: 1),
+                "same_node_handover_frac": t.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",
+                "cpu_user_s": csvNumber(t.cpuUserSeconds), "cpu_sys_s": csvNumber(t.cpuSystemSeconds),
+                "ctx_vol": "\(t.voluntarySwitches)", "ctx_invol": "\(t.involuntarySwitches)",
+            ]
+            return threadColumns.map { fields[$0]! }
+        }
+    }
+}
+
+/// runs.csv and threads.csv of one results folder, appended together.
+public final class ResultsWriter {
+    public let directory: String
+    let runs: CSVAppender
+    let threads: CSVAppender
+    /// Rows already in runs.csv when the folder was opened (for run ids and resume).
+    public private(set) var existingRows: [[String: String]]
+
+    public init(directory: String) throws {
+        self.directory = directory
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw LabError.io("cannot create output folder \(directory): \(error.localizedDescription)")
+        }
+        let runsPath = (directory as NSString).appendingPathComponent("runs.csv")
+        runs = try CSVAppender(path: runsPath, header: RunRecord.runColumns)
+        threads = try CSVAppender(path: (directory as NSString).appendingPathComponent("threads.csv"),
+                                  header: RunRecord.threadColumns)
+        existingRows = try readCSV(path: runsPath).rows
+    }
+
+    /// The next free run id in this folder.
+    public func nextRunID() -> String {
+        let used = existingRows.compactMap { Int($0["run_id"] ?? "") }.max() ?? 0
+        return String(used + 1)
+    }
+
+    /// Writes the per-thread rows, then the run row (so a run row implies its thread rows).
+    public func append(_ d: RunDescription, _ s: RunSummary) throws {
+        for row in RunRecord.threadRows(d, s) { try threads.append(row) }
+        let row = RunRecord.runRow(d, s)
+        try runs.append(row)
+        existingRows.append(Dictionary(uniqueKeysWithValues: zip(RunRecord.runColumns, row)))
+    }
+}

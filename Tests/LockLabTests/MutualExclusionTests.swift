@@ -1,0 +1,109 @@
+// The generic validator: every registered lock, 1, 2, 4 and 8 threads (8 oversubscribes this
+// 2-CPU machine), each thread doing a fixed number of acquisitions; a third of them by trylock where
+// the lock offers it. The harness's plain counter and the workload's shared lines must come out
+// exact. A lock registered in LockRegistry is covered here with no new test code.
+
+import CShims
+import Testing
+@testable import LockLab
+
+/// Acquisitions per thread: enough to interleave, few enough that oversubscribed FIFO spin locks
+/// (about ten thousand handovers a second when preempted) finish in about a second.
+func validatorIterations(threads: Int) -> Int {
+    switch threads {
+    case ...1: return 20_000
+    case 2: return 10_000
+    case 3...4: return 1_500
+    default: return 500
+    }
+}
+
+func validate(_ entry: LockEntry, threads: Int, pinned: Bool = false) throws -> RawRunResult {
+    let spec = try LockSpec(parsing: entry.descriptor.name)
+    let cpus = max(1, Int(cshims_online_cpus()))
+    let config = RunConfig(
+        spec: spec,
+        threads: (0..<threads).map { HarnessThread(index: $0, cpu: pinned ? $0 % cpus : nil, node: $0 % 2) },
+        nodeCount: 2,
+        length: .iterations(perThread: validatorIterations(threads: threads)),
+        sampleEvery: 7,
+        trylockEvery: entry.descriptor.supportsTryLock ? 3 : 0,
+        stallTimeoutSeconds: 120)
+    return try entry.run(config, MicrobenchmarkParameters(csLines: 2))
+}
+
+@Suite(.serialized)
+struct MutualExclusionTests {
+    @Test("plain counter exact under every lock", arguments: LockRegistry.names)
+    func counterIsExact(lock: String) throws {
+        let entry = try #require(LockRegistry.lookup(lock))
+        for threads in [1, 2, 4, 8] where threads <= (entry.descriptor.maxThreads ?? .max) {
+            let result = try validate(entry, threads: threads)
+            let expected = UInt64(threads * validatorIterations(threads: threads))
+            #expect(result.status == .ok, "\(lock) at \(threads) threads: \(result.status)")
+            #expect(result.counter == expected, "\(lock) at \(threads) threads: counter \(result.counter), expected \(expected)")
+            #expect(result.threads.allSatisfy { $0.totalOps == UInt64(validatorIterations(threads: threads)) })
+        }
+    }
+
+    @Test("pinned, oversubscribed 2x: counter exact", arguments: LockRegistry.names)
+    func pinnedOversubscribed(lock: String) throws {
+        let entry = try #require(LockRegistry.lookup(lock))
+        let threads = 2 * max(1, Int(cshims_online_cpus()))
+        guard threads <= (entry.descriptor.maxThreads ?? .max) else { return }
+        let result = try validate(entry, threads: threads, pinned: true)
+        #expect(result.status == .ok)
+        #expect(result.counter == UInt64(threads * validatorIterations(threads: threads)))
+    }
+
+    @Test("trylock succeeds on a free lock and fails on a held one", arguments: LockRegistry.names)
+    func trylockSemantics(lock: String) throws {
+        let entry = try #require(LockRegistry.lookup(lock))
+        guard entry.descriptor.supportsTryLock, entry.descriptor.splitLockUnlock,
+              (entry.descriptor.maxThreads ?? 2) >= 2 else { return }
+        try checkTrylock(entry.type)
+    }
+
+    @Test("the validator catches a lock that does not exclude")
+    func validatorCatchesBrokenLock() throws {
+        let spec = try LockSpec(parsing: "null")
+        let config = RunConfig(
+            spec: spec, threads: (0..<2).map { HarnessThread(index: $0, cpu: nil, node: 0) },
+            length: .iterations(perThread: 2_000_000), sampleEvery: 0)
+        let result = try Harness.run(NotALock.self, workload: Microbenchmark(.init(csLines: 4), memory: LabMemory()),
+                                     config: config)
+        #expect(result.status == .mutexViolation)
+        #expect(result.counter < 4_000_000)
+    }
+}
+
+/// Takes the lock with one context, then tries with another: must fail; after release, succeed.
+func checkTrylock<L: LockAlgorithm>(_ type: L.Type) throws {
+    let lock = try L(LockEnvironment(maxThreads: 2, nodeCount: 1, options: try LockSpec(parsing: L.descriptor.name).options))
+    defer { lock.deallocate() }
+    var a = lock.makeContext(for: ThreadSlot(index: 0, cpu: 0, node: 0))
+    var b = lock.makeContext(for: ThreadSlot(index: 1, cpu: 0, node: 0))
+    defer {
+        lock.freeContext(&a)
+        lock.freeContext(&b)
+    }
+    #expect(lock.tryLock(&a), "\(L.descriptor.name): trylock on a free lock failed")
+    #expect(!lock.tryLock(&b), "\(L.descriptor.name): trylock succeeded while held")
+    lock.unlock(&a)
+    #expect(lock.tryLock(&b), "\(L.descriptor.name): trylock after release failed")
+    lock.unlock(&b)
+    lock.lock(&a)
+    #expect(!lock.tryLock(&b), "\(L.descriptor.name): trylock succeeded while held by lock()")
+    lock.unlock(&a)
+}
+
+/// A "lock" that excludes nothing, for the test that the validator can fail.
+struct NotALock: LockAlgorithm {
+    typealias Context = NoContext
+    static let descriptor = LockDescriptor(name: "not-a-lock", family: .harness, waiting: .none,
+                                           paper: "test only", supportsTryLock: false)
+    init(_ environment: LockEnvironment) {}
+    func lock(_ context: inout NoContext) {}
+    func unlock(_ context: inout NoContext) {}
+    func deallocate() {}
+}
