@@ -111,11 +111,11 @@ extension Topology {
         let oversubscribed = threads > cpusUsed
         var notes: [String] = []
         if oversubscribed {
-            notes.append("\(plural(threads, "thread")) on \(plural(cpusUsed, "CPU")): oversubscribed "
-                + "\(ratio(threads, cpusUsed))x, placement wraps round")
+            notes.append("\(TopologyText.plural(threads, "thread")) on \(TopologyText.plural(cpusUsed, "CPU")): oversubscribed "
+                + "\(TopologyText.ratio(threads, cpusUsed))x, placement wraps round")
         }
         if cpusUsed > coresUsed {
-            notes.append("\(plural(cpusUsed, "CPU")) on \(plural(coresUsed, "core")): SMT siblings share cores")
+            notes.append("\(TopologyText.plural(cpusUsed, "CPU")) on \(TopologyText.plural(coresUsed, "core")): SMT siblings share cores")
         }
         return Plan(threads: placed, oversubscribed: oversubscribed,
                     note: notes.isEmpty ? nil : notes.joined(separator: "; "))
@@ -144,17 +144,10 @@ extension Topology {
             return try list.map { cpu in
                 guard let info = info(cpu: cpu) else {
                     throw LabError.impossible("--placement \(placement): cpu \(cpu) is not in \(sourceDescription) "
-                        + "(cpus \(cpuRanges(cpus.map(\.cpu))))")
+                        + "(cpus \(TopologyText.cpuRanges(cpus.map(\.cpu))))")
                 }
                 return info
             }
         }
     }
-}
-
-/// "4" for 8/2, "1.5" for 3/2.
-private func ratio(_ a: Int, _ b: Int) -> String {
-    if a % b == 0 { return "\(a / b)" }
-    let tenths = (a * 10 + b / 2) / b
-    return "\(tenths / 10).\(tenths % 10)"
 }

@@ -90,14 +90,14 @@ public struct Topology: Sendable {
     /// One line for the CSV `machine` column and the manifest, e.g.
     /// "1 package, 1 node, 2 cores, 2 PUs (this machine)". It contains commas: quote it in CSV.
     public var summary: String {
-        var nodes = plural(nodeCount, "node")
+        var nodes = TopologyText.plural(nodeCount, "node")
         if let virtualNodes {
-            nodes = "\(plural(virtualNodes, "virtual node")) (\(plural(realNodeCount, "real node")))"
+            nodes = "\(TopologyText.plural(virtualNodes, "virtual node")) (\(TopologyText.plural(realNodeCount, "real node")))"
         }
-        var parts = [plural(packageCount, "package"), nodes]
-        if hasL3Info, l3Count != packageCount { parts.append(plural(l3Count, "L3 group")) }
-        parts.append(plural(coreCount, "core"))
-        parts.append(plural(cpus.count, "PU"))
+        var parts = [TopologyText.plural(packageCount, "package"), nodes]
+        if hasL3Info, l3Count != packageCount { parts.append(TopologyText.plural(l3Count, "L3 group")) }
+        parts.append(TopologyText.plural(coreCount, "core"))
+        parts.append(TopologyText.plural(cpus.count, "PU"))
         return parts.joined(separator: ", ") + " (\(sourceDescription))"
     }
 
@@ -128,7 +128,7 @@ public struct Topology: Sendable {
         if let cpuModel { lines.append("cpu model: \(cpuModel)") }
         if !isThisSystem { lines.append("not this machine: placements can be planned but not bound") }
         if let virtualNodes {
-            lines.append("virtual nodes: the \(plural(coreCount, "core")) split into \(virtualNodes) contiguous groups")
+            lines.append("virtual nodes: the \(TopologyText.plural(coreCount, "core")) split into \(virtualNodes) contiguous groups")
         }
         for package in Set(cpus.map(\.package)).sorted() {
             lines.append("package \(package)")
@@ -295,21 +295,31 @@ enum HwlocDiscovery {
     }
 }
 
-/// "1 package", "2 packages".
-func plural(_ count: Int, _ noun: String) -> String {
-    "\(count) \(noun)\(count == 1 ? "" : "s")"
-}
-
-/// A cpu list as ranges: [0,1,2,3,8,10] -> "0-3,8,10".
-func cpuRanges(_ cpus: [Int]) -> String {
-    let sorted = Set(cpus).sorted()
-    var parts: [String] = []
-    var i = 0
-    while i < sorted.count {
-        var j = i
-        while j + 1 < sorted.count, sorted[j + 1] == sorted[j] + 1 { j += 1 }
-        parts.append(j == i ? "\(sorted[i])" : "\(sorted[i])-\(sorted[j])")
-        i = j + 1
+/// Text helpers for topology and plan messages (a namespace, so the names stay out of the module).
+enum TopologyText {
+    /// "1 package", "2 packages".
+    static func plural(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
     }
-    return parts.joined(separator: ",")
+
+    /// A cpu list as ranges: [0,1,2,3,8,10] -> "0-3,8,10".
+    static func cpuRanges(_ cpus: [Int]) -> String {
+        let sorted = Set(cpus).sorted()
+        var parts: [String] = []
+        var i = 0
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count, sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            parts.append(j == i ? "\(sorted[i])" : "\(sorted[i])-\(sorted[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// "4" for 8/2, "1.5" for 3/2.
+    static func ratio(_ a: Int, _ b: Int) -> String {
+        if a % b == 0 { return "\(a / b)" }
+        let tenths = (a * 10 + b / 2) / b
+        return "\(tenths / 10).\(tenths % 10)"
+    }
 }
