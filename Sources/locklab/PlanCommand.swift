@@ -1,7 +1,67 @@
+// `locklab plan`: which CPU each thread of a run would use, without running anything.
+
 import ArgumentParser
+import Foundation
 import LockLab
 
 struct PlanCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "plan", abstract: "TODO")
-    func run() throws { throw ValidationError("not yet implemented") }
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show which CPU, core, node and package each thread would run on.",
+        discussion: "More threads than CPUs wrap round the placement and are reported as oversubscribed.")
+
+    @Option(help: ArgumentHelp("Number of threads to place (at least 1).", valueName: "N"))
+    var threads: Int
+
+    @Option(help: ArgumentHelp("compact (fill node 0's cores, then node 1's, SMT siblings last), scatter (round-robin over nodes, SMT siblings last) or cpus:LIST (exactly these OS CPUs in order, e.g. cpus:0,2,4 or cpus:0-3).",
+                               valueName: "placement"))
+    var placement: String = "compact"
+
+    @Flag(help: "Print CSV: the header thread,cpu,core,node,package and one row per thread (notes go to stderr).")
+    var csv = false
+
+    @OptionGroup var topology: TopologyOptions
+
+    func run() throws {
+        let machine = try topology.load()
+        let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement))
+        if csv {
+            print("thread,cpu,core,node,package")
+            for t in plan.threads { print("\(t.thread),\(t.cpu),\(t.core),\(t.node),\(t.package)") }
+            if let note = plan.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+            return
+        }
+        print("\(plural(threads, "thread")), \(placement), on \(machine.summary)")
+        if !machine.isThisSystem { print("not this machine: a plan only, threads cannot be bound") }
+        let virtual = machine.virtualNodes != nil
+        var header = ["thread", "cpu", "core", "node"]
+        if virtual { header.append("real node") }
+        header.append("package")
+        var rows: [[String]] = []
+        for t in plan.threads {
+            var row = [t.thread, t.cpu, t.core, t.node].map(String.init)
+            if virtual { row.append(String(t.realNode)) }
+            row.append(String(t.package))
+            rows.append(row)
+        }
+        print(table(header: header, rows: rows))
+        print("\(plural(plan.cpusUsed, "CPU")) on \(plural(plan.nodesUsed, "node")) used")
+        if let note = plan.note { print("note: \(note)") }
+    }
+}
+
+/// Right-aligned columns, two spaces apart.
+private func table(header: [String], rows: [[String]]) -> String {
+    let widths = header.indices.map { column in
+        ([header[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
+    }
+    func line(_ cells: [String]) -> String {
+        cells.indices.map { String(repeating: " ", count: widths[$0] - cells[$0].count) + cells[$0] }
+            .joined(separator: "  ")
+    }
+    return ([line(header)] + rows.map(line)).joined(separator: "\n")
+}
+
+private func plural(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
 }

@@ -1,0 +1,153 @@
+// Thread placement: which cpu each benchmark thread runs on.
+//
+// A placement orders the topology's cpus into slots; thread k takes slot k % slots, so more threads
+// than slots wrap round and the plan says it is oversubscribed.
+// - compact: node 0's cores one PU each, then node 1's, …; second PUs (SMT siblings) of every core
+//   only after every core of every node has a thread. Sort key (smt, node, core).
+// - scatter: thread i on node i % nodes while nodes have free slots; within a node cores in order,
+//   SMT siblings last. Per-node slot lists sorted by (smt, core), then interleaved.
+// - cpus:LIST: exactly those OS cpus, in the given order.
+
+/// How threads are laid out over the machine.
+public enum Placement: Sendable, Equatable, CustomStringConvertible {
+    /// Fill one node's cores before the next; SMT siblings last.
+    case compact
+    /// Round-robin over nodes; SMT siblings last.
+    case scatter
+    /// Exactly these OS cpus, in order.
+    case cpus([Int])
+
+    static let accepted = "'compact', 'scatter' or 'cpus:' and a list of OS cpus such as cpus:0,2,4 or cpus:0-3,8"
+
+    /// Parses "compact", "scatter" or "cpus:0,2,4" (ranges "a-b" are allowed in the list).
+    public init(parsing text: String) throws {
+        switch text {
+        case "compact": self = .compact
+        case "scatter": self = .scatter
+        default:
+            guard text.hasPrefix("cpus:") else {
+                throw LabError.badValue(flag: "--placement", value: text, accepted: Self.accepted)
+            }
+            let list = text.dropFirst("cpus:".count)
+            var cpus: [Int] = []
+            for item in list.split(separator: ",", omittingEmptySubsequences: false) {
+                let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
+                if bounds.count == 1, let cpu = Int(bounds[0]), cpu >= 0 {
+                    cpus.append(cpu)
+                } else if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), low >= 0, low <= high {
+                    cpus.append(contentsOf: low...high)
+                } else {
+                    throw LabError.badValue(flag: "--placement", value: text, accepted: Self.accepted)
+                }
+            }
+            guard !cpus.isEmpty else {
+                throw LabError.badValue(flag: "--placement", value: text, accepted: Self.accepted)
+            }
+            self = .cpus(cpus)
+        }
+    }
+
+    /// "compact", "scatter" or "cpus:0,2,4"; `Placement(parsing: p.description) == p`.
+    public var description: String {
+        switch self {
+        case .compact: return "compact"
+        case .scatter: return "scatter"
+        case let .cpus(list): return "cpus:" + list.map(String.init).joined(separator: ",")
+        }
+    }
+}
+
+/// Where one thread runs.
+public struct ThreadPlacement: Sendable, Equatable {
+    public let thread: Int
+    public let cpu: Int
+    public let core: Int
+    /// The node as the run sees it (virtual under `--virtual-nodes`).
+    public let node: Int
+    /// hwloc's OS index of the real NUMA node: what libnuma allocation takes.
+    public let realNode: Int
+    public let package: Int
+
+    public init(thread: Int, cpu: Int, core: Int, node: Int, realNode: Int, package: Int) {
+        self.thread = thread
+        self.cpu = cpu
+        self.core = core
+        self.node = node
+        self.realNode = realNode
+        self.package = package
+    }
+}
+
+/// The cpu of every thread of a run.
+public struct Plan: Sendable {
+    /// One entry per thread, in thread order.
+    public let threads: [ThreadPlacement]
+    /// True when some cpu runs more than one thread (threads > distinct cpus used).
+    public let oversubscribed: Bool
+    /// What a reader should know about the plan: oversubscription, shared cores. Nil when nothing.
+    public let note: String?
+
+    /// Distinct nodes (as the run sees them) that have a thread.
+    public var nodesUsed: Int { Set(threads.map(\.node)).count }
+    /// Distinct cpus that have a thread.
+    public var cpusUsed: Int { Set(threads.map(\.cpu)).count }
+}
+
+extension Topology {
+    /// Places `threads` threads. Throws a `LabError` for threads < 1 or a cpu the topology lacks.
+    public func plan(threads: Int, placement: Placement) throws -> Plan {
+        guard threads >= 1 else {
+            throw LabError.badValue(flag: "--threads", value: "\(threads)", accepted: "a whole number of at least 1")
+        }
+        let slots = try self.slots(for: placement)
+        let placed = (0..<threads).map { thread -> ThreadPlacement in
+            let c = slots[thread % slots.count]
+            return ThreadPlacement(thread: thread, cpu: c.cpu, core: c.core, node: c.node, realNode: c.realNode,
+                                   package: c.package)
+        }
+
+        let cpusUsed = Set(placed.map(\.cpu)).count
+        let coresUsed = Set(placed.map(\.core)).count
+        let oversubscribed = threads > cpusUsed
+        var notes: [String] = []
+        if oversubscribed {
+            notes.append("\(TopologyText.plural(threads, "thread")) on \(TopologyText.plural(cpusUsed, "CPU")): oversubscribed "
+                + "\(TopologyText.ratio(threads, cpusUsed))x, placement wraps round")
+        }
+        if cpusUsed > coresUsed {
+            notes.append("\(TopologyText.plural(cpusUsed, "CPU")) on \(TopologyText.plural(coresUsed, "core")): SMT siblings share cores")
+        }
+        return Plan(threads: placed, oversubscribed: oversubscribed,
+                    note: notes.isEmpty ? nil : notes.joined(separator: "; "))
+    }
+
+    /// The cpus in the order the placement hands them out.
+    func slots(for placement: Placement) throws -> [CPUInfo] {
+        switch placement {
+        case .compact:
+            return cpus.sorted { ($0.smt, $0.node, $0.core, $0.cpu) < ($1.smt, $1.node, $1.core, $1.cpu) }
+
+        case .scatter:
+            let byNode = Dictionary(grouping: cpus, by: \.node)
+            let perNode = byNode.keys.sorted().map { node in
+                byNode[node]!.sorted { ($0.smt, $0.core, $0.cpu) < ($1.smt, $1.core, $1.cpu) }
+            }
+            // Round r takes the r-th slot of each node that still has one.
+            var order: [CPUInfo] = []
+            order.reserveCapacity(cpus.count)
+            for round in 0..<(perNode.map(\.count).max() ?? 0) {
+                for slots in perNode where round < slots.count { order.append(slots[round]) }
+            }
+            return order
+
+        case let .cpus(list):
+            return try list.map { cpu in
+                guard let info = info(cpu: cpu) else {
+                    throw LabError.impossible("--placement \(placement): cpu \(cpu) is not in \(sourceDescription) "
+                        + "(cpus \(TopologyText.cpuRanges(cpus.map(\.cpu))))")
+                }
+                return info
+            }
+        }
+    }
+}
