@@ -44,24 +44,8 @@ struct PlanCommand: ParsableCommand {
             row.append(String(t.package))
             rows.append(row)
         }
-        print(table(header: header, rows: rows))
+        print(textTable(header: header, rows: rows))
         print("\(plural(plan.cpusUsed, "CPU")) on \(plural(plan.nodesUsed, "node")) used")
         if let note = plan.note { print("note: \(note)") }
     }
-}
-
-/// Right-aligned columns, two spaces apart.
-private func table(header: [String], rows: [[String]]) -> String {
-    let widths = header.indices.map { column in
-        ([header[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
-    }
-    func line(_ cells: [String]) -> String {
-        cells.indices.map { String(repeating: " ", count: widths[$0] - cells[$0].count) + cells[$0] }
-            .joined(separator: "  ")
-    }
-    return ([line(header)] + rows.map(line)).joined(separator: "\n")
-}
-
-private func plural(_ count: Int, _ noun: String) -> String {
-    "\(count) \(noun)\(count == 1 ? "" : "s")"
 }

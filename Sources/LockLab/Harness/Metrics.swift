@@ -90,7 +90,7 @@ public struct RunSummary: Sendable {
         ops = perThread.reduce(0, +)
         opsPerSecond = elapsedSeconds > 0 ? Double(ops) / elapsedSeconds : 0
         nanosecondsPerOp = opsPerSecond > 0 ? 1e9 / opsPerSecond : 0
-        jainFairness = Self.jain(perThread.map(Double.init))
+        jainFairness = Self.jain(perThread.map { Double($0) })
         minThreadOps = perThread.min() ?? 0
         maxThreadOps = perThread.max() ?? 0
         var merged: Histogram<UInt64>? = nil

@@ -62,8 +62,9 @@ public struct SessionSettings: Sendable {
         if !topology.isThisSystem {
             throw LabError.impossible("cannot run on a loaded topology (\(topology.sourceDescription)): use `locklab plan` for other machines")
         }
+        // A lock limited to fewer threads (null: 1) is skipped at larger counts, but must run somewhere.
         for spec in locks {
-            if let maxThreads = spec.entry.descriptor.maxThreads, let t = threadCounts.first(where: { $0 > maxThreads }) {
+            if let maxThreads = spec.entry.descriptor.maxThreads, let t = threadCounts.min(), t > maxThreads {
                 throw LockError.tooManyThreads(lock: spec.name, threads: t, max: maxThreads)
             }
         }
@@ -78,11 +79,14 @@ public struct SessionSettings: Sendable {
     }
 
     /// Repeats outermost, then thread counts, then locks: a b a b … for every thread count.
+    /// (lock, threads) pairs beyond the lock's thread limit are left out.
     public var plannedRuns: [PlannedRun] {
         var runs: [PlannedRun] = []
         for r in 1...max(1, repeats) {
             for t in threadCounts {
-                for spec in locks { runs.append(PlannedRun(spec: spec, threads: t, repeatIndex: r)) }
+                for spec in locks where t <= (spec.entry.descriptor.maxThreads ?? .max) {
+                    runs.append(PlannedRun(spec: spec, threads: t, repeatIndex: r))
+                }
             }
         }
         return runs

@@ -108,10 +108,12 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
         self.options = LockOptions(values)
     }
 
-    /// Parses a comma-separated list (`mcs,cna:threshold=1000`).
+    /// Parses a comma-separated list (`mcs,cna:threshold=1000`); `all` is every registered lock.
     public static func parseList(_ text: String) throws -> [LockSpec] {
         let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if items.isEmpty { throw LockError.malformedSpec(text) }
-        return try items.map { try LockSpec(parsing: $0) }
+        return try items.flatMap { item in
+            item == "all" ? try LockRegistry.names.map { try LockSpec(parsing: $0) } : [try LockSpec(parsing: item)]
+        }
     }
 }

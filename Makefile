@@ -1,0 +1,54 @@
+# LockLab: set-up, build, run and test. `make quick` is the main job, `make test` the tests.
+
+SHELL := /bin/bash
+APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc
+MACHINE ?= $(shell hostname -s)
+RESULTS ?= results/$(MACHINE)
+LOCKLAB := .build/release/locklab
+PYTHON ?= python3
+REPORT_REQUIREMENTS := Experiments/report/requirements.txt
+
+.PHONY: setup setup-system setup-python build build-debug quick test test-swift test-python compare-ck clean
+
+## setup: install what is missing (system packages need root), then the report's Python packages
+setup: setup-system setup-python
+
+setup-system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+	fi
+
+setup-python:
+	@if [ -f $(REPORT_REQUIREMENTS) ]; then \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check -r $(REPORT_REQUIREMENTS); fi
+
+build: setup-system
+	swift build -c release --product locklab
+
+build-debug: setup-system
+	swift build
+
+## quick: the main job, a short run of every lock at 1 and 2 threads into results/
+quick: build
+	$(LOCKLAB) run --lock all --threads 1,2 --duration 0.5 --warmup 0.2 --repeat 3 --out $(RESULTS)/quick
+
+## compare-ck: each Swift lock beside its Concurrency Kit twin, 5 repeats interleaved
+compare-ck: build
+	$(LOCKLAB) run --lock mcs,ck-mcs,ticket,ck-ticket,clh,ck-clh,tas,ck-fas,null --threads 1,2 --repeat 5 \
+	  --out $(RESULTS)/compare-ck
+
+## test: every test: the Swift suite (mutual exclusion, topology, output) and the report's tests
+test: setup test-swift test-python
+
+test-swift:
+	swift build --build-tests
+	swift test --skip-build
+
+test-python:
+	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q Experiments/report/tests; fi
+
+clean:
+	rm -rf .build
