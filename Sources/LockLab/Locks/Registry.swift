@@ -8,23 +8,23 @@ public enum LockRegistry {
     public static let all: [any LockAlgorithm.Type] = [
         NullLock.self,
         // Baselines
-        // PthreadMutexLock.self,
-        // PthreadAdaptiveLock.self,
-        // PthreadSpinLock.self,
-        // SwiftMutexLock.self,
+        PthreadMutexLock.self,
+        PthreadAdaptiveLock.self,
+        PthreadSpinLock.self,
+        SwiftMutexLock.self,
         // Concurrency Kit references
-        // CKFASLock.self,
-        // CKTicketLock.self,
-        // CKMCSLock.self,
-        // CKCLHLock.self,
+        CKFASLock.self,
+        CKTicketLock.self,
+        CKMCSLock.self,
+        CKCLHLock.self,
         // Spin locks
         TASLock.self,
-        // TTASLock.self,
-        // BackoffLock.self,
-        // TicketLock.self,
-        // AndersonLock.self,
+        TTASLock.self,
+        BackoffLock.self,
+        TicketLock.self,
+        AndersonLock.self,
         // Queue locks
-        // CLHLock.self,
+        CLHLock.self,
         MCSLock.self,
     ]
 
