@@ -8,23 +8,23 @@ public enum LockRegistry {
     public static let all: [LockEntry] = [
         LockEntry(NullLock.self),
         // Baselines
-        // LockEntry(PthreadMutexLock.self),
-        // LockEntry(PthreadAdaptiveLock.self),
-        // LockEntry(PthreadSpinLock.self),
-        // LockEntry(SwiftMutexLock.self),
+        LockEntry(PthreadMutexLock.self),
+        LockEntry(PthreadAdaptiveLock.self),
+        LockEntry(PthreadSpinLock.self),
+        LockEntry(SwiftMutexLock.self),
         // Concurrency Kit references
-        // LockEntry(CKFASLock.self),
-        // LockEntry(CKTicketLock.self),
-        // LockEntry(CKMCSLock.self),
-        // LockEntry(CKCLHLock.self),
+        LockEntry(CKFASLock.self),
+        LockEntry(CKTicketLock.self),
+        LockEntry(CKMCSLock.self),
+        LockEntry(CKCLHLock.self),
         // Spin locks
         LockEntry(TASLock.self),
-        // LockEntry(TTASLock.self),
-        // LockEntry(BackoffLock.self),
-        // LockEntry(TicketLock.self),
-        // LockEntry(AndersonLock.self),
+        LockEntry(TTASLock.self),
+        LockEntry(BackoffLock.self),
+        LockEntry(TicketLock.self),
+        LockEntry(AndersonLock.self),
         // Queue locks
-        // LockEntry(CLHLock.self),
+        LockEntry(CLHLock.self),
         LockEntry(MCSLock.self),
     ]
 
