@@ -54,9 +54,10 @@ def _pm(v, se, spec, scale=1.0) -> str:
     return f"{a} +/- {b}" if b else a
 
 
-def _table(header, rows) -> list:
+def _table(header, rows, left=(0,)) -> list:
+    """Markdown table; columns in `left` are left-aligned, others right."""
     out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" if i == 0 else "---:"
+           "|" + "|".join("---" if i in left else "---:"
                           for i in range(len(header))) + "|"]
     for r in rows:
         out.append("| " + " | ".join(_cell(c) for c in r) + " |")
@@ -93,7 +94,7 @@ def fit_table(fit_rows_for_workload) -> list:
             _num(r["usl_r2"], ".4f"),
             r["note"] or "",
         ])
-    return _table(header, rows)
+    return _table(header, rows, left=(0, len(header) - 1))
 
 
 def write_report(path, runs, fit_rows, figure_index) -> None:
@@ -112,7 +113,7 @@ def write_report(path, runs, fit_rows, figure_index) -> None:
         if key in runs.manifest and runs.manifest[key] not in (None, ""):
             info.append([f"{key} (manifest)",
                          f"`{_manifest_value(runs.manifest[key])}`"])
-    lines += _table(["", ""], info)
+    lines += _table(["item", "value"], info, left=(0, 1))
     lines.append("")
     if runs.manifest_error:
         lines += [f"Note: {runs.manifest_error}.", ""]

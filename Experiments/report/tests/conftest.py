@@ -15,13 +15,13 @@ from report.load import REQUIRED_COLUMNS  # noqa: E402
 
 # lock label -> (lambda ops/s, sigma, kappa)
 TRUE_USL = {
-    "mcs": (12e6, 0.05, 0.002),
+    "mcs": (12e6, 0.10, 0.004),
     "tas": (40e6, 0.30, 0.010),
-    "cna:threshold=1000": (10e6, 0.10, 0.001),
+    "cna:threshold=1000": (10e6, 0.20, 0.005),
 }
 THREADS = tuple(range(1, 17))
 REPEATS = 3
-NOISE = 0.01          # multiplicative, 1 sigma
+NOISE = 0.005         # multiplicative, 1 sigma
 SEED = 20240601
 
 
