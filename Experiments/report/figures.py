@@ -238,8 +238,9 @@ def _clean_old(fig_dir) -> None:
             os.remove(os.path.join(fig_dir, name))
 
 
-def make_figures(df, fit_rows, out_dir) -> list:
-    """Write all figures into out_dir/figures. Returns
+def make_figures(df, fit_rows, out_dir, only=None) -> list:
+    """Write the figures (all, or those whose stem is in `only`) into
+    out_dir/figures. Returns
     [(workload, [(Metric, relative path without extension), ...]), ...]."""
     configure_matplotlib()
     fig_dir = os.path.join(out_dir, "figures")
@@ -258,6 +259,8 @@ def make_figures(df, fit_rows, out_dir) -> list:
         wdf = df[mask]
         made = []
         for metric in METRICS:
+            if only is not None and metric.stem not in only:
+                continue
             fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
             _draw(fig, metric, wdf, w, styles, fit_rows, machine_label)
             rel = f"figures/{metric.stem}{suffixes[w]}"

@@ -10,7 +10,8 @@ struct LockLabCommand: ParsableCommand {
         commandName: "locklab",
         abstract: "Measure how locks scale on multicore and NUMA machines.",
         version: lockLabVersion,
-        subcommands: [ListCommand.self, TopologyCommand.self, PlanCommand.self, RunCommand.self])
+        subcommands: [ListCommand.self, TopologyCommand.self, PlanCommand.self, RunCommand.self,
+                      SweepCommand.self, ReportCommand.self])
 
     /// Bad input of any kind (flag, lock, option, placement, file) ends with one line on stderr and
     /// exit code 2; help and version exit 0 as usual.
@@ -18,6 +19,8 @@ struct LockLabCommand: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
         } catch {
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }

@@ -71,9 +71,9 @@ struct RunCommand: ParsableCommand {
         let counts = try parseThreadCounts(threads, cpus: machineTopology.cpus.count)
         let settings = SessionSettings(
             locks: specs, threadCounts: counts, repeats: repeats,
-            workload: MicrobenchmarkParameters(csLines: csLines, csNanoseconds: csNanoseconds,
-                                               ncsNanoseconds: ncsNanoseconds, ncsRandom: ncsRandom),
-            placement: try Placement(parsing: placement), memory: try MemoryPolicy(parsing: memNode),
+            workloads: [MicrobenchmarkParameters(csLines: csLines, csNanoseconds: csNanoseconds,
+                                                 ncsNanoseconds: ncsNanoseconds, ncsRandom: ncsRandom)],
+            placements: [try Placement(parsing: placement)], memory: try MemoryPolicy(parsing: memNode),
             warmupSeconds: warmup, durationSeconds: duration, sampleEvery: sample, seed: seed,
             stallTimeoutSeconds: stallTimeout)
         try settings.validate(on: machineTopology)
@@ -86,9 +86,12 @@ struct RunCommand: ParsableCommand {
                                 command: CommandLine.arguments.joined(separator: " "), allowMixing: allowMixing)
 
         let planned = settings.plannedRuns
-        print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(settings.placement), build \(build.gitCommit) (\(build.configuration))")
+        print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.gitCommit) (\(build.configuration))")
+        for spec in settings.skippedLocks {
+            print("note: \(spec.label) runs at most \(spec.entry.descriptor.maxThreads ?? 0) thread(s): skipped")
+        }
         for t in counts {
-            if let note = try machineTopology.plan(threads: t, placement: settings.placement).note { print("note: \(note)") }
+            if let note = try machineTopology.plan(threads: t, placement: settings.placements[0]).note { print("note: \(note)") }
         }
         let header = ["lock", "thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
         print(textTable(header: header, rows: []))

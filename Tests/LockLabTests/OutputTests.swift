@@ -31,8 +31,8 @@ struct OutputTests {
         let topology = try Topology.load(virtualNodes: 2)
         let settings = SessionSettings(
             locks: try LockSpec.parseList("null,tas,mcs"), threadCounts: [1, 2], repeats: 2,
-            workload: .init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true),
-            placement: .scatter, warmupSeconds: 0.01, durationSeconds: 0.05, sampleEvery: 4)
+            workloads: [.init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true)],
+            placements: [.scatter], warmupSeconds: 0.01, durationSeconds: 0.05, sampleEvery: 4)
         try settings.validate(on: topology)
         let writer = try ResultsWriter(directory: dir)
         _ = try Manifest.record(in: dir, machine: MachineInfo.current(), build: BuildInfo.current(),

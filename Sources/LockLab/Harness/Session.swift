@@ -8,8 +8,12 @@ public struct SessionSettings: Sendable {
     public var locks: [LockSpec]
     public var threadCounts: [Int]
     public var repeats: Int
-    public var workload: MicrobenchmarkParameters
-    public var placement: Placement
+    /// Every workload of the matrix (`run` has one; an experiment file may sweep several).
+    public var workloads: [MicrobenchmarkParameters]
+    public var placements: [Placement]
+    /// Run order: nil interleaves deterministically (repeat, threads, workload, placement, lock);
+    /// a seed shuffles each repeat's runs with it (the sweep), repeats still outermost.
+    public var shuffleSeed: UInt64?
     public var memory: MemoryPolicy
     public var warmupSeconds: Double
     public var durationSeconds: Double
@@ -19,15 +23,16 @@ public struct SessionSettings: Sendable {
     public var experiment: String
 
     public init(locks: [LockSpec], threadCounts: [Int], repeats: Int = 1,
-                workload: MicrobenchmarkParameters = .init(), placement: Placement = .compact,
-                memory: MemoryPolicy = .local, warmupSeconds: Double = 0.2, durationSeconds: Double = 1,
+                workloads: [MicrobenchmarkParameters] = [.init()], placements: [Placement] = [.compact],
+                shuffleSeed: UInt64? = nil, memory: MemoryPolicy = .local, warmupSeconds: Double = 0.2, durationSeconds: Double = 1,
                 sampleEvery: Int = Harness.defaultSampleEvery, seed: UInt64 = 1, stallTimeoutSeconds: Double = 30,
                 experiment: String = "") {
         self.locks = locks
         self.threadCounts = threadCounts
         self.repeats = repeats
-        self.workload = workload
-        self.placement = placement
+        self.workloads = workloads
+        self.placements = placements
+        self.shuffleSeed = shuffleSeed
         self.memory = memory
         self.warmupSeconds = warmupSeconds
         self.durationSeconds = durationSeconds
@@ -49,11 +54,14 @@ public struct SessionSettings: Sendable {
             throw LabError.badValue(flag: "--duration", value: "\(durationSeconds)", accepted: "seconds > 0")
         }
         if warmupSeconds < 0 { throw LabError.badValue(flag: "--warmup", value: "\(warmupSeconds)", accepted: "seconds >= 0") }
-        if workload.csLines < 0 || workload.csLines > 1 << 16 {
-            throw LabError.badValue(flag: "--cs-lines", value: "\(workload.csLines)", accepted: "0...65536")
+        if workloads.isEmpty || placements.isEmpty { throw LabError.impossible("no workload or no placement to run") }
+        for workload in workloads {
+            if workload.csLines < 0 || workload.csLines > 1 << 16 {
+                throw LabError.badValue(flag: "--cs-lines", value: "\(workload.csLines)", accepted: "0...65536")
+            }
+            if workload.csNanoseconds < 0 { throw LabError.badValue(flag: "--cs-ns", value: "\(workload.csNanoseconds)", accepted: "ns >= 0") }
+            if workload.ncsNanoseconds < 0 { throw LabError.badValue(flag: "--ncs-ns", value: "\(workload.ncsNanoseconds)", accepted: "ns >= 0") }
         }
-        if workload.csNanoseconds < 0 { throw LabError.badValue(flag: "--cs-ns", value: "\(workload.csNanoseconds)", accepted: "ns >= 0") }
-        if workload.ncsNanoseconds < 0 { throw LabError.badValue(flag: "--ncs-ns", value: "\(workload.ncsNanoseconds)", accepted: "ns >= 0") }
         if sampleEvery < 0 { throw LabError.badValue(flag: "--sample", value: "\(sampleEvery)", accepted: "0 (off) or K >= 1") }
         if case let .node(n) = memory, n >= LabMemory.realNodeCount {
             throw LabError.badValue(flag: "--mem-node", value: "\(n)",
@@ -62,34 +70,73 @@ public struct SessionSettings: Sendable {
         if !topology.isThisSystem {
             throw LabError.impossible("cannot run on a loaded topology (\(topology.sourceDescription)): use `locklab plan` for other machines")
         }
-        // A lock limited to fewer threads (null: 1) is skipped at larger counts, but must run somewhere.
-        for spec in locks {
-            if let maxThreads = spec.entry.descriptor.maxThreads, let t = threadCounts.min(), t > maxThreads {
-                throw LockError.tooManyThreads(lock: spec.name, threads: t, max: maxThreads)
-            }
+        // A lock limited to fewer threads (null: 1) is left out at larger counts (`skippedLocks`
+        // says which); the matrix must still hold some run.
+        if plannedRuns.isEmpty, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
+            throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)
         }
-        for t in threadCounts { _ = try topology.plan(threads: t, placement: placement) }
+        for t in threadCounts { for p in placements { _ = try topology.plan(threads: t, placement: p) } }
     }
 
     /// One run of the matrix, before it is run.
     public struct PlannedRun: Sendable {
         public let spec: LockSpec
         public let threads: Int
+        public let workload: MicrobenchmarkParameters
+        public let placement: Placement
         public let repeatIndex: Int
     }
 
-    /// Repeats outermost, then thread counts, then locks: a b a b … for every thread count.
+    /// The matrix in run order. Repeats are outermost, so every configuration has run r times
+    /// before any runs r + 1 times; within a repeat the order is threads, workload, placement,
+    /// lock (a b a b ...) or, with `shuffleSeed`, a seeded shuffle of that repeat's runs.
     /// (lock, threads) pairs beyond the lock's thread limit are left out.
     public var plannedRuns: [PlannedRun] {
         var runs: [PlannedRun] = []
         for r in 1...max(1, repeats) {
+            var round: [PlannedRun] = []
             for t in threadCounts {
-                for spec in locks where t <= (spec.entry.descriptor.maxThreads ?? .max) {
-                    runs.append(PlannedRun(spec: spec, threads: t, repeatIndex: r))
+                for w in workloads {
+                    for p in placements {
+                        for spec in locks where t <= (spec.entry.descriptor.maxThreads ?? .max) {
+                            round.append(PlannedRun(spec: spec, threads: t, workload: w, placement: p, repeatIndex: r))
+                        }
+                    }
                 }
             }
+            if let seed = shuffleSeed {
+                var rng = SplitMix64(seed: seed &+ UInt64(r) &* 0x9E37_79B9_7F4A_7C15)
+                round.shuffle(using: &rng)
+            }
+            runs += round
         }
         return runs
+    }
+
+    /// Locks that run at none of the thread counts.
+    public var skippedLocks: [LockSpec] {
+        locks.filter { spec in threadCounts.allSatisfy { $0 > (spec.entry.descriptor.maxThreads ?? .max) } }
+    }
+
+    /// The key under which a planned run is recorded (runs.csv's `config_key`).
+    public func configKey(_ run: PlannedRun, topology: Topology) -> String {
+        RunDescription.configKey(spec: run.spec, threads: run.threads, placement: run.placement.description,
+                                 virtualNodes: topology.virtualNodes, workload: run.workload,
+                                 memNode: memory.description, durationSeconds: durationSeconds,
+                                 repeatIndex: run.repeatIndex)
+    }
+}
+
+/// A small, fixed, seedable generator (Swift's default generator is not seedable): SplitMix64.
+public struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
@@ -97,19 +144,19 @@ public enum Session {
     /// Runs one planned run and returns its description and summary (not yet written).
     public static func execute(_ run: SessionSettings.PlannedRun, settings: SessionSettings, topology: Topology,
                                runID: String, machine: String, gitCommit: String) throws -> (RunDescription, RunSummary) {
-        let plan = try topology.plan(threads: run.threads, placement: settings.placement)
+        let plan = try topology.plan(threads: run.threads, placement: run.placement)
         let threads = plan.threads.map { HarnessThread(index: $0.thread, cpu: $0.cpu, node: $0.node) }
         let config = RunConfig(
             spec: run.spec, threads: threads, nodeCount: topology.nodeCount,
             length: .timed(warmupSeconds: settings.warmupSeconds, measureSeconds: settings.durationSeconds),
             sampleEvery: settings.sampleEvery, trylockEvery: 0, memory: LabMemory(policy: settings.memory),
             seed: settings.seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: settings.stallTimeoutSeconds)
-        let raw = try run.spec.entry.run(config, settings.workload)
+        let raw = try run.spec.entry.run(config, run.workload)
         let summary = RunSummary(raw)
         let description = RunDescription(
-            runID: runID, spec: run.spec, threads: run.threads, placement: settings.placement.description,
+            runID: runID, spec: run.spec, threads: run.threads, placement: run.placement.description,
             nodes: plan.nodesUsed, virtualNodes: topology.virtualNodes, oversubscribed: plan.oversubscribed,
-            workload: settings.workload, memNode: settings.memory.description,
+            workload: run.workload, memNode: settings.memory.description,
             durationSeconds: settings.durationSeconds, warmupSeconds: settings.warmupSeconds,
             repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: settings.sampleEvery,
             machine: machine, gitCommit: gitCommit, experiment: settings.experiment)

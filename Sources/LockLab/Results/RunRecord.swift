@@ -48,10 +48,16 @@ public struct RunDescription: Sendable {
     /// Identifies the configuration and repeat, independent of order and time: what a resumed
     /// sweep looks up to skip runs already recorded.
     public var configKey: String {
-        let w = workload
-        return [spec.label, "t\(threads)", placement, "vn\(virtualNodes ?? 0)", "cl\(w.csLines)", "cs\(w.csNanoseconds)",
-                "ncs\(w.ncsNanoseconds)\(w.ncsRandom ? "r" : "")", "mem\(memNode)", "d\(csvNumber(durationSeconds))",
-                "r\(repeatIndex)"].joined(separator: "|")
+        Self.configKey(spec: spec, threads: threads, placement: placement, virtualNodes: virtualNodes, workload: workload,
+                       memNode: memNode, durationSeconds: durationSeconds, repeatIndex: repeatIndex)
+    }
+
+    public static func configKey(spec: LockSpec, threads: Int, placement: String, virtualNodes: Int?,
+                                 workload w: MicrobenchmarkParameters, memNode: String, durationSeconds: Double,
+                                 repeatIndex: Int) -> String {
+        [spec.label, "t\(threads)", placement, "vn\(virtualNodes ?? 0)", "cl\(w.csLines)", "cs\(w.csNanoseconds)",
+         "ncs\(w.ncsNanoseconds)\(w.ncsRandom ? "r" : "")", "mem\(memNode)", "d\(csvNumber(durationSeconds))",
+         "r\(repeatIndex)"].joined(separator: "|")
     }
 }
 
@@ -138,11 +144,35 @@ public final class ResultsWriter {
             throw LabError.io("cannot create output folder \(directory): \(error.localizedDescription)")
         }
         let runsPath = (directory as NSString).appendingPathComponent("runs.csv")
+        let threadsPath = (directory as NSString).appendingPathComponent("threads.csv")
         runs = try CSVAppender(path: runsPath, header: RunRecord.runColumns)
-        threads = try CSVAppender(path: (directory as NSString).appendingPathComponent("threads.csv"),
-                                  header: RunRecord.threadColumns)
         existingRows = try readCSV(path: runsPath).rows
+        try Self.dropOrphanThreadRows(path: threadsPath, runIDs: Set(existingRows.compactMap { $0["run_id"] }))
+        threads = try CSVAppender(path: threadsPath, header: RunRecord.threadColumns)
     }
+
+    /// Thread rows are written before their run row; a crash between the two leaves thread rows of
+    /// a run that is not recorded (and will run again). Remove them, atomically (write + rename).
+    static func dropOrphanThreadRows(path: String, runIDs: Set<String>) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let text = String(decoding: data, as: UTF8.self)
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        guard let header = lines.first else { return }
+        // Only complete lines (newline-terminated) count; the run id is the first field.
+        let complete = text.hasSuffix("\n") ? lines.dropFirst() : lines.dropFirst().dropLast()
+        let kept = complete.filter { line in runIDs.contains(String(line.prefix { $0 != "," })) }
+        guard kept.count != lines.count - 1 else { return }
+        let tmp = path + ".tmp"
+        let body = ([header] + kept).joined(separator: "\n") + "\n"
+        guard FileManager.default.createFile(atPath: tmp, contents: Data(body.utf8)) else {
+            throw LabError.io("cannot write \(tmp)")
+        }
+        guard rename(tmp, path) == 0 else { throw LabError.io("cannot replace \(path)") }
+    }
+
+    /// The config keys already recorded (any status): a resumed sweep skips them.
+    public var recordedConfigKeys: Set<String> { Set(existingRows.compactMap { $0["config_key"] }) }
 
     /// The next free run id in this folder.
     public func nextRunID() -> String {

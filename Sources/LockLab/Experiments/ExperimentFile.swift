@@ -1,0 +1,357 @@
+// Experiment files (TOML): a matrix of locks x thread counts x workloads x placements, repeats,
+// duration, warm-up, seed, and the figures to draw. Thread counts may be written relative to the
+// machine so one file serves a 2-core laptop and a 4-socket server:
+//   8            a number
+//   "all"        every CPU of the topology;  "per-node": the CPUs of one node
+//   "2x"         twice the CPUs (oversubscription)
+//   "1..all"     every count from 1 to all;  "1..all step node": 1, then every multiple of a node's
+//                CPUs up to all;  "1..16 step 4": 1, 4, 8, 12, 16 (the ends are always included)
+// Every error names the file and the field, on one line.
+//
+//   name = "quick"
+//   locks = ["all"]                # or ["mcs", "cna:threshold=1000"]
+//   threads = ["1..all"]
+//   placements = ["compact"]       # compact | scatter | cpus:0,2
+//   repeats = 3
+//   duration_s = 0.5
+//   warmup_s = 0.2
+//   seed = 42
+//   virtual_nodes = 2              # optional
+//   mem_node = "local"             # local | interleave | N
+//   sample_every = 64
+//   [workload]
+//   cs_lines = [1]                 # each a number or a list: the matrix takes every combination
+//   cs_ns = [0]
+//   ncs_ns = [0, 100]
+//   ncs_random = false
+//   [report]
+//   figures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
+
+import Foundation
+import TOMLKit
+
+/// An error in an experiment file: the file, the field, what is wrong.
+public struct ExperimentFileError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let field: String?
+    public let message: String
+    public var description: String {
+        if let field { return "\(file): field '\(field)': \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// A thread count as written, resolved against a topology later.
+public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
+    case count(Int)
+    case all
+    case perNode
+    case timesCPUs(Int)
+    indirect case range(from: ThreadCountSpec, to: ThreadCountSpec, step: ThreadCountSpec?)
+
+    public init(parsing text: String) throws {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if let dots = t.range(of: "..") {
+            let from = try ThreadCountSpec(parsing: String(t[..<dots.lowerBound]))
+            var rest = String(t[dots.upperBound...])
+            var step: ThreadCountSpec? = nil
+            if let s = rest.range(of: " step ") {
+                step = try ThreadCountSpec(parsing: String(rest[s.upperBound...]).replacingOccurrences(of: "node", with: "per-node"))
+                rest = String(rest[..<s.lowerBound])
+            }
+            let to = try ThreadCountSpec(parsing: rest)
+            if case .range = from { throw LabError.badValue(flag: "threads", value: text, accepted: "A..B [step S]") }
+            self = .range(from: from, to: to, step: step)
+        } else if t == "all" {
+            self = .all
+        } else if t == "per-node" {
+            self = .perNode
+        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1 {
+            self = .timesCPUs(k)
+        } else if let n = Int(t), n >= 1 {
+            self = .count(n)
+        } else {
+            throw LabError.badValue(flag: "threads", value: text,
+                                    accepted: "N, 'all', 'per-node', 'Kx' or a range 'A..B [step S|node]'")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .count(n): return "\(n)"
+        case .all: return "all"
+        case .perNode: return "per-node"
+        case let .timesCPUs(k): return "\(k)x"
+        case let .range(a, b, s): return "\(a)..\(b)" + (s.map { " step \($0)" } ?? "")
+        }
+    }
+
+    /// The thread counts on a machine with `cpus` CPUs in `nodes` nodes.
+    public func resolve(cpus: Int, nodes: Int) -> [Int] {
+        let perNode = max(1, cpus / max(1, nodes))
+        func one(_ s: ThreadCountSpec) -> Int {
+            switch s {
+            case let .count(n): return n
+            case .all: return cpus
+            case .perNode: return perNode
+            case let .timesCPUs(k): return k * cpus
+            case .range: return 1
+            }
+        }
+        guard case let .range(from, to, step) = self else { return [one(self)] }
+        let a = one(from), b = one(to), s = max(1, step.map(one) ?? 1)
+        guard a <= b else { return [] }
+        var out = [a]
+        var k = (a / s + 1) * s
+        while k < b { out.append(k); k += s }
+        if b != a { out.append(b) }
+        return out
+    }
+}
+
+/// An experiment as read from its file.
+public struct Experiment: Sendable {
+    public var file: String
+    public var name: String
+    public var description: String
+    public var locks: [LockSpec]
+    public var threads: [ThreadCountSpec]
+    public var placements: [Placement]
+    public var repeats: Int
+    public var durationSeconds: Double
+    public var warmupSeconds: Double
+    public var seed: UInt64
+    public var virtualNodes: Int?
+    public var memory: MemoryPolicy
+    public var sampleEvery: Int
+    public var stallTimeoutSeconds: Double
+    public var workloads: [MicrobenchmarkParameters]
+    public var figures: [String]
+
+    public static let knownFigures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
+    static let topKeys = ["name", "description", "locks", "threads", "placements", "repeats", "duration_s", "warmup_s",
+                          "seed", "virtual_nodes", "mem_node", "sample_every", "stall_timeout_s", "workload", "report"]
+    static let workloadKeys = ["cs_lines", "cs_ns", "ncs_ns", "ncs_random"]
+    static let reportKeys = ["figures"]
+
+    /// Reads and checks an experiment file. Every problem is an `ExperimentFileError`.
+    public static func load(path: String) throws -> Experiment {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ExperimentFileError(file: path, field: nil, message: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ExperimentFileError(file: path, field: nil, message: "is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws -> Experiment {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw ExperimentFileError(file: file, field: nil,
+                                      message: "not valid TOML at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+        }
+        let reader = FieldReader(file: file)
+        try reader.rejectUnknown(table, known: topKeys, prefix: "")
+
+        let name = try reader.string(table, "name") ?? ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let description = try reader.string(table, "description") ?? ""
+        let lockTexts = try reader.strings(table, "locks", required: true) ?? []
+        var locks: [LockSpec] = []
+        for t in lockTexts {
+            do { locks += try LockSpec.parseList(t) } catch let e as LockError {
+                throw ExperimentFileError(file: file, field: "locks", message: e.description)
+            }
+        }
+        let threadItems = try reader.stringsOrInts(table, "threads", required: true)
+        var threads: [ThreadCountSpec] = []
+        for t in threadItems {
+            do { threads.append(try ThreadCountSpec(parsing: t)) } catch let e as LabError {
+                throw ExperimentFileError(file: file, field: "threads", message: e.description)
+            }
+        }
+        var placements: [Placement] = []
+        for p in try reader.strings(table, "placements", required: false) ?? ["compact"] {
+            do { placements.append(try Placement(parsing: p)) } catch {
+                throw ExperimentFileError(file: file, field: "placements", message: "\(error)")
+            }
+        }
+        let repeats = try reader.int(table, "repeats", range: 1...10_000) ?? 1
+        let duration = try reader.double(table, "duration_s", range: 0.001...86_400) ?? 1
+        let warmup = try reader.double(table, "warmup_s", range: 0...86_400) ?? 0.2
+        let seed = try reader.int(table, "seed", range: 0...Int.max) ?? 1
+        let virtualNodes = try reader.int(table, "virtual_nodes", range: 1...4096)
+        let memText = try reader.string(table, "mem_node") ?? "local"
+        let memory: MemoryPolicy
+        do { memory = try MemoryPolicy(parsing: memText) } catch {
+            throw ExperimentFileError(file: file, field: "mem_node", message: "'\(memText)' is not valid; expected a node number, 'local' or 'interleave'")
+        }
+        let sampleEvery = try reader.int(table, "sample_every", range: 0...Int.max) ?? Harness.defaultSampleEvery
+        let stall = try reader.double(table, "stall_timeout_s", range: 0.1...86_400) ?? 30
+
+        var workloads: [MicrobenchmarkParameters] = [.init()]
+        if let w = table["workload"] {
+            guard let wt = w.table else { throw ExperimentFileError(file: file, field: "workload", message: "expected a table ([workload])") }
+            try reader.rejectUnknown(wt, known: workloadKeys, prefix: "workload.")
+            let csLines = try reader.intList(wt, "cs_lines", field: "workload.cs_lines", range: 0...65_536) ?? [1]
+            let csNs = try reader.intList(wt, "cs_ns", field: "workload.cs_ns", range: 0...1_000_000_000) ?? [0]
+            let ncsNs = try reader.intList(wt, "ncs_ns", field: "workload.ncs_ns", range: 0...1_000_000_000) ?? [0]
+            let random = try reader.bool(wt, "ncs_random", field: "workload.ncs_random") ?? false
+            workloads = []
+            for l in csLines { for c in csNs { for n in ncsNs {
+                workloads.append(.init(csLines: l, csNanoseconds: c, ncsNanoseconds: n, ncsRandom: random))
+            } } }
+        }
+        var figures = knownFigures
+        if let r = table["report"] {
+            guard let rt = r.table else { throw ExperimentFileError(file: file, field: "report", message: "expected a table ([report])") }
+            try reader.rejectUnknown(rt, known: reportKeys, prefix: "report.")
+            if let f = try reader.strings(rt, "figures", required: false, field: "report.figures") {
+                for name in f where !knownFigures.contains(name) {
+                    throw ExperimentFileError(file: file, field: "report.figures",
+                                              message: "unknown figure '\(name)'; known: \(knownFigures.joined(separator: ", "))")
+                }
+                figures = f
+            }
+        }
+        if locks.allSatisfy({ ($0.entry.descriptor.maxThreads ?? .max) < 2 }) && threads.allSatisfy({ $0 != .count(1) }) {
+            throw ExperimentFileError(file: file, field: "locks", message: "every lock listed runs at one thread only, but threads never is 1")
+        }
+        return Experiment(file: file, name: name, description: description, locks: locks, threads: threads,
+                          placements: placements, repeats: repeats, durationSeconds: duration, warmupSeconds: warmup,
+                          seed: UInt64(seed), virtualNodes: virtualNodes, memory: memory, sampleEvery: sampleEvery,
+                          stallTimeoutSeconds: stall, workloads: workloads, figures: figures)
+    }
+
+    /// Thread counts on this topology, sorted, without duplicates.
+    public func threadCounts(on topology: Topology) -> [Int] {
+        let cpus = topology.cpus.count
+        return Array(Set(threads.flatMap { $0.resolve(cpus: cpus, nodes: topology.nodeCount) })).sorted()
+    }
+
+    /// The session this experiment runs on `topology`: its runs shuffled with the seed.
+    public func settings(on topology: Topology) throws -> SessionSettings {
+        let counts = threadCounts(on: topology)
+        if counts.isEmpty {
+            throw ExperimentFileError(file: file, field: "threads", message: "gives no thread count on this machine (\(topology.cpus.count) CPUs)")
+        }
+        let s = SessionSettings(locks: locks, threadCounts: counts, repeats: repeats, workloads: workloads,
+                                placements: placements, shuffleSeed: seed, memory: memory, warmupSeconds: warmupSeconds,
+                                durationSeconds: durationSeconds, sampleEvery: sampleEvery, seed: seed,
+                                stallTimeoutSeconds: stallTimeoutSeconds, experiment: name)
+        do { try s.validate(on: topology) } catch let e as LabError {
+            throw ExperimentFileError(file: file, field: nil, message: e.description)
+        } catch let e as LockError {
+            throw ExperimentFileError(file: file, field: "locks", message: e.description)
+        }
+        return s
+    }
+}
+
+/// Typed access to TOML fields with one-line errors naming the field.
+struct FieldReader {
+    let file: String
+
+    func fail(_ field: String, _ message: String) -> ExperimentFileError {
+        ExperimentFileError(file: file, field: field, message: message)
+    }
+
+    func rejectUnknown(_ table: TOMLTable, known: [String], prefix: String) throws {
+        for key in table.keys.sorted() where !known.contains(key) {
+            throw fail(prefix + key, "unknown field; known fields: \(known.map { prefix + $0 }.joined(separator: ", "))")
+        }
+    }
+
+    func describe(_ v: TOMLValueConvertible) -> String {
+        "\(v.type)"
+    }
+
+    func string(_ t: TOMLTable, _ key: String) throws -> String? {
+        guard let v = t[key] else { return nil }
+        guard let s = v.string else { throw fail(key, "expected a string, found \(describe(v))") }
+        return s
+    }
+
+    func int(_ t: TOMLTable, _ key: String, range: ClosedRange<Int>, field: String? = nil) throws -> Int? {
+        guard let v = t[key] else { return nil }
+        guard let n = v.int else { throw fail(field ?? key, "expected an integer, found \(describe(v))") }
+        guard range.contains(n) else { throw fail(field ?? key, "\(n) is out of range \(rangeText(range))") }
+        return n
+    }
+
+    func double(_ t: TOMLTable, _ key: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let v = t[key] else { return nil }
+        let x: Double
+        if let d = v.double { x = d } else if let n = v.int { x = Double(n) } else {
+            throw fail(key, "expected a number, found \(describe(v))")
+        }
+        guard range.contains(x) else { throw fail(key, "\(x) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        return x
+    }
+
+    func bool(_ t: TOMLTable, _ key: String, field: String) throws -> Bool? {
+        guard let v = t[key] else { return nil }
+        guard let b = v.bool else { throw fail(field, "expected true or false, found \(describe(v))") }
+        return b
+    }
+
+    func strings(_ t: TOMLTable, _ key: String, required: Bool, default defaultValue: [String]? = nil,
+                 field: String? = nil) throws -> [String]? {
+        let name = field ?? key
+        guard let v = t[key] else {
+            if required { throw fail(name, "is required") }
+            return defaultValue
+        }
+        if let s = v.string { return [s] }
+        guard let a = v.array else { throw fail(name, "expected a string or a list of strings, found \(describe(v))") }
+        var out: [String] = []
+        for item in a {
+            guard let s = item.string else { throw fail(name, "expected strings in the list, found \(describe(item))") }
+            out.append(s)
+        }
+        if out.isEmpty { throw fail(name, "is an empty list") }
+        return out
+    }
+
+    func stringsOrInts(_ t: TOMLTable, _ key: String, required: Bool) throws -> [String] {
+        guard let v = t[key] else {
+            if required { throw fail(key, "is required") }
+            return []
+        }
+        func one(_ item: TOMLValueConvertible) throws -> String {
+            if let n = item.int { return "\(n)" }
+            if let s = item.string { return s }
+            throw fail(key, "expected numbers or strings, found \(describe(item))")
+        }
+        if let a = v.array {
+            let out = try a.map(one)
+            if out.isEmpty { throw fail(key, "is an empty list") }
+            return out
+        }
+        return [try one(v)]
+    }
+
+    func intList(_ t: TOMLTable, _ key: String, field: String, range: ClosedRange<Int>) throws -> [Int]? {
+        guard let v = t[key] else { return nil }
+        var values: [Int] = []
+        if let n = v.int {
+            values = [n]
+        } else if let a = v.array {
+            for item in a {
+                guard let n = item.int else { throw fail(field, "expected integers, found \(describe(item))") }
+                values.append(n)
+            }
+        } else {
+            throw fail(field, "expected an integer or a list of integers, found \(describe(v))")
+        }
+        if values.isEmpty { throw fail(field, "is an empty list") }
+        for n in values where !range.contains(n) { throw fail(field, "\(n) is out of range \(rangeText(range))") }
+        return values
+    }
+
+    func rangeText(_ r: ClosedRange<Int>) -> String {
+        r.upperBound == Int.max ? ">= \(r.lowerBound)" : "\(r.lowerBound)...\(r.upperBound)"
+    }
+}

@@ -1,0 +1,51 @@
+// `locklab report DIR`: figures, fits and report.md from DIR/runs.csv (Experiments/report, Python).
+
+import ArgumentParser
+import Foundation
+import LockLab
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Draw DIR/figures/*.{pdf,svg,png}, fit Amdahl and USL into DIR/fits.csv, write DIR/report.md.")
+
+    @Argument(help: ArgumentHelp("A results folder with runs.csv.", valueName: "DIR"))
+    var directory: String
+
+    func run() throws {
+        try Self.generate(directory: directory, figures: nil)
+    }
+
+    /// Runs `python3 -m report DIR` from the Experiments folder of this checkout.
+    static func generate(directory: String, figures: [String]?) throws {
+        guard let experiments = findExperimentsFolder() else {
+            throw LabError.io("cannot find Experiments/report (set LOCKLAB_EXPERIMENTS to the Experiments folder)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        var arguments = ["python3", "-m", "report", URL(fileURLWithPath: directory).path]
+        if let figures { arguments += ["--figures", figures.joined(separator: ",")] }
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: experiments)
+        try process.run()
+        process.waitUntilExit()
+        if process.terminationStatus != 0 {
+            throw LabError.impossible("the report generator failed (exit \(process.terminationStatus))")
+        }
+    }
+
+    static func findExperimentsFolder() -> String? {
+        if let env = ProcessInfo.processInfo.environment["LOCKLAB_EXPERIMENTS"] { return env }
+        var candidates: [URL] = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        var dir = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            candidates.append(dir)
+            dir = dir.deletingLastPathComponent()
+        }
+        for c in candidates {
+            let e = c.appendingPathComponent("Experiments")
+            if FileManager.default.fileExists(atPath: e.appendingPathComponent("report/__main__.py").path) { return e.path }
+        }
+        return nil
+    }
+}
