@@ -30,6 +30,13 @@ public enum StopRequest {
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent may have started us with these blocked (the mask is inherited): unblock them,
+        // before any worker thread exists, so that every thread inherits the unblocked mask.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     public static var requested: Bool { cshims_u32_load_relaxed(flag) != 0 }

@@ -137,6 +137,11 @@ public struct Manifest: Codable, Sendable {
     /// another machine's or another build's results (unless `allowMixing`).
     public static func record(in directory: String, machine: MachineInfo, build: BuildInfo, topology: String,
                               latencySampling: String, command: String, allowMixing: Bool = false) throws -> Manifest {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw LabError.io("cannot create output folder \(directory): \(error.localizedDescription)")
+        }
         let path = (directory as NSString).appendingPathComponent("manifest.json")
         let invocation = Invocation(utcStart: utcNow(), command: command)
         var manifest: Manifest
