@@ -2,13 +2,13 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc
-MACHINE ?= $(shell hostname -s)
+MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
 RESULTS ?= results/$(MACHINE)
 LOCKLAB := .build/release/locklab
 PYTHON ?= python3
 REPORT_REQUIREMENTS := Experiments/report/requirements.txt
 
-.PHONY: setup setup-system setup-python build build-debug quick test test-swift test-python compare-ck clean
+.PHONY: sweep report setup setup-system setup-python build build-debug quick test test-swift test-python compare-ck clean
 
 ## setup: install what is missing (system packages need root), then the report's Python packages
 setup: setup-system setup-python
@@ -31,9 +31,18 @@ build: setup-system
 build-debug: setup-system
 	swift build
 
-## quick: the main job, a short run of every lock at 1 and 2 threads into results/
-quick: build
-	$(LOCKLAB) run --lock all --threads 1,2 --duration 0.5 --warmup 0.2 --repeat 3 --out $(RESULTS)/quick
+## quick: the main job: Experiments/quick.toml on this machine, then its report
+quick: build setup-python
+	$(LOCKLAB) sweep Experiments/quick.toml --out $(RESULTS)/quick --replace-stale --report
+
+## sweep: any experiment, e.g. make sweep EXP=oversubscription (resumes if interrupted)
+EXP ?= quick
+sweep: build setup-python
+	$(LOCKLAB) sweep Experiments/$(EXP).toml --out $(RESULTS)/$(EXP) --report
+
+## report: redraw a results folder, e.g. make report DIR=results/vm-2cpu/quick
+report: setup-python
+	cd Experiments && $(PYTHON) -m report $(abspath $(DIR))
 
 ## compare-ck: each Swift lock beside its Concurrency Kit twin, 5 repeats interleaved
 compare-ck: build

@@ -31,6 +31,9 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mixing"), help: "Append to a folder that holds another machine's, build's or topology's results.")
     var allowMixing = false
 
+    @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-COMMIT and start afresh.")
+    var replaceStale = false
+
     @Flag(name: .customLong("dry-run"), help: "Print the planned runs and exit.")
     var dryRun = false
 
@@ -42,6 +45,15 @@ struct SweepCommand: ParsableCommand {
             for run in settings.plannedRuns { print(settings.configKey(run, topology: topology)) }
             print("\(plural(settings.plannedRuns.count, "run")) planned on \(topology.summary)")
             return
+        }
+        if replaceStale, let existing = Manifest.read(in: out),
+           let reason = existing.conflict(machine: MachineInfo.current(), build: BuildInfo.current(), topology: topology.summary) {
+            let aside = "\(out).stale-\(existing.build.gitCommit)"
+            try? FileManager.default.removeItem(atPath: aside)
+            do { try FileManager.default.moveItem(atPath: out, toPath: aside) } catch {
+                throw LabError.io("cannot move \(out) aside to \(aside): \(error.localizedDescription)")
+            }
+            print("note: \(out) held results of \(reason); moved to \(aside)")
         }
         StopRequest.install()
         let terminal = isatty(STDOUT_FILENO) != 0

@@ -127,6 +127,27 @@ public struct Manifest: Codable, Sendable {
         case latencySampling = "latency_sampling"
     }
 
+    /// Why results of this machine/build/topology must not join this manifest's folder, or nil.
+    public func conflict(machine: MachineInfo, build: BuildInfo, topology: String) -> String? {
+        if self.machine.host != machine.host || self.machine.cpuModel != machine.cpuModel {
+            return "machine '\(self.machine.host)' (\(self.machine.cpuModel)), not '\(machine.host)' (\(machine.cpuModel))"
+        }
+        if self.build.gitCommit != build.gitCommit || self.build.configuration != build.configuration {
+            return "build \(self.build.gitCommit) (\(self.build.configuration)), not \(build.gitCommit) (\(build.configuration))"
+        }
+        if self.topology != topology {
+            return "topology '\(self.topology)', not '\(topology)'"
+        }
+        return nil
+    }
+
+    /// The manifest in `directory`, if there is a readable one.
+    public static func read(in directory: String) -> Manifest? {
+        let path = (directory as NSString).appendingPathComponent("manifest.json")
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(Manifest.self, from: data)
+    }
+
     public static func utcNow() -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
@@ -149,16 +170,8 @@ public struct Manifest: Codable, Sendable {
             guard let existing = try? JSONDecoder().decode(Manifest.self, from: data) else {
                 throw LabError.io("\(path) is not a LockLab manifest; use a new output folder")
             }
-            if !allowMixing {
-                if existing.machine.host != machine.host || existing.machine.cpuModel != machine.cpuModel {
-                    throw LabError.impossible("\(directory) holds results of machine '\(existing.machine.host)' (\(existing.machine.cpuModel)); refusing to mix in '\(machine.host)' (pass --allow-mixing to override)")
-                }
-                if existing.build.gitCommit != build.gitCommit || existing.build.configuration != build.configuration {
-                    throw LabError.impossible("\(directory) holds results of build \(existing.build.gitCommit) (\(existing.build.configuration)); this is \(build.gitCommit) (\(build.configuration)); refusing to mix (pass --allow-mixing to override)")
-                }
-                if existing.topology != topology {
-                    throw LabError.impossible("\(directory) holds results for topology '\(existing.topology)'; this run uses '\(topology)'; refusing to mix (pass --allow-mixing to override)")
-                }
+            if !allowMixing, let reason = existing.conflict(machine: machine, build: build, topology: topology) {
+                throw LabError.impossible("\(directory) holds results of \(reason); refusing to mix (pass --allow-mixing to override)")
             }
             manifest = existing
             manifest.invocations.append(invocation)
