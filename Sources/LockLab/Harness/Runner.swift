@@ -360,9 +360,7 @@ extension Harness {
                 sampleCountdown &-= 1
                 timed = sampleCountdown == 0
             }
-            var acquireStart: UInt64 = 0
-            var acquired: UInt64 = 0
-            if timed { acquireStart = cshims_cycles() }
+            let acquireStart: UInt64 = timed ? cshims_cycles() : 0
 
             var useTrylock = false
             if trylockEvery != 0 {
@@ -372,23 +370,26 @@ extension Harness {
                     useTrylock = true
                 }
             }
+            // The critical section returns what it saw; the counting happens outside, in
+            // registers (no variable of this loop is captured by reference).
+            let entry: CriticalEntry
             if useTrylock {
                 while !lock.tryLock(&context) { cshims_pause() }
-                if timed { acquired = cshims_cycles() }
-                criticalSection(guarded: guarded, me: me, myNode: myNode, handovers: &handovers,
-                                sameNode: &sameNode, workload: workload, state: &state)
+                entry = criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
+                                        workload: workload, state: &state)
                 lock.unlock(&context)
             } else {
-                lock.withLock(&context) {
-                    if timed { acquired = cshims_cycles() }
-                    criticalSection(guarded: guarded, me: me, myNode: myNode, handovers: &handovers,
-                                    sameNode: &sameNode, workload: workload, state: &state)
+                entry = lock.withLock(&context) {
+                    criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
+                                    workload: workload, state: &state)
                 }
             }
+            handovers &+= entry.handover
+            sameNode &+= entry.sameNode
             ops &+= 1
             if timed {
                 sampleCountdown = sampleEvery
-                _ = histogram.record(acquired &- acquireStart)
+                _ = histogram.record(entry.acquiredAt &- acquireStart)
             }
             if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
             workload.outsideCriticalSection(&state)
@@ -415,23 +416,34 @@ extension Harness {
         _ = cshims_u32_fetch_add_acq_rel(control.finished, 1)
     }
 
+    /// What a critical section reports: whether the lock came from another thread, from this
+    /// thread's node, and when it was entered (timed iterations only).
+    @usableFromInline
+    struct CriticalEntry {
+        @usableFromInline var handover: UInt64
+        @usableFromInline var sameNode: UInt64
+        @usableFromInline var acquiredAt: UInt64
+    }
+
     /// The harness's part of every critical section, then the workload's.
     @inline(__always)
     static func criticalSection<W: Workload>(
-        guarded: UnsafeMutablePointer<GuardedRecord>, me: UInt64, myNode: UInt64,
-        handovers: inout UInt64, sameNode: inout UInt64, workload: W, state: inout W.ThreadState
-    ) {
+        guarded: UnsafeMutablePointer<GuardedRecord>, me: UInt64, myNode: UInt64, timed: Bool,
+        workload: W, state: inout W.ThreadState
+    ) -> CriticalEntry {
+        var entry = CriticalEntry(handover: 0, sameNode: 0, acquiredAt: timed ? cshims_cycles() : 0)
         // Plain, non-atomic: any overlap of two critical sections loses an increment.
         guarded.pointee.counter &+= 1
         let previous = guarded.pointee.lastHolder
         if previous != me {
             if previous != 0 {
-                handovers &+= 1
-                if guarded.pointee.lastNode == myNode { sameNode &+= 1 }
+                entry.handover = 1
+                entry.sameNode = guarded.pointee.lastNode == myNode ? 1 : 0
             }
             guarded.pointee.lastHolder = me
             guarded.pointee.lastNode = myNode
         }
         workload.criticalSection(&state)
+        return entry
     }
 }

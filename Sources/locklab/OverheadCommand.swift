@@ -1,0 +1,29 @@
+// `locklab overhead`: the harness's own cost against a bare C loop around the same lock.
+
+import ArgumentParser
+import Foundation
+import LockLab
+
+struct OverheadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "overhead",
+        abstract: "Compare one thread through the harness with a bare C loop around ck's fas lock (ns/op, medians).")
+
+    @Option(name: .customLong("repeat"), help: ArgumentHelp("Interleaved repetitions.", valueName: "R"))
+    var repeats: Int = 5
+
+    @Option(help: ArgumentHelp("Seconds per measurement.", valueName: "s"))
+    var seconds: Double = 0.3
+
+    @Option(help: ArgumentHelp("CPU to pin to.", valueName: "N"))
+    var cpu: Int = 0
+
+    func run() throws {
+        guard repeats >= 1 else { throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count >= 1") }
+        let report = try Overhead.measure(repeats: repeats, seconds: seconds, cpu: cpu)
+        let bare = report.medians[0].nanosecondsPerOp
+        print(textTable(header: ["loop", "ns/op", "vs bare"], rows: report.medians.map {
+            [$0.label, String(format: "%.2f", $0.nanosecondsPerOp), String(format: "%.3fx", $0.nanosecondsPerOp / bare)]
+        }))
+    }
+}
