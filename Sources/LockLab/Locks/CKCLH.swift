@@ -17,7 +17,8 @@ import CCK
 public struct CKCLHLock: LockAlgorithm {
     public struct Context {
         /// The node this thread owns now; ck_spinlock_clh_unlock swaps it for the predecessor's.
-        @usableFromInline var node: UnsafeMutablePointer<ck_spinlock_clh>
+        /// Never nil; optional only because ck's unlock takes its address as `struct ck_spinlock_clh **`.
+        @usableFromInline var node: UnsafeMutablePointer<ck_spinlock_clh>?
     }
 
     public static let descriptor = LockDescriptor(
@@ -46,7 +47,7 @@ public struct CKCLHLock: LockAlgorithm {
     }
 
     public func freeContext(_ context: inout Context) {
-        memory.deallocate(UnsafeMutableRawPointer(context.node), bytes: Self.nodeBytes)
+        memory.deallocate(UnsafeMutableRawPointer(context.node!), bytes: Self.nodeBytes)
     }
 
     // Orders: ck's own (ck_pr_fence_store_atomic before the swap, ck_pr_fence_lock / _unlock).
@@ -57,9 +58,7 @@ public struct CKCLHLock: LockAlgorithm {
 
     @inline(__always)
     public func unlock(_ context: inout Context) {
-        var node: UnsafeMutablePointer<ck_spinlock_clh>? = context.node
-        ck_spinlock_clh_unlock(&node)
-        context.node = node.unsafelyUnwrapped
+        ck_spinlock_clh_unlock(&context.node)
     }
 
     public func deallocate() {

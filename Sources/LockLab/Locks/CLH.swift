@@ -34,7 +34,7 @@ public struct CLHLock: LockAlgorithm {
     public struct Context {
         /// The node this thread owns now: the one it will enqueue at its next lock.
         @usableFromInline var node: UnsafeMutablePointer<CLHNode>
-        /// While holding: the predecessor's node, which becomes ours at unlock.
+        /// While holding: the predecessor's node, which becomes ours at unlock (stale otherwise).
         @usableFromInline var predecessor: UnsafeMutablePointer<CLHNode>?
     }
 
@@ -96,7 +96,6 @@ public struct CLHLock: LockAlgorithm {
         // this store our node belongs to the successor (or to the tail): we never touch it again.
         cshims_u32_store_release(UnsafeMutableRawPointer(me).assumingMemoryBound(to: UInt32.self), 0)
         context.node = context.predecessor.unsafelyUnwrapped
-        context.predecessor = nil
     }
 
     public func deallocate() {

@@ -1,9 +1,9 @@
 // pthread-adaptive: glibc's PTHREAD_MUTEX_ADAPTIVE_NP mutex (spin a while, then sleep).
 //
 // Paper: none; glibc nptl (pthread_mutex_lock.c, the PTHREAD_MUTEX_ADAPTIVE_NP case).
-// Idea: the default futex mutex, except that a contended locker first spins with trylock for up to
-// an adaptive count (glibc keeps a per-mutex moving average of spins that succeeded, capped by the
-// tunable glibc.pthread.mutex_spin_count, default 100) before it sleeps in FUTEX_WAIT.
+// Idea: the default futex mutex, except that a contended locker first spins (pause, read the word,
+// trylock when it looks free) for up to min(glibc.pthread.mutex_spin_count (tunable, default 100),
+// 2 x the mutex's moving average of past spin counts + 10) rounds before it sleeps in FUTEX_WAIT.
 // Invariants: glibc's; the mutex lives in its own 128-byte block and is destroyed last.
 
 import Glibc
