@@ -105,9 +105,9 @@ public struct LockEnvironment: Sendable {
 
 /// A mutual-exclusion lock the harness can measure.
 ///
-/// Conformers are structs of pointers (cheap to copy, no ARC). `lock`/`unlock`/`tryLock` must be
-/// `@inlinable`-free plain methods in this module; the harness is generic over the type, so each
-/// lock compiles into its own specialised loop.
+/// Conformers are structs of pointers (cheap to copy, no ARC) living in this module, with
+/// `@inline(__always)` on `lock`/`unlock`/`tryLock`: the harness is generic over the type and is
+/// entered through `LockEntry`, so each lock compiles into its own specialised loop.
 public protocol LockAlgorithm {
     /// Per-thread state: queue nodes, a ticket, nothing (`NoContext`).
     associatedtype Context

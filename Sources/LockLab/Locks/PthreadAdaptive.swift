@@ -16,50 +16,15 @@ public struct PthreadAdaptiveLock: LockAlgorithm {
         paper: "glibc nptl PTHREAD_MUTEX_ADAPTIVE_NP",
         supportsTryLock: true)
 
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline let memory: LabMemory
+    @usableFromInline let mutex: PthreadMutexWord
 
     public init(_ environment: LockEnvironment) throws {
-        precondition(MemoryLayout<pthread_mutex_t>.size <= LabMemory.alignment)
-        memory = environment.memory
-        mutex = memory.allocate(bytes: LabMemory.alignment).bindMemory(to: pthread_mutex_t.self, capacity: 1)
-        var attr = pthread_mutexattr_t()
-        var rc = pthread_mutexattr_init(&attr)
-        if rc == 0 {
-            // PTHREAD_MUTEX_ADAPTIVE_NP (3) imports from Glibc as an Int constant.
-            rc = pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
-            if rc == 0 { rc = pthread_mutex_init(mutex, &attr) }
-            pthread_mutexattr_destroy(&attr)
-        }
-        if rc != 0 {
-            memory.deallocate(UnsafeMutableRawPointer(mutex), bytes: LabMemory.alignment)
-            throw LockError.unsupported("adaptive pthread mutex: \(String(cString: strerror(rc)))")
-        }
+        // PTHREAD_MUTEX_ADAPTIVE_NP (3) imports from Glibc as an Int constant.
+        mutex = try PthreadMutexWord(memory: environment.memory, type: Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
     }
 
-    @inline(__always)
-    public func lock(_ context: inout NoContext) {
-        let rc = pthread_mutex_lock(mutex)
-        if rc != 0 { pthreadFailure("pthread_mutex_lock", rc) }
-    }
-
-    @inline(__always)
-    public func tryLock(_ context: inout NoContext) -> Bool {
-        // An adaptive mutex has no owner checks: EBUSY whenever it is held.
-        let rc = pthread_mutex_trylock(mutex)
-        if rc == 0 { return true }
-        if rc != EBUSY { pthreadFailure("pthread_mutex_trylock", rc) }
-        return false
-    }
-
-    @inline(__always)
-    public func unlock(_ context: inout NoContext) {
-        let rc = pthread_mutex_unlock(mutex)
-        if rc != 0 { pthreadFailure("pthread_mutex_unlock", rc) }
-    }
-
-    public func deallocate() {
-        _ = pthread_mutex_destroy(mutex)
-        memory.deallocate(UnsafeMutableRawPointer(mutex), bytes: LabMemory.alignment)
-    }
+    @inline(__always) public func lock(_ context: inout NoContext) { mutex.lock() }
+    @inline(__always) public func tryLock(_ context: inout NoContext) -> Bool { mutex.tryLock() }
+    @inline(__always) public func unlock(_ context: inout NoContext) { mutex.unlock() }
+    public func deallocate() { mutex.deallocate() }
 }

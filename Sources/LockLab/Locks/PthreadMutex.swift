@@ -18,33 +18,59 @@ public struct PthreadMutexLock: LockAlgorithm {
         paper: "glibc nptl default mutex (Drepper, \"Futexes Are Tricky\", 2011)",
         supportsTryLock: true)
 
-    /// The pthread_mutex_t (40 bytes on x86-64 glibc), alone on its block.
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline let memory: LabMemory
+    @usableFromInline let mutex: PthreadMutexWord
 
     public init(_ environment: LockEnvironment) throws {
-        precondition(MemoryLayout<pthread_mutex_t>.size <= LabMemory.alignment)
-        memory = environment.memory
-        mutex = memory.allocate(bytes: LabMemory.alignment).bindMemory(to: pthread_mutex_t.self, capacity: 1)
         // A nil attribute is the default type (PTHREAD_MUTEX_DEFAULT, which glibc maps to NORMAL).
-        let rc = pthread_mutex_init(mutex, nil)
+        mutex = try PthreadMutexWord(memory: environment.memory, type: nil)
+    }
+
+    @inline(__always) public func lock(_ context: inout NoContext) { mutex.lock() }
+    @inline(__always) public func tryLock(_ context: inout NoContext) -> Bool { mutex.tryLock() }
+    @inline(__always) public func unlock(_ context: inout NoContext) { mutex.unlock() }
+    public func deallocate() { mutex.deallocate() }
+}
+
+/// A pthread_mutex_t (40 bytes on x86-64 glibc) alone on its 128-byte block, of a given type;
+/// shared by pthread-mutex and pthread-adaptive, which differ only in the type.
+@usableFromInline
+struct PthreadMutexWord {
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let memory: LabMemory
+
+    init(memory: LabMemory, type: Int32?) throws {
+        precondition(MemoryLayout<pthread_mutex_t>.size <= LabMemory.alignment)
+        self.memory = memory
+        mutex = memory.allocate(bytes: LabMemory.alignment).bindMemory(to: pthread_mutex_t.self, capacity: 1)
+        var rc: Int32
+        if let type {
+            var attr = pthread_mutexattr_t()
+            rc = pthread_mutexattr_init(&attr)
+            if rc == 0 {
+                rc = pthread_mutexattr_settype(&attr, type)
+                if rc == 0 { rc = pthread_mutex_init(mutex, &attr) }
+                pthread_mutexattr_destroy(&attr)
+            }
+        } else {
+            rc = pthread_mutex_init(mutex, nil)
+        }
         if rc != 0 {
             memory.deallocate(UnsafeMutableRawPointer(mutex), bytes: LabMemory.alignment)
-            throw LockError.unsupported("pthread_mutex_init failed: \(String(cString: strerror(rc)))")
+            throw LockError.unsupported("pthread_mutex_init (type \(type.map(String.init) ?? "default")) failed: \(String(cString: strerror(rc)))")
         }
     }
 
     @inline(__always)
-    public func lock(_ context: inout NoContext) {
-        // glibc's lock is an acquire operation; the return code of a default mutex is always 0
+    func lock() {
+        // glibc's lock is an acquire operation; the return code of these types is always 0
         // (no error checking type, no robust list), so anything else is a broken lab.
         let rc = pthread_mutex_lock(mutex)
         if rc != 0 { pthreadFailure("pthread_mutex_lock", rc) }
     }
 
     @inline(__always)
-    public func tryLock(_ context: inout NoContext) -> Bool {
-        // 0: acquired; EBUSY: held (by anyone, the caller included, for a default mutex).
+    func tryLock() -> Bool {
+        // 0: acquired; EBUSY: held (by anyone, the caller included: no owner checks).
         let rc = pthread_mutex_trylock(mutex)
         if rc == 0 { return true }
         if rc != EBUSY { pthreadFailure("pthread_mutex_trylock", rc) }
@@ -52,13 +78,13 @@ public struct PthreadMutexLock: LockAlgorithm {
     }
 
     @inline(__always)
-    public func unlock(_ context: inout NoContext) {
+    func unlock() {
         // Release semantics are glibc's; wakes one sleeper if the word said 2.
         let rc = pthread_mutex_unlock(mutex)
         if rc != 0 { pthreadFailure("pthread_mutex_unlock", rc) }
     }
 
-    public func deallocate() {
+    func deallocate() {
         // EBUSY here would mean a thread still holds the mutex: a harness bug, not worth a crash.
         _ = pthread_mutex_destroy(mutex)
         memory.deallocate(UnsafeMutableRawPointer(mutex), bytes: LabMemory.alignment)
