@@ -108,7 +108,7 @@ struct LockSpecificTests {
     @Test("ck-clh: contexts and queue own distinct nodes, the same set as before the run")
     func ckCLHNodesAreConserved() throws {
         try checkNodeConservation(CKCLHLock.self, threads: 4, iterations: 2000,
-                                  node: { UnsafeMutableRawPointer($0.node) },
+                                  node: { UnsafeMutableRawPointer($0.node!) },
                                   tail: { UnsafeMutableRawPointer($0.queue.pointee!) })
     }
 }
