@@ -26,6 +26,8 @@ public enum LockRegistry {
         // Queue locks
         LockEntry(CLHLock.self),
         LockEntry(MCSLock.self),
+        // NUMA-aware
+        LockEntry(CNALock.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }
