@@ -186,26 +186,36 @@ public struct CNALock: LockAlgorithm {
     @inline(__always)
     public func unlock(_ context: inout Context) {
         let me = context.node
-        // Our own spin, written by whoever granted us the lock before the release our acquire read.
+        // Uncontended: nobody behind us and nothing parked (our own spin, written by whoever granted
+        // us the lock before the release our acquire read, or by us).
+        if cshims_ptr_load_acquire(me.next) == nil && cshims_u64_load_relaxed(me.spin) == Self.noSecondary {
+            var expected: UnsafeMutableRawPointer? = me.raw
+            // me,1,- -> nil,-,-. Release: our critical section happens-before the next acquirer's
+            // exchange.
+            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+        }
+        unlockSlow(me)
+    }
+
+    /// Release when someone waits, in the main queue or the secondary one.
+    @usableFromInline @inline(never)
+    func unlockSlow(_ me: CNANodePointer) {
         let spin = cshims_u64_load_relaxed(me.spin)
         var next = cshims_ptr_load_acquire(me.next)
         if next == nil {
-            var expected: UnsafeMutableRawPointer? = me.raw
-            if spin == Self.noSecondary {
-                // me,1,- -> nil,-,-. Release: our critical section happens-before the next
-                // acquirer's exchange.
-                if cshims_ptr_cas_release(tail, &expected, nil) { return }
-            } else {
+            if spin != Self.noSecondary {
                 // me,S,S..E -> E,1,-: the parked waiters become the main queue, S holds. Release:
                 // an arrival that links behind E must see E.next == nil first.
                 let head = CNANodePointer(spin: spin)
                 let end = cshims_ptr_load_relaxed(head.secondaryTail)!
+                var expected: UnsafeMutableRawPointer? = me.raw
                 if cshims_ptr_cas_release(tail, &expected, end) {
                     cshims_u64_store_release(head.spin, Self.noSecondary)
                     return
                 }
             }
-            // A thread swapped the tail but has not linked yet: wait for its link.
+            // (With nothing parked, unlock's CAS failed.) A thread swapped the tail but has not
+            // linked yet: wait for its link.
             repeat {
                 cshims_pause()
                 next = cshims_ptr_load_acquire(me.next)

@@ -155,8 +155,21 @@ public struct MalthusianLock: LockAlgorithm {
     public func unlock(_ context: inout Context) {
         let me = context.node
         // Long-term fairness: now and then the eldest passive thread goes next.
-        if readmitBelow != 0 && Self.draw(&context.random) < readmitBelow,
-           let eldest = cshims_ptr_load_relaxed(passiveTailField) {
+        let readmitEldest = readmitBelow != 0 && Self.draw(&context.random) < readmitBelow
+        // Uncontended: no chance re-admission, nobody behind us, nobody passive.
+        if !readmitEldest && cshims_ptr_load_acquire(me.next) == nil
+            && cshims_ptr_load_relaxed(passiveHeadField) == nil {
+            var expected: UnsafeMutableRawPointer? = me.raw
+            // Release: our critical section happens-before the next acquirer's exchange.
+            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+        }
+        unlockSlow(me, readmitEldest: readmitEldest)
+    }
+
+    /// Release when someone waits, queued or passive.
+    @usableFromInline @inline(never)
+    func unlockSlow(_ me: MalthusianNodePointer, readmitEldest: Bool) {
+        if readmitEldest, let eldest = cshims_ptr_load_relaxed(passiveTailField) {
             let node = MalthusianNodePointer(eldest)
             removeFromPassive(node)
             passive.pointee.readmittedByChance &+= 1
@@ -172,9 +185,11 @@ public struct MalthusianLock: LockAlgorithm {
                 admit(node, after: me)
                 return
             }
+            // Free the lock (unlock has not tried if the draw said re-admit and nobody was passive).
             var expected: UnsafeMutableRawPointer? = me.raw
             // Release: our critical section happens-before the next acquirer's exchange.
             if cshims_ptr_cas_release(tail, &expected, nil) { return }
+            // A thread swapped the tail but has not linked yet: wait for its link.
             repeat {
                 cshims_pause()
                 next = cshims_ptr_load_acquire(me.next)
