@@ -121,6 +121,18 @@ extension CNAShflPolicyTests {
             #expect(result.nodes == [0, 0, 1, 1, 0, 1])
         }
 
+        // The shuffler never moves the queue's tail (its `next` is about to be written by an arrival):
+        // behind W0 (node 0, the shuffler), W2 is the tail in [0, 1, 0] and stays behind W1; one more
+        // arrival makes it movable. With one waiter per node behind the head (4 threads on 2 nodes),
+        // the only same-node waiter is usually the tail, so ShflLock then hands over like MCS.
+        @Test func testShflMovesOnlyWaitersWithASuccessor() throws {
+            let short = try probeQueuedAcquisitionOrder(ShflLock.self, waiterNodes: [0, 1, 0], gapMilliseconds: Self.gap)
+            #expect(short.order == [0, 1, 2])
+            let longer = try probeQueuedAcquisitionOrder(ShflLock.self, waiterNodes: [0, 1, 0, 1],
+                                                         gapMilliseconds: Self.gap)
+            #expect(longer.order == [0, 2, 1, 3])
+        }
+
         // max-shuffles=1: every batch is full at once; nobody moves: FIFO.
         @Test func testShflWithoutShufflingIsFIFO() throws {
             let result = try probeQueuedAcquisitionOrder(ShflLock.self, options: "max-shuffles=1",

@@ -25,15 +25,19 @@
 //  - the lock is held iff locked == 1; at most one queued waiter, the head, competes for it, and only
 //    with newcomers on the fast path while noSteal == 0;
 //  - noSteal == 1 whenever the queue is non-empty and no head is leaving it;
-//  - at most one waiter holds the shuffler role, and it only edits `next` links of nodes behind
-//    itself (never the tail's, never one a thread ahead of it may read); a head with batch 0 takes
-//    the role when no one has it (its predecessors were all grouped or the queue was empty);
+//  - at most one waiter shuffles at a time, and it only edits `next` links of nodes behind itself
+//    (never the tail's, never one a thread ahead of it may read). The role passes by appointment
+//    (release/acquire on `isShuffler`), or is taken by a head with batch 0; the two cannot overlap,
+//    because every waiter ahead of an appointed shuffler belongs to a batch (batch != 0);
 //  - a shuffler moves a waiter only if it has a successor (so never the tail) and puts it directly
 //    behind the batch; the batch stays contiguous and in arrival order;
 //  - a batch has at most `max-shuffles` waiters (the shuffler counts as 1); a shuffler whose batch is
 //    full passes the role to the waiter behind it, which starts a batch of its own node or passes on.
-//    So at most max-shuffles - 1 same-node waiters overtake any waiter, and the authors' default 256
-//    keeps the policy fair. max-shuffles=1 turns shuffling off (FIFO behind the stealers).
+//    So one batch moves at most max-shuffles - 1 waiters past the waiters it overtakes (the authors'
+//    bound, 256). max-shuffles=1 turns shuffling off (FIFO, apart from fast-path stealing).
+// Limit (the authors' rule, kept): the tail is never moved, so with one same-node waiter behind the
+// head (4 threads on 2 nodes, a returning holder always queues last) the lock hands over like MCS;
+// grouping needs a same-node waiter with someone behind it. CNA, deciding at release, has no such limit.
 // Layout: the word and the tail share one 128-byte block; each node is padded to 128 bytes.
 // Mixed-size access: the word is CASed as 32 bits and the unlock stores its low byte, as qspinlock
 // does on x86-64 and arm64 (both little-endian; checked at compile time below).
