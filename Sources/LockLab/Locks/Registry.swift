@@ -26,6 +26,11 @@ public enum LockRegistry {
         // Queue locks
         LockEntry(CLHLock.self),
         LockEntry(MCSLock.self),
+        // NUMA-aware
+        LockEntry(CBOMCSLock.self),
+        LockEntry(CTKTTKTLock.self),
+        LockEntry(CMCSMCSLock.self),
+        LockEntry(HMCSLock.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }
