@@ -117,21 +117,35 @@ public struct CBOMCSLock: LockAlgorithm {
         let me = UnsafeMutableRawPointer(context.node)
         // Only the local holder writes the record: relaxed reads of it are exact.
         let handoffs = cshims_u32_load_relaxed(context.record + 1)
-        // Cohort detection (see the header): relaxed, a hint with no false positives.
-        if handoffs < passLimit
-            && (cshims_ptr_load_relaxed(Self.nextField(me)) != nil || cshims_ptr_load_relaxed(context.localTail) != me) {
-            // (passed, handoffs) -> (1, handoffs + 1); published by the local handover's release.
+        // Cohort detection (see the header), no false positives. Acquire on `next`: if set, it is
+        // the successor we hand to (pairs with its release link); relaxed on the tail: a hint.
+        var successor = cshims_ptr_load_acquire(Self.nextField(me))
+        if handoffs < passLimit && (successor != nil || cshims_ptr_load_relaxed(context.localTail) != me) {
+            // (passed, handoffs) -> (1, handoffs + 1); published by the handover's release.
             cshims_u32_store_relaxed(context.record, 1)
             cshims_u32_store_relaxed(context.record + 1, handoffs &+ 1)
-            Self.release(me, tail: context.localTail)
+            // A successor exists: no tail CAS (it would fail). It may not have linked yet: wait.
+            while successor == nil {
+                cshims_pause()
+                successor = cshims_ptr_load_acquire(Self.nextField(me))
+            }
+            // Release: critical section and record happen-before the successor's acquire load.
+            cshims_u32_store_release(Self.lockedField(successor!), 0)
             return
         }
-        // (*, *) -> (0, 0), global lock first, then the local one.
+        endTenure(context)
+    }
+
+    /// Unlock that ends the node's tenure: (*, *) -> (0, 0), the global lock first, then the local
+    /// one. Out of line (the slow path, as the stdlib's Mutex does), so that the local handoff above
+    /// stays small enough for the harness's loop to inline.
+    @inline(never)
+    func endTenure(_ context: Context) {
         cshims_u32_store_relaxed(context.record, 0)
         cshims_u32_store_relaxed(context.record + 1, 0)
         // Release: this cohort's critical sections happen-before the next global acquirer's exchange.
         cshims_u32_store_release(global, 0)
-        Self.release(me, tail: context.localTail)
+        Self.release(UnsafeMutableRawPointer(context.node), tail: context.localTail)
     }
 
     // MARK: - The local MCS lock (as `mcs`)

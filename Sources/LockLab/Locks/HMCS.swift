@@ -160,10 +160,17 @@ public struct HMCSLock: LockAlgorithm {
             cshims_u32_store_release(Self.statusField(successor), handoffs &+ 1)
             return
         }
-        // The root lock first (its queue node leaves the root queue before any local successor can
-        // enqueue it again), then the local lock, telling a successor to take the root.
+        endTenure(context)
+    }
+
+    /// Unlock that ends the node's tenure: the root lock first (its queue node leaves the root queue
+    /// before any local successor can enqueue it again), then the local lock, telling a successor to
+    /// take the root. Out of line (the slow path, as the stdlib's Mutex does), so that the local
+    /// handoff stays small enough to inline.
+    @inline(never)
+    func endTenure(_ context: Context) {
         Self.releaseRoot(UnsafeMutableRawPointer(context.nodeRootNode), tail: rootTail)
-        releaseLocal(me, tail: context.localTail, grant: Self.acquireParent)
+        releaseLocal(UnsafeMutableRawPointer(context.node), tail: context.localTail, grant: Self.acquireParent)
     }
 
     // MARK: - Fields
