@@ -120,6 +120,31 @@ struct CohortPolicyTests {
     }
 }
 
+// The generic validator runs two nodes at the default limit (100), where most tenures end because
+// the node's queue drained. Small limits end tenures on the limit, over and over, which is where the
+// global lock (and c-mcs-mcs's and hmcs's per-node global queue node) changes hands between threads
+// of a node; three nodes put two heads on the global lock. Counter exact, a third by trylock.
+@Suite("Cohort stress", .serialized)
+struct CohortStressTests {
+    @Test("counter exact at 6 threads on 3 nodes with limits 0, 1 and 2", arguments: CohortPolicyTests.hierarchical)
+    func testSmallLimitsThreeNodes(lock: String) throws {
+        let entry = try #require(LockRegistry.lookup(lock))
+        let threads = 6
+        let iterations = 5_000
+        for limit in [0, 1, 2] {
+            let config = RunConfig(
+                spec: try LockSpec(parsing: "\(lock):\(limitKey(lock))=\(limit)"),
+                threads: (0..<threads).map { HarnessThread(index: $0, cpu: nil, node: $0 % 3) },
+                nodeCount: 3,
+                length: .iterations(perThread: iterations),
+                sampleEvery: 0, trylockEvery: 3, stallTimeoutSeconds: 120)
+            let result = try entry.run(config, MicrobenchmarkParameters(csLines: 2))
+            #expect(result.status == .ok, "\(lock) limit \(limit): \(result.status)")
+            #expect(result.counter == UInt64(threads * iterations), "\(lock) limit \(limit): counter \(result.counter)")
+        }
+    }
+}
+
 private func checkCrossNodeTrylock<L: LockAlgorithm>(_ type: L.Type) throws {
     let name = L.descriptor.name
     let lock = try L(LockEnvironment(maxThreads: 3, nodeCount: 2, options: try LockSpec(parsing: name).options))
