@@ -29,6 +29,10 @@ public enum LockRegistry {
         // Concurrency restriction
         LockEntry(MalthusianLock.self),
         // NUMA-aware
+        LockEntry(CBOMCSLock.self),
+        LockEntry(CTKTTKTLock.self),
+        LockEntry(CMCSMCSLock.self),
+        LockEntry(HMCSLock.self),
         LockEntry(CNALock.self),
         LockEntry(ShflLock.self),
     ]
