@@ -51,7 +51,7 @@ struct ExperimentFileTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Experiments")
         let topology = try Topology.load()
-        for name in ["quick", "scaling", "oversubscription", "cs-length"] {
+        for name in ["quick", "scaling", "oversubscription", "cs-length", "locality"] {
             let experiment = try Experiment.load(path: root.appendingPathComponent("\(name).toml").path)
             #expect(experiment.name == name)
             let settings = try experiment.settings(on: topology)
