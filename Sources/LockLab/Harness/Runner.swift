@@ -338,8 +338,8 @@ extension Harness {
         var opsAtMeasureStart: UInt64 = phase == Phase.measure ? 0 : .max
         var handovers: UInt64 = 0
         var sameNode: UInt64 = 0
-        var sampleCountdown = sampleEvery
-        var trylockCountdown = trylockEvery
+        var sampleCountdown = sampleEvery == 0 ? UInt64.max : sampleEvery
+        var trylockCountdown = trylockEvery == 0 ? UInt64.max : trylockEvery
 
         while ops < limit {
             let now = cshims_u32_load_relaxed(control.phase)
@@ -355,42 +355,30 @@ extension Harness {
                     _ = cshims_thread_usage_now(&usageStart)
                 }
             }
-            var timed = false
-            if sampleEvery != 0 {
-                sampleCountdown &-= 1
-                timed = sampleCountdown == 0
-            }
-            let acquireStart: UInt64 = timed ? cshims_cycles() : 0
-
-            var useTrylock = false
-            if trylockEvery != 0 {
-                trylockCountdown &-= 1
-                if trylockCountdown == 0 {
-                    trylockCountdown = trylockEvery
-                    useTrylock = true
-                }
-            }
-            // The critical section returns what it saw; the counting happens outside, in
-            // registers (no variable of this loop is captured by reference).
+            // Every Kth iteration is timed, every Jth a trylock: both out of line, so the common
+            // iteration below stays small (the countdowns start at .max when off: never zero).
+            sampleCountdown &-= 1
+            trylockCountdown &-= 1
             let entry: CriticalEntry
-            if useTrylock {
-                while !lock.tryLock(&context) { cshims_pause() }
-                entry = criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
-                                        workload: workload, state: &state)
-                lock.unlock(&context)
+            if sampleCountdown == 0 || trylockCountdown == 0 {
+                let timed = sampleCountdown == 0
+                let useTrylock = trylockCountdown == 0
+                if timed { sampleCountdown = sampleEvery }
+                if useTrylock { trylockCountdown = trylockEvery }
+                entry = specialIteration(lock: lock, context: &context, timed: timed, trylock: useTrylock,
+                                         guarded: guarded, me: me, myNode: myNode, workload: workload,
+                                         state: &state, histogram: &histogram)
             } else {
+                // The critical section returns what it saw; the counting happens out here, in
+                // registers (no variable of this loop is captured by reference).
                 entry = lock.withLock(&context) {
-                    criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
+                    criticalSection(guarded: guarded, me: me, myNode: myNode, timed: false,
                                     workload: workload, state: &state)
                 }
             }
             handovers &+= entry.handover
             sameNode &+= entry.sameNode
             ops &+= 1
-            if timed {
-                sampleCountdown = sampleEvery
-                _ = histogram.record(entry.acquiredAt &- acquireStart)
-            }
             if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
             workload.outsideCriticalSection(&state)
             // Keeps the optimiser from merging iterations of lock-free (null) loops.
@@ -421,6 +409,30 @@ extension Harness {
             lastCPU: Int(cshims_current_cpu())))
         lock.freeContext(&context)
         _ = cshims_u32_fetch_add_acq_rel(control.finished, 1)
+    }
+
+    /// A timed and/or trylock iteration: the rare kind, kept out of the common loop body.
+    @inline(never)
+    static func specialIteration<L: LockAlgorithm, W: Workload>(
+        lock: L, context: inout L.Context, timed: Bool, trylock: Bool,
+        guarded: UnsafeMutablePointer<GuardedRecord>, me: UInt64, myNode: UInt64,
+        workload: W, state: inout W.ThreadState, histogram: inout Histogram<UInt64>
+    ) -> CriticalEntry {
+        let acquireStart: UInt64 = timed ? cshims_cycles() : 0
+        let entry: CriticalEntry
+        if trylock {
+            while !lock.tryLock(&context) { cshims_pause() }
+            entry = criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
+                                    workload: workload, state: &state)
+            lock.unlock(&context)
+        } else {
+            entry = lock.withLock(&context) {
+                criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
+                                workload: workload, state: &state)
+            }
+        }
+        if timed { _ = histogram.record(entry.acquiredAt &- acquireStart) }
+        return entry
     }
 
     /// What a critical section reports: whether the lock came from another thread, from this
