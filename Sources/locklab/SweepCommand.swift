@@ -22,7 +22,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Results folder (created if missing; resumed if it holds this experiment).", valueName: "DIR"))
     var out: String
 
-    @Option(name: .customLong("virtual-nodes"), help: ArgumentHelp("Override the file's virtual_nodes.", valueName: "N"))
+    @Option(name: .customLong("virtual-nodes"), parsing: .unconditional, help: ArgumentHelp("Override the file's virtual_nodes.", valueName: "N"))
     var virtualNodes: Int?
 
     @Flag(help: "Run the report generator on DIR when the sweep completes.")

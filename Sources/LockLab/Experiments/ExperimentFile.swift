@@ -66,13 +66,13 @@ public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
             self = .all
         } else if t == "per-node" {
             self = .perNode
-        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1 {
+        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1, k <= Harness.maxThreads {
             self = .timesCPUs(k)
-        } else if let n = Int(t), n >= 1 {
+        } else if let n = Int(t), n >= 1, n <= Harness.maxThreads {
             self = .count(n)
         } else {
             throw LabError.badValue(flag: "threads", value: text,
-                                    accepted: "N, 'all', 'per-node', 'Kx' or a range 'A..B [step S|node]'")
+                                    accepted: "N or Kx (1...\(Harness.maxThreads)), 'all', 'per-node' or a range 'A..B [step S|node]'")
         }
     }
 
@@ -89,12 +89,17 @@ public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
     /// The thread counts on a machine with `cpus` CPUs in `nodes` nodes.
     public func resolve(cpus: Int, nodes: Int) -> [Int] {
         let perNode = max(1, cpus / max(1, nodes))
-        func one(_ s: ThreadCountSpec) -> Int {
+        // Values above the thread limit are clamped to just above it (the session then refuses
+        // them), so that a range never expands to more than the limit's worth of counts.
+        func one(_ s: ThreadCountSpec) -> Int { min(unclamped(s), Harness.maxThreads + 1) }
+        func unclamped(_ s: ThreadCountSpec) -> Int {
             switch s {
             case let .count(n): return n
             case .all: return cpus
             case .perNode: return perNode
-            case let .timesCPUs(k): return k * cpus
+            case let .timesCPUs(k):
+                let (product, overflow) = k.multipliedReportingOverflow(by: cpus)
+                return overflow ? Int.max : product
             case .range: return 1
             }
         }

@@ -152,13 +152,18 @@ final class ThreadStart {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-private let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { arg in
+/// The C entry point of every harness and torture thread: runs a retained `ThreadStart`.
+let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { arg in
     let start = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
     start.body()
     return nil
 }
 
 public enum Harness {
+    /// Most threads one run may have (`--threads`, experiment files, torture): beyond any machine's
+    /// oversubscription experiments, and small enough that a typo fails at once instead of
+    /// planning or starting a hundred million threads.
+    public static let maxThreads = 8192
     /// Default latency sampling: every 64th acquisition of each thread.
     public static let defaultSampleEvery = 64
     /// Threads publish their op count for the watchdog this often (a power of two).
