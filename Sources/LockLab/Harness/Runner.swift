@@ -171,6 +171,16 @@ public enum Harness {
     /// Largest latency the histograms track, in cycles (about a minute at 5 GHz).
     static let histogramMaxCycles: UInt64 = 300_000_000_000
 
+    /// Fault injection for the watchdog's tests: `LOCKLAB_FAULT_HANG=<lock name>` in the environment
+    /// makes every run of that lock hang (its thread 0 takes the lock before its first iteration and
+    /// never lets go), so that a real sweep process can be shown to record the run as hung and go
+    /// on. Read once per process; unset (the default), nothing changes. Not a measurement feature:
+    /// the check happens once per thread, outside the measured loop.
+    public static let faultHangLock: String? = {
+        guard let name = ProcessInfo.processInfo.environment["LOCKLAB_FAULT_HANG"], !name.isEmpty else { return nil }
+        return name
+    }()
+
     /// Runs one configuration of lock `L` with workload `W` and returns what every thread measured.
     /// `W` is consumed: its memory is freed when the run ends (unless the run hung).
     public static func run<L: LockAlgorithm, W: Workload>(
@@ -198,7 +208,8 @@ public enum Harness {
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             trylockEvery: L.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
             opsLimit: opsLimit, seed: config.seed,
-            histogramMaxCycles: histogramMaxCycles)
+            histogramMaxCycles: histogramMaxCycles,
+            faultHang: faultHangLock == L.descriptor.name)
 
         var handles = [pthread_t]()
         handles.reserveCapacity(threadCount)
@@ -305,6 +316,8 @@ struct LoopParameters: Sendable {
     @usableFromInline let opsLimit: UInt64
     @usableFromInline let seed: UInt64
     @usableFromInline let histogramMaxCycles: UInt64
+    /// Injected fault (`Harness.faultHangLock`): thread 0 holds the lock forever.
+    @usableFromInline let faultHang: Bool
 }
 
 extension Harness {
@@ -333,6 +346,7 @@ extension Harness {
             phase = cshims_u32_load_acquire(control.phase)
         }
         if phase == Phase.measure { _ = cshims_thread_usage_now(&usageStart) }
+        if loop.faultHang && slot.index == 0 { hangHoldingTheLock(lock, &context) }
 
         let me = UInt64(slot.index + 1)
         let myNode = UInt64(slot.node)
@@ -419,6 +433,15 @@ extension Harness {
             lastCPU: Int(cshims_current_cpu())))
         lock.freeContext(&context)
         _ = cshims_u32_fetch_add_acq_rel(control.finished, 1)
+    }
+
+    /// The injected hang: take the lock and never release it (sleeping, so it costs no CPU); the
+    /// other threads wait in the lock and the watchdog sees no progress.
+    @inline(never)
+    static func hangHoldingTheLock<L: LockAlgorithm>(_ lock: L, _ context: inout L.Context) -> Never {
+        lock.withLock(&context) {
+            while true { sleep(3600) }
+        }
     }
 
     /// What a critical section reports: whether the lock came from another thread, from this
