@@ -131,11 +131,15 @@ struct CommandResult {
     var stderr: String
 }
 
-func locklab(_ arguments: [String]) throws -> CommandResult {
+/// Runs the debug `locklab` with `arguments`, its environment this process's plus `environment`.
+func locklab(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
     let exe = packageRoot.appendingPathComponent(".build/debug/locklab")
     let process = Process()
     process.executableURL = exe
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out

@@ -144,10 +144,15 @@ public struct Experiment: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ExperimentFileError(file: path, field: nil, message: "cannot read the file")
         }
+        return try parse(data: data, file: path)
+    }
+
+    /// Checks the bytes of an experiment file. Every problem is an `ExperimentFileError`.
+    public static func parse(data: Data, file: String) throws -> Experiment {
         guard let text = String(data: data, encoding: .utf8) else {
-            throw ExperimentFileError(file: path, field: nil, message: "is not UTF-8 text")
+            throw ExperimentFileError(file: file, field: nil, message: "is not UTF-8 text")
         }
-        return try parse(text, file: path)
+        return try parse(text, file: file)
     }
 
     public static func parse(_ text: String, file: String) throws -> Experiment {

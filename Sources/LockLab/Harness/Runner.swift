@@ -172,10 +172,10 @@ public enum Harness {
     static let histogramMaxCycles: UInt64 = 300_000_000_000
 
     /// Fault injection for the watchdog's tests: `LOCKLAB_FAULT_HANG=<lock name>` in the environment
-    /// makes every run of that lock hang (its thread 0 takes the lock before its first iteration and
-    /// never lets go), so that a real sweep process can be shown to record the run as hung and go
-    /// on. Read once per process; unset (the default), nothing changes. Not a measurement feature:
-    /// the check happens once per thread, outside the measured loop.
+    /// makes every run (and torture) of that lock hang: its thread 0 takes the lock before its first
+    /// iteration and never lets go. So a real sweep process can be shown to record the run as hung
+    /// and go on, and `torture` to fail. Read once per process; unset (the default), nothing
+    /// changes. The check happens once per thread, before the measured loop.
     public static let faultHangLock: String? = {
         guard let name = ProcessInfo.processInfo.environment["LOCKLAB_FAULT_HANG"], !name.isEmpty else { return nil }
         return name

@@ -211,6 +211,8 @@ public enum Torture {
     public static func run<L: LockAlgorithm>(_ lockType: L.Type, config: TortureConfig) throws -> TortureResult {
         let descriptor = L.descriptor
         let threadCount = max(1, min(config.threads, descriptor.maxThreads ?? .max))
+        // The lock as given; a type run under another lock's spec (tests) goes by its own name.
+        let label = config.spec.name == descriptor.name ? config.spec.label : descriptor.name
         let mix = config.mix
         precondition(mix.trylockEvery >= 1 && mix.withLockEvery >= 1 && mix.sleepHoldEvery >= 1
                      && mix.yieldHoldEvery >= 1 && mix.spinHoldEvery >= 1 && mix.yieldGapEvery >= 1,
@@ -222,7 +224,8 @@ public enum Torture {
         let parameters = TortureParameters(
             mix: mix, seed: config.seed,
             canSplit: descriptor.splitLockUnlock,
-            canTry: descriptor.supportsTryLock && descriptor.splitLockUnlock)
+            canTry: descriptor.supportsTryLock && descriptor.splitLockUnlock,
+            faultHang: Harness.faultHangLock == descriptor.name)
 
         var handles = [pthread_t]()
         for index in 0..<threadCount {
@@ -280,7 +283,7 @@ public enum Torture {
             } else {
                 verdict = .hung("\(stuck) in the lock after the run was told to stop")
             }
-            return TortureResult(lock: config.spec.label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
+            return TortureResult(lock: label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
                                  acquisitions: shared.totalProgress(), lockCalls: 0, withLockCalls: 0, trylockAttempts: 0,
                                  trylockSuccesses: 0, sleepsHolding: 0, yieldsHolding: 0, counter: shared.counter.pointee,
                                  minThreadAcquisitions: 0, maxThreadAcquisitions: 0)
@@ -317,7 +320,7 @@ public enum Torture {
         } else {
             verdict = .passed
         }
-        return TortureResult(lock: config.spec.label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
+        return TortureResult(lock: label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
                              acquisitions: total.acquisitions, lockCalls: total.lockCalls,
                              withLockCalls: total.withLockCalls, trylockAttempts: total.trylockAttempts,
                              trylockSuccesses: total.trylockSuccesses, sleepsHolding: total.sleepsHolding,
@@ -357,6 +360,8 @@ struct TortureParameters: Sendable {
     @usableFromInline let canSplit: Bool
     /// tryLock() may be called.
     @usableFromInline let canTry: Bool
+    /// Injected fault (`Harness.faultHangLock`): thread 0 holds the lock forever.
+    @usableFromInline let faultHang: Bool
 }
 
 extension Torture {
@@ -375,6 +380,7 @@ extension Torture {
 
         _ = cshims_u32_fetch_add_acq_rel(shared.ready, 1)
         while cshims_u32_load_acquire(shared.phase) == TorturePhase.barrier { sched_yield() }
+        if parameters.faultHang && slot.index == 0 { Harness.hangHoldingTheLock(lock, &context) }
 
         while cshims_u32_load_relaxed(shared.phase) == TorturePhase.run {
             let hold = drawHold(&random, mix)
