@@ -39,7 +39,7 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         let experiment = try Experiment.load(path: file)
-        let topology = try Topology.load(.thisMachine, virtualNodes: virtualNodes ?? experiment.virtualNodes)
+        let topology = try experiment.topology(virtualNodesOverride: virtualNodes)
         if dryRun {
             let settings = try experiment.settings(on: topology)
             for run in settings.plannedRuns { print(settings.configKey(run, topology: topology)) }

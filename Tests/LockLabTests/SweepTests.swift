@@ -51,12 +51,22 @@ struct ExperimentFileTests {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Experiments")
         let topology = try Topology.load()
-        for name in ["quick", "scaling", "oversubscription", "cs-length"] {
+        for name in ["quick", "scaling", "oversubscription", "cs-length", "locality"] {
             let experiment = try Experiment.load(path: root.appendingPathComponent("\(name).toml").path)
             #expect(experiment.name == name)
             let settings = try experiment.settings(on: topology)
             #expect(!settings.plannedRuns.isEmpty)
         }
+    }
+
+    @Test func testMinNodesSplitsOnlyMachinesWithFewerNodes() throws {
+        let machine = try Topology.load()
+        let wanted = machine.nodeCount + 1
+        guard wanted <= machine.coreCount else { return } // cannot split further here
+        let e = try Experiment.parse("locks = [\"mcs\"]\nthreads = [1]\nmin_nodes = \(wanted)\n", file: "m.toml")
+        #expect(try e.topology().nodeCount == wanted)
+        let f = try Experiment.parse("locks = [\"mcs\"]\nthreads = [1]\nmin_nodes = 1\n", file: "m.toml")
+        #expect(try f.topology().virtualNodes == nil)
     }
 
     @Test func testSmallExperimentPlansTheFullMatrixShuffledWithRepeatsOutermost() throws {
@@ -96,6 +106,7 @@ struct ExperimentFileTests {
         ("locks = [\"null\"]\nthreads = [2]\n", "field 'locks'"),
         ("locks = [\"mcs\"\nthreads = [1]\n", "not valid TOML at line"),
         ("locks = [\"mcs\"]\nthreads = [1]\nmem_node = \"far\"\n", "field 'mem_node'"),
+        ("locks = [\"mcs\"]\nthreads = [1]\nvirtual_nodes = 2\nmin_nodes = 2\n", "field 'min_nodes'"),
     ]
 
     @Test("malformed or contradictory files: one line naming file and field", arguments: malformed.indices)

@@ -16,7 +16,8 @@
 //   duration_s = 0.5
 //   warmup_s = 0.2
 //   seed = 42
-//   virtual_nodes = 2              # optional
+//   virtual_nodes = 2              # optional: always split this machine into 2 nodes
+//   min_nodes = 2                  # optional: split into 2 virtual nodes only if the machine has fewer
 //   mem_node = "local"             # local | interleave | N
 //   sample_every = 64
 //   [workload]
@@ -127,6 +128,8 @@ public struct Experiment: Sendable {
     public var warmupSeconds: Double
     public var seed: UInt64
     public var virtualNodes: Int?
+    /// Fewer real nodes than this: split the machine into this many virtual nodes.
+    public var minNodes: Int?
     public var memory: MemoryPolicy
     public var sampleEvery: Int
     public var stallTimeoutSeconds: Double
@@ -135,7 +138,7 @@ public struct Experiment: Sendable {
 
     public static let knownFigures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
     static let topKeys = ["name", "description", "locks", "threads", "placements", "repeats", "duration_s", "warmup_s",
-                          "seed", "virtual_nodes", "mem_node", "sample_every", "stall_timeout_s", "workload", "report"]
+                          "seed", "virtual_nodes", "min_nodes", "mem_node", "sample_every", "stall_timeout_s", "workload", "report"]
     static let workloadKeys = ["cs_lines", "cs_ns", "ncs_ns", "ncs_random"]
     static let reportKeys = ["figures"]
 
@@ -193,6 +196,10 @@ public struct Experiment: Sendable {
         let warmup = try reader.double(table, "warmup_s", range: 0...86_400) ?? 0.2
         let seed = try reader.int(table, "seed", range: 0...Int.max) ?? 1
         let virtualNodes = try reader.int(table, "virtual_nodes", range: 1...4096)
+        let minNodes = try reader.int(table, "min_nodes", range: 1...4096)
+        if virtualNodes != nil, minNodes != nil {
+            throw ExperimentFileError(file: file, field: "min_nodes", message: "give virtual_nodes or min_nodes, not both")
+        }
         let memText = try reader.string(table, "mem_node") ?? "local"
         let memory: MemoryPolicy
         do { memory = try MemoryPolicy(parsing: memText) } catch {
@@ -231,8 +238,21 @@ public struct Experiment: Sendable {
         }
         return Experiment(file: file, name: name, description: description, locks: locks, threads: threads,
                           placements: placements, repeats: repeats, durationSeconds: duration, warmupSeconds: warmup,
-                          seed: UInt64(seed), virtualNodes: virtualNodes, memory: memory, sampleEvery: sampleEvery,
+                          seed: UInt64(seed), virtualNodes: virtualNodes, minNodes: minNodes, memory: memory, sampleEvery: sampleEvery,
                           stallTimeoutSeconds: stall, workloads: workloads, figures: figures)
+    }
+
+    /// This machine as the experiment wants it: `virtual_nodes` always, `min_nodes` when the
+    /// machine has fewer real nodes; `override` (the command line's --virtual-nodes) wins.
+    public func topology(virtualNodesOverride override: Int? = nil) throws -> Topology {
+        if let n = override ?? virtualNodes { return try Topology.load(.thisMachine, virtualNodes: n) }
+        let machine = try Topology.load(.thisMachine)
+        if let minNodes, machine.nodeCount < minNodes {
+            do { return try Topology.load(.thisMachine, virtualNodes: minNodes) } catch {
+                throw ExperimentFileError(file: file, field: "min_nodes", message: "\(error)")
+            }
+        }
+        return machine
     }
 
     /// Thread counts on this topology, sorted, without duplicates.

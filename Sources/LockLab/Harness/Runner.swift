@@ -417,7 +417,14 @@ extension Harness {
         }
         _ = cshims_thread_usage_now(&usageEnd)
         cshims_u64_store_relaxed(progress, ops)
-        if opsAtMeasureStart == .max { opsAtMeasureStart = ops } // stopped before measuring began
+        if opsAtMeasureStart == .max {
+            // Never saw the measure phase (stopped before it began, or waited through all of it, as
+            // a culled malthusian thread does): nothing of its warm-up belongs in the measurement.
+            opsAtMeasureStart = ops
+            handovers = 0
+            sameNode = 0
+            histogram.reset()
+        }
 
         out.initialize(to: ThreadOutcome(
             thread: HarnessThread(index: slot.index, cpu: pin ? slot.cpu : nil, node: slot.node),

@@ -26,6 +26,15 @@ public enum LockRegistry {
         // Queue locks
         LockEntry(CLHLock.self),
         LockEntry(MCSLock.self),
+        // Concurrency restriction
+        LockEntry(MalthusianLock.self),
+        // NUMA-aware
+        LockEntry(CBOMCSLock.self),
+        LockEntry(CTKTTKTLock.self),
+        LockEntry(CMCSMCSLock.self),
+        LockEntry(HMCSLock.self),
+        LockEntry(CNALock.self),
+        LockEntry(ShflLock.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }

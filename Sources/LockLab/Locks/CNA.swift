@@ -1,0 +1,315 @@
+// cna: the compact NUMA-aware lock.
+//
+// Paper: D. Dice, A. Kogan, "Compact NUMA-aware Locks", EuroSys 2019 (arXiv 1810.05600); the Linux
+// qspinlock CNA patch series (A. Kogan, kernel/locking/qspinlock_cna.h, 2019-2021).
+// Idea: MCS whose queue nodes carry their thread's NUMA node. At release the holder looks down the
+// main queue for a waiter on its own node and hands it the lock, moving the remote waiters it skipped
+// to a secondary queue; that queue goes back in front when no local waiter is left or a fairness
+// threshold passes, and the lock moves to the node of its head.
+// The lock is one word, `tail`, as in MCS. The secondary queue lives in the nodes, as in the paper:
+// the holder's `spin` holds its head (1 when there is none), the head's `secondaryTail` its last node,
+// and every handoff passes `spin` on to the next holder.
+// Transitions, written (tail, holder's spin, secondary queue) as in kernel/locking/qspinlock.c; `me`
+// is the releasing holder, N its main-queue successor, S..E the secondary queue:
+//   lock, free:                      nil,-,-   -> me,1,-             exchange
+//   lock, busy:                      T,*,*     -> me,*,*             exchange, link behind T, spin on own node
+//   tryLock:                         nil,-,-   -> me,1,-             CAS from nil only
+//   unlock, alone:                   me,1,-    -> nil,-,-            CAS
+//   unlock, alone, S..E parked:      me,S,S..E -> E,1,-              CAS; S holds (its queue is the main queue)
+//   unlock, local waiter L found past remote R1..Rk:
+//                                    *,s,S..E  -> *,S',S..E R1..Rk   L holds, spin = head of the new queue
+//   unlock, none local or threshold: *,S,S..E  -> *,1,-              S holds; S..E spliced in front of N
+//   unlock, none local, none parked: *,1,-     -> *,1,-              N holds (MCS)
+// Invariants:
+//  - tail == nil iff the lock is free and nobody waits; the secondary queue is non-empty only while
+//    the lock is held (the holder's spin points at it), so a free lock parks nobody;
+//  - a node's spin is 0 while its owner waits and is written once per acquisition, with release, by
+//    the thread that grants the lock; only the holder reads its own spin;
+//  - only the holder touches the secondary queue and the `next` links of its nodes; the secondary
+//    tail's `next` is nil; a node is moved there only if it has a main-queue successor, so the main
+//    queue's tail is never moved;
+//  - skipped waiters keep their order and go behind those parked earlier (FIFO within the secondary
+//    queue); a node is reused only after its owner's unlock has returned.
+// Fairness: `threshold` counts same-node handoffs made while the secondary queue is non-empty (the
+// handoff that parks the first waiter included); when a holder's count has reached it, the holder
+// splices the secondary queue back. threshold=1: one local handoff may pass a parked waiter; 0: the
+// lock never stays local (MCS order). `threshold-ns` bounds the age of the secondary queue instead
+// (the kernel's rule), read from the cycle counter; 0 disables it. Both travel with the lock in the
+// successor's node (`localHandoffs`, `secondarySinceCycles`), written before the release of its spin.
+// Defaults: 2^16 handoffs (the paper's and early patches' intra-node handoff threshold) and 10 ms (the
+// CATALOG's figure; the patch's numa_spinlock_threshold_ns is 1 ms in the versions read, v10-v15).
+// Deviation from the kernel: the kernel moves waiters while it spins at the head of the queue and
+// skips reordering with probability 127/128 when nobody is parked; here, as in the paper, the holder
+// scans at release, every time.
+// Layout: each node is padded to 128 bytes; the tail has its own 128-byte block.
+
+import CShims
+
+/// A CNA queue node.
+@usableFromInline
+struct CNANode {
+    /// Main-queue successor; in the secondary queue, the successor there (nil at its tail).
+    @usableFromInline var next: UnsafeMutableRawPointer?
+    /// 0 while waiting; once granted, 1 (nothing parked) or the address of the secondary queue's head.
+    @usableFromInline var spin: UInt64
+    /// In the secondary queue's head only: that queue's last node.
+    @usableFromInline var secondaryTail: UnsafeMutableRawPointer?
+    /// Cycle counter reading when the secondary queue the holder inherits was formed (spin > 1 only).
+    @usableFromInline var secondarySinceCycles: UInt64
+    /// The owner's NUMA node (ThreadSlot.node), written once when the context is made.
+    @usableFromInline var numaNode: UInt32
+    /// Same-node handoffs since the secondary queue was formed (spin > 1 only).
+    @usableFromInline var localHandoffs: UInt32
+}
+
+/// A pointer to a CNA node, with the address of each field for the atomics.
+@usableFromInline
+struct CNANodePointer {
+    @usableFromInline let raw: UnsafeMutableRawPointer
+
+    @inline(__always) @usableFromInline
+    init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
+
+    @inline(__always) @usableFromInline
+    init(spin: UInt64) { raw = UnsafeMutableRawPointer(bitPattern: UInt(spin))! }
+
+    /// The node's address as a `spin` value (never 0 or 1: nodes are 128-byte aligned).
+    @inline(__always) @usableFromInline
+    var asSpin: UInt64 { UInt64(UInt(bitPattern: raw)) }
+
+    @inline(__always) @usableFromInline
+    var next: UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.next)!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    }
+    @inline(__always) @usableFromInline
+    var spin: UnsafeMutablePointer<UInt64> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.spin)!).assumingMemoryBound(to: UInt64.self)
+    }
+    @inline(__always) @usableFromInline
+    var secondaryTail: UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.secondaryTail)!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    }
+    @inline(__always) @usableFromInline
+    var secondarySinceCycles: UnsafeMutablePointer<UInt64> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.secondarySinceCycles)!).assumingMemoryBound(to: UInt64.self)
+    }
+    @inline(__always) @usableFromInline
+    var numaNode: UnsafeMutablePointer<UInt32> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.numaNode)!).assumingMemoryBound(to: UInt32.self)
+    }
+    @inline(__always) @usableFromInline
+    var localHandoffs: UnsafeMutablePointer<UInt32> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.localHandoffs)!).assumingMemoryBound(to: UInt32.self)
+    }
+}
+
+public struct CNALock: LockAlgorithm {
+    public struct Context {
+        @usableFromInline let node: CNANodePointer
+    }
+
+    /// `spin` of a holder with nothing parked (any larger value is the secondary queue's head).
+    @usableFromInline static let noSecondary: UInt64 = 1
+
+    public static let descriptor = LockDescriptor(
+        name: "cna", family: .numa, waiting: .spin,
+        paper: "Dice & Kogan, EuroSys 2019 (compact NUMA-aware lock; Linux qspinlock CNA)",
+        supportsTryLock: true,
+        options: [
+            LockOptionSpec("threshold", default: 65536, range: 0...Int(UInt32.max),
+                           help: "same-node handoffs past parked remote waiters before they are spliced back (paper: 2^16; 0: MCS order)"),
+            LockOptionSpec("threshold-ns", default: 10_000_000,
+                           help: "splice parked remote waiters back once the secondary queue is this old, ns (kernel patch: 1 ms; 0: no time limit)"),
+        ])
+
+    /// Tail of the main queue (a `CNANode*`), alone on its block: the whole lock.
+    @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    @usableFromInline let memory: LabMemory
+    /// Same-node handoffs allowed while the secondary queue is non-empty.
+    @usableFromInline let handoffThreshold: UInt32
+    /// Largest age of the secondary queue, in cycle-counter ticks (0: no limit).
+    @usableFromInline let ageThresholdCycles: UInt64
+
+    public init(_ environment: LockEnvironment) {
+        memory = environment.memory
+        handoffThreshold = UInt32(environment.options.int("threshold"))
+        ageThresholdCycles = CycleClock.cycles(nanoseconds: environment.options.int("threshold-ns"))
+        tail = memory.allocate(bytes: LabMemory.alignment)
+            .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
+    }
+
+    public func makeContext(for thread: ThreadSlot) -> Context {
+        // Local memory: the node is touched first by its own thread, after pinning.
+        let raw = LabMemory().allocatePadded(CNANode.self)
+        raw.bindMemory(to: CNANode.self, capacity: 1)
+        let node = CNANodePointer(raw)
+        // Written once, before the node is ever published by the tail exchange (release).
+        cshims_u32_store_relaxed(node.numaNode, UInt32(truncatingIfNeeded: thread.node))
+        return Context(node: node)
+    }
+
+    public func freeContext(_ context: inout Context) {
+        LabMemory().deallocate(context.node.raw, bytes: LabMemory.paddedStride(of: CNANode.self))
+    }
+
+    @inline(__always)
+    public func lock(_ context: inout Context) {
+        let me = context.node
+        cshims_ptr_store_relaxed(me.next, nil)
+        cshims_u64_store_relaxed(me.spin, 0)
+        // acq_rel: release publishes our initialised node to whoever reaches it through the tail;
+        // acquire pairs with the previous holder's release if we find the lock free.
+        let predecessor = cshims_ptr_exchange_acq_rel(tail, me.raw)
+        guard let predecessor else {
+            // nil,-,- -> me,1,-. Only we read our own spin, so relaxed.
+            cshims_u64_store_relaxed(me.spin, Self.noSecondary)
+            return
+        }
+        // Link behind the predecessor; release so the holder that reaches us sees our spin == 0.
+        cshims_ptr_store_release(CNANodePointer(predecessor).next, me.raw)
+        // Spin on our own line; acquire pairs with the granting store, which also carries the
+        // secondary queue and the fairness state written before it.
+        while cshims_u64_load_acquire(me.spin) == 0 {
+            cshims_pause()
+        }
+    }
+
+    @inline(__always)
+    public func tryLock(_ context: inout Context) -> Bool {
+        let me = context.node
+        cshims_ptr_store_relaxed(me.next, nil)
+        cshims_u64_store_relaxed(me.spin, Self.noSecondary)
+        var expected: UnsafeMutableRawPointer? = nil
+        // nil,-,- -> me,1,-. acq_rel as MCS: acquire for the critical section, release so that a
+        // waiter linking behind us writes `next` after our nil.
+        return cshims_ptr_cas_acq_rel(tail, &expected, me.raw)
+    }
+
+    @inline(__always)
+    public func unlock(_ context: inout Context) {
+        let me = context.node
+        // Uncontended: nobody behind us and nothing parked (our own spin, written by whoever granted
+        // us the lock before the release our acquire read, or by us).
+        if cshims_ptr_load_acquire(me.next) == nil && cshims_u64_load_relaxed(me.spin) == Self.noSecondary {
+            var expected: UnsafeMutableRawPointer? = me.raw
+            // me,1,- -> nil,-,-. Release: our critical section happens-before the next acquirer's
+            // exchange.
+            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+        }
+        unlockSlow(me)
+    }
+
+    /// Release when someone waits, in the main queue or the secondary one.
+    @usableFromInline @inline(never)
+    func unlockSlow(_ me: CNANodePointer) {
+        let spin = cshims_u64_load_relaxed(me.spin)
+        var next = cshims_ptr_load_acquire(me.next)
+        if next == nil {
+            if spin != Self.noSecondary {
+                // me,S,S..E -> E,1,-: the parked waiters become the main queue, S holds. Release:
+                // an arrival that links behind E must see E.next == nil first.
+                let head = CNANodePointer(spin: spin)
+                let end = cshims_ptr_load_relaxed(head.secondaryTail)!
+                var expected: UnsafeMutableRawPointer? = me.raw
+                if cshims_ptr_cas_release(tail, &expected, end) {
+                    cshims_u64_store_release(head.spin, Self.noSecondary)
+                    return
+                }
+            }
+            // (With nothing parked, unlock's CAS failed.) A thread swapped the tail but has not
+            // linked yet: wait for its link.
+            repeat {
+                cshims_pause()
+                next = cshims_ptr_load_acquire(me.next)
+            } while next == nil
+        }
+        passLock(from: me, spin: spin, next: CNANodePointer(next!))
+    }
+
+    /// Release with a main-queue successor: to a same-node waiter if the thresholds allow and one
+    /// exists, else to the secondary queue's head, else to the successor.
+    @usableFromInline
+    func passLock(from me: CNANodePointer, spin: UInt64, next: CNANodePointer) {
+        let parked = spin != Self.noSecondary
+        var keepLocal = handoffThreshold > 0
+        if parked {
+            // Fairness state of the parked queue, ours (relaxed: written for us before our grant).
+            let handoffs = cshims_u32_load_relaxed(me.localHandoffs)
+            keepLocal = handoffs < handoffThreshold
+            if keepLocal && ageThresholdCycles != 0 {
+                let since = cshims_u64_load_relaxed(me.secondarySinceCycles)
+                keepLocal = cshims_cycles() &- since < ageThresholdCycles
+            }
+        }
+        if keepLocal, let successor = findLocalSuccessor(from: me, spin: spin, next: next) {
+            if successor.grant != Self.noSecondary {
+                // Pass the fairness state on, before the grant (its release publishes it).
+                let handoffs: UInt32
+                let since: UInt64
+                if parked {
+                    handoffs = cshims_u32_load_relaxed(me.localHandoffs) &+ 1
+                    since = cshims_u64_load_relaxed(me.secondarySinceCycles)
+                } else {
+                    handoffs = 1
+                    since = cshims_cycles()
+                }
+                cshims_u32_store_relaxed(successor.waiter.localHandoffs, handoffs)
+                cshims_u64_store_relaxed(successor.waiter.secondarySinceCycles, since)
+            }
+            // Release: our critical section and the queue edits before the successor's acquire.
+            cshims_u64_store_release(successor.waiter.spin, successor.grant)
+            return
+        }
+        if parked {
+            // *,S,S..E -> *,1,-: splice S..E in front of N; S holds with nothing parked.
+            let head = CNANodePointer(spin: spin)
+            let end = CNANodePointer(cshims_ptr_load_relaxed(head.secondaryTail)!)
+            cshims_ptr_store_relaxed(end.next, next.raw)
+            cshims_u64_store_release(head.spin, Self.noSecondary)
+        } else {
+            // MCS handoff.
+            cshims_u64_store_release(next.spin, Self.noSecondary)
+        }
+    }
+
+    /// The first main-queue waiter on the holder's node and the `spin` to grant it, or nil if none
+    /// is queued. Waiters skipped on the way (all remote) go to the end of the secondary queue.
+    @usableFromInline
+    func findLocalSuccessor(from me: CNANodePointer, spin: UInt64, next: CNANodePointer)
+        -> (waiter: CNANodePointer, grant: UInt64)?
+    {
+        // Node ids were written before each node was published; we reached every node through an
+        // acquire load of a `next` link, so relaxed loads see them.
+        let myNode = cshims_u32_load_relaxed(me.numaNode)
+        if cshims_u32_load_relaxed(next.numaNode) == myNode { return (next, spin) }
+        var lastSkipped = next
+        // Acquire: pairs with each waiter's release link, so its node is initialised.
+        var candidate = cshims_ptr_load_acquire(next.next)
+        while let raw = candidate {
+            let node = CNANodePointer(raw)
+            if cshims_u32_load_relaxed(node.numaNode) == myNode {
+                // Cut next..lastSkipped out of the main queue. lastSkipped has a successor (node),
+                // so nobody else writes its `next` any more; none of them is the tail.
+                cshims_ptr_store_relaxed(lastSkipped.next, nil)
+                if spin == Self.noSecondary {
+                    // They form the secondary queue: next is its head.
+                    cshims_ptr_store_relaxed(next.secondaryTail, lastSkipped.raw)
+                    return (node, next.asSpin)
+                }
+                // Append them behind the parked waiters.
+                let head = CNANodePointer(spin: spin)
+                let end = CNANodePointer(cshims_ptr_load_relaxed(head.secondaryTail)!)
+                cshims_ptr_store_relaxed(end.next, next.raw)
+                cshims_ptr_store_relaxed(head.secondaryTail, lastSkipped.raw)
+                return (node, spin)
+            }
+            lastSkipped = node
+            candidate = cshims_ptr_load_acquire(node.next)
+        }
+        return nil
+    }
+
+    public func deallocate() {
+        memory.deallocate(UnsafeMutableRawPointer(tail), bytes: LabMemory.alignment)
+    }
+}
