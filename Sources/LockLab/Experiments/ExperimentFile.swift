@@ -29,7 +29,6 @@
 //   figures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
 
 import Foundation
-import TOMLKit
 
 /// An error in an experiment file: the file, the field, what is wrong.
 public struct ExperimentFileError: Error, CustomStringConvertible, Equatable {
@@ -37,8 +36,29 @@ public struct ExperimentFileError: Error, CustomStringConvertible, Equatable {
     public let field: String?
     public let message: String
     public var description: String {
-        if let field { return "\(file): field '\(field)': \(message)" }
-        return "\(file): \(message)"
+        let text = field.map { "\(file): field '\($0)': \(message)" } ?? "\(file): \(message)"
+        return Self.oneLine(text)
+    }
+
+    /// Values quoted from the file may hold newlines or other control characters (a string with
+    /// `\n` in it): shown escaped, so that the error stays one line.
+    static func oneLine(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+                    || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{85}" {
+                    out += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
     }
 }
 
@@ -161,10 +181,10 @@ public struct Experiment: Sendable {
     public static func parse(_ text: String, file: String) throws -> Experiment {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
+            table = try TOMLParser.parse(text)
         } catch let e as TOMLParseError {
             throw ExperimentFileError(file: file, field: nil,
-                                      message: "not valid TOML at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+                                      message: "not valid TOML at line \(e.line), column \(e.column): \(e.message)")
         }
         let reader = FieldReader(file: file)
         try reader.rejectUnknown(table, known: topKeys, prefix: "")
@@ -294,8 +314,8 @@ struct FieldReader {
         }
     }
 
-    func describe(_ v: TOMLValueConvertible) -> String {
-        "\(v.type)"
+    func describe(_ v: TOMLValue) -> String {
+        v.typeName
     }
 
     func string(_ t: TOMLTable, _ key: String) throws -> String? {
@@ -350,7 +370,7 @@ struct FieldReader {
             if required { throw fail(key, "is required") }
             return []
         }
-        func one(_ item: TOMLValueConvertible) throws -> String {
+        func one(_ item: TOMLValue) throws -> String {
             if let n = item.int { return "\(n)" }
             if let s = item.string { return s }
             throw fail(key, "expected numbers or strings, found \(describe(item))")
