@@ -9,7 +9,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The thin C layer: atomics with explicit orders, pause, futex, pinning, cycle counter.
@@ -28,7 +27,6 @@ let package = Package(
             dependencies: [
                 "CShims", "CHwloc", "CNuma", "CCK",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
         // The CLI: one file per subcommand.

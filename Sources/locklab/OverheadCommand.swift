@@ -1,6 +1,7 @@
 // `locklab overhead`: the harness's own cost against a bare C loop around the same lock.
 
 import ArgumentParser
+import CShims
 import Foundation
 import LockLab
 
@@ -9,17 +10,26 @@ struct OverheadCommand: ParsableCommand {
         commandName: "overhead",
         abstract: "Compare one thread through the harness with a bare C loop around ck's fas lock (ns/op, medians).")
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Interleaved repetitions.", valueName: "R"))
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: ArgumentHelp("Interleaved repetitions.", valueName: "R"))
     var repeats: Int = 5
 
-    @Option(help: ArgumentHelp("Seconds per measurement.", valueName: "s"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seconds per measurement.", valueName: "s"))
     var seconds: Double = 0.3
 
-    @Option(help: ArgumentHelp("CPU to pin to.", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin to.", valueName: "N"))
     var cpu: Int = 0
 
     func run() throws {
-        guard repeats >= 1 else { throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count >= 1") }
+        guard (1...1000).contains(repeats) else {
+            throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count in 1...1000")
+        }
+        guard seconds.isFinite, seconds > 0, seconds <= 3600 else {
+            throw LabError.badValue(flag: "--seconds", value: "\(seconds)", accepted: "seconds in (0, 3600]")
+        }
+        let cpus = Int(cshims_online_cpus())
+        guard (0..<cpus).contains(cpu) else {
+            throw LabError.badValue(flag: "--cpu", value: "\(cpu)", accepted: "a CPU of this machine, 0...\(cpus - 1)")
+        }
         let report = try Overhead.measure(repeats: repeats, seconds: seconds, cpu: cpu)
         let bare = report.medians[0].nanosecondsPerOp
         print(textTable(header: ["loop", "ns/op", "vs bare"], rows: report.medians.map {

@@ -10,7 +10,7 @@ struct PlanCommand: ParsableCommand {
         abstract: "Show which CPU, core, node and package each thread would run on.",
         discussion: "More threads than CPUs wrap round the placement and are reported as oversubscribed.")
 
-    @Option(help: ArgumentHelp("Number of threads to place (at least 1).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Number of threads to place (at least 1).", valueName: "N"))
     var threads: Int
 
     @Option(help: ArgumentHelp("compact (fill node 0's cores, then node 1's, SMT siblings last), scatter (round-robin over nodes, SMT siblings last) or cpus:LIST (exactly these OS CPUs in order, e.g. cpus:0,2,4 or cpus:0-3).",

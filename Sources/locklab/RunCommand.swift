@@ -21,22 +21,22 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated thread counts; 'all' is every CPU of the topology.", valueName: "list"))
     var threads: String = "1,2"
 
-    @Option(help: ArgumentHelp("Measured seconds per run.", valueName: "s"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Measured seconds per run.", valueName: "s"))
     var duration: Double = 1
 
-    @Option(help: ArgumentHelp("Warm-up seconds before measuring.", valueName: "s"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Warm-up seconds before measuring.", valueName: "s"))
     var warmup: Double = 0.2
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Repetitions of every (lock, threads).", valueName: "R"))
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: ArgumentHelp("Repetitions of every (lock, threads).", valueName: "R"))
     var repeats: Int = 1
 
-    @Option(name: .customLong("cs-lines"), help: ArgumentHelp("Shared cache lines read-modify-written in the critical section.", valueName: "K"))
+    @Option(name: .customLong("cs-lines"), parsing: .unconditional, help: ArgumentHelp("Shared cache lines read-modify-written in the critical section.", valueName: "K"))
     var csLines: Int = 1
 
-    @Option(name: .customLong("cs-ns"), help: ArgumentHelp("Busy-wait inside the critical section, ns.", valueName: "ns"))
+    @Option(name: .customLong("cs-ns"), parsing: .unconditional, help: ArgumentHelp("Busy-wait inside the critical section, ns.", valueName: "ns"))
     var csNanoseconds: Int = 0
 
-    @Option(name: .customLong("ncs-ns"), help: ArgumentHelp("Busy-wait between critical sections, ns.", valueName: "ns"))
+    @Option(name: .customLong("ncs-ns"), parsing: .unconditional, help: ArgumentHelp("Busy-wait between critical sections, ns.", valueName: "ns"))
     var ncsNanoseconds: Int = 0
 
     @Flag(name: .customLong("ncs-random"), help: "Draw each non-critical wait uniformly from [0, 2 x ncs-ns].")
@@ -50,13 +50,13 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("mem-node"), help: ArgumentHelp("Where the lock and shared data live: a real NUMA node, 'interleave' or 'local' (first touch).", valueName: "N"))
     var memNode: String = "local"
 
-    @Option(help: ArgumentHelp("Time every Kth acquisition of each thread (0: no latency).", valueName: "K"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Time every Kth acquisition of each thread (0: no latency).", valueName: "K"))
     var sample: Int = Harness.defaultSampleEvery
 
-    @Option(help: ArgumentHelp("Seed for randomised waits.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed for randomised waits.", valueName: "n"))
     var seed: UInt64 = 1
 
-    @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("Declare a run hung after this many seconds without progress.", valueName: "s"))
+    @Option(name: .customLong("stall-timeout"), parsing: .unconditional, help: ArgumentHelp("Declare a run hung after this many seconds without progress.", valueName: "s"))
     var stallTimeout: Double = 30
 
     @Option(help: ArgumentHelp("Results folder (created if missing).", valueName: "DIR"))
@@ -152,10 +152,11 @@ func parseThreadCounts(_ text: String, cpus: Int) throws -> [Int] {
     for item in items {
         if item == "all" {
             counts.append(cpus)
-        } else if let n = Int(item), n >= 1 {
+        } else if let n = Int(item), n >= 1, n <= Harness.maxThreads {
             counts.append(n)
         } else {
-            throw LabError.badValue(flag: "--threads", value: item, accepted: "positive integers or 'all', comma-separated")
+            throw LabError.badValue(flag: "--threads", value: item,
+                                    accepted: "whole numbers in 1...\(Harness.maxThreads) or 'all', comma-separated")
         }
     }
     if counts.isEmpty { throw LabError.badValue(flag: "--threads", value: text, accepted: "at least one thread count") }

@@ -22,7 +22,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Results folder (created if missing; resumed if it holds this experiment).", valueName: "DIR"))
     var out: String
 
-    @Option(name: .customLong("virtual-nodes"), help: ArgumentHelp("Override the file's virtual_nodes.", valueName: "N"))
+    @Option(name: .customLong("virtual-nodes"), parsing: .unconditional, help: ArgumentHelp("Override the file's virtual_nodes.", valueName: "N"))
     var virtualNodes: Int?
 
     @Flag(help: "Run the report generator on DIR when the sweep completes.")
@@ -67,8 +67,12 @@ struct SweepCommand: ParsableCommand {
                 print("stopped: \(outcome.ran) runs done this time; rerun the same command to resume")
                 throw ExitCode(130)
             }
-            print("sweep \(experiment.name): \(outcome.ran) runs done, \(outcome.skipped) already recorded, \(outcome.failed) failed; results in \(out)")
-            if outcome.failed > 0 { throw LabError.impossible("\(plural(outcome.failed, "run")) failed (see the status column of \(out)/runs.csv)") }
+            let earlier = outcome.failedEarlier > 0 ? " (\(outcome.failedEarlier) of them hung or failed)" : ""
+            print("sweep \(experiment.name): \(outcome.ran) runs done, \(outcome.skipped) already recorded\(earlier), \(outcome.failed) failed; results in \(out)")
+            let failed = outcome.failed + outcome.failedEarlier
+            if failed > 0 {
+                throw LabError.impossible("\(plural(failed, "run")) hung or failed (see the status column of \(out)/runs.csv)")
+            }
             if report { try ReportCommand.generate(directory: out, figures: experiment.figures) }
         } catch let hung as SweepHung {
             FileHandle.standardError.write(Data("locklab: \(hung.description); continuing in a fresh process\n".utf8))

@@ -4,7 +4,7 @@ import ArgumentParser
 import LockLab
 
 struct TopologyOptions: ParsableArguments {
-    @Option(name: .customLong("virtual-nodes"),
+    @Option(name: .customLong("virtual-nodes"), parsing: .unconditional,
             help: ArgumentHelp("Split the cores, in core order and keeping SMT siblings together, into N contiguous, equal-as-possible virtual NUMA nodes (1 to the number of cores).",
                                valueName: "N"))
     var virtualNodes: Int?

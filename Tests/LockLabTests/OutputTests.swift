@@ -131,11 +131,15 @@ struct CommandResult {
     var stderr: String
 }
 
-func locklab(_ arguments: [String]) throws -> CommandResult {
+/// Runs the debug `locklab` with `arguments`, its environment this process's plus `environment`.
+func locklab(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
     let exe = packageRoot.appendingPathComponent(".build/debug/locklab")
     let process = Process()
     process.executableURL = exe
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
@@ -164,6 +168,20 @@ struct CommandLineTests {
         (["plan", "--threads", "2", "--placement", "cpus:0,999"], "999"),
         (["run", "--lock", "mcs"], "--out"),
         (["frobnicate"], "frobnicate"),
+        // Numbers that parse but must not reach the clock, the thread planner or the busy-waits.
+        (["run", "--lock", "mcs", "--duration", "inf", "--out", "/tmp/locklab-never"], "--duration: 'inf' is not valid"),
+        (["run", "--lock", "mcs", "--duration", "-1", "--out", "/tmp/locklab-never"], "--duration: '-1.0' is not valid"),
+        (["run", "--lock", "mcs", "--warmup", "nan", "--out", "/tmp/locklab-never"], "--warmup: 'nan' is not valid"),
+        (["run", "--lock", "mcs", "--stall-timeout", "-1", "--out", "/tmp/locklab-never"], "--stall-timeout: '-1.0' is not valid"),
+        (["run", "--lock", "mcs", "--threads", "100000000", "--out", "/tmp/locklab-never"], "--threads: '100000000' is not valid"),
+        (["run", "--lock", "mcs", "--cs-ns", "99999999999999", "--out", "/tmp/locklab-never"], "--cs-ns: '99999999999999' is not valid"),
+        (["run", "--lock", "mcs", "--ncs-ns", "-1", "--out", "/tmp/locklab-never"], "--ncs-ns: '-1' is not valid"),
+        (["run", "--lock", "mcs", "--sample", "-2", "--out", "/tmp/locklab-never"], "--sample: '-2' is not valid"),
+        (["run", "--lock", "mcs", "--repeat", "-1", "--out", "/tmp/locklab-never"], "--repeat: '-1' is not valid"),
+        (["plan", "--threads", "100000000"], "--threads: '100000000' is not valid"),
+        (["overhead", "--seconds", "inf"], "--seconds: 'inf' is not valid"),
+        (["overhead", "--cpu", "99999"], "--cpu: '99999' is not valid"),
+        (["overhead", "--repeat", "0"], "--repeat: '0' is not valid"),
     ]
 
     @Test("bad input: one line, exit 2", arguments: badInputs.indices)
@@ -178,7 +196,7 @@ struct CommandLineTests {
     }
 
     @Test func testHelpOnEveryCommand() throws {
-        for command in [[], ["list"], ["topology"], ["plan"], ["run"]] {
+        for command in [[], ["list"], ["topology"], ["plan"], ["run"], ["sweep"], ["torture"], ["overhead"]] {
             let result = try locklab(command + ["--help"])
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE"))

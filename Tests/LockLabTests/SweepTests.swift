@@ -106,6 +106,13 @@ struct ExperimentFileTests {
         ("locks = [\"null\"]\nthreads = [2]\n", "field 'locks'"),
         ("locks = [\"mcs\"\nthreads = [1]\n", "not valid TOML at line"),
         ("locks = [\"mcs\"]\nthreads = [1]\nmem_node = \"far\"\n", "field 'mem_node'"),
+        ("locks = [\"mcs\"]\nthreads = [100000]\n", "field 'threads': threads: '100000' is not valid"),
+        ("locks = [\"mcs\"]\nthreads = [\"99999x\"]\n", "field 'threads': threads: '99999x' is not valid"),
+        ("locks = [\"mcs\"]\nthreads = [\"1..99999\"]\n", "field 'threads': threads: '99999' is not valid"),
+        ("locks = [\"mcs\"]\nthreads = [1]\nwarmup_s = nan\n", "field 'warmup_s'"),
+        ("locks = [\"mcs\"]\nthreads = [1]\nduration_s = inf\n", "field 'duration_s'"),
+        ("locks = [\"mcs\"]\nthreads = [1]\n[\n", "not valid TOML at line 3, column 2"),
+        ("locks = [\"mcs\"]\nthreads = [\"a\\nb\"]\n", "'a\\nb' is not valid"),
         ("locks = [\"mcs\"]\nthreads = [1]\nvirtual_nodes = 2\nmin_nodes = 2\n", "field 'min_nodes'"),
     ]
 
@@ -202,6 +209,34 @@ struct SweepInterruptionTests {
         let resumed = try locklab(["sweep", file, "--out", dir])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         try checkComplete(dir, experiment: smallExperiment)
+    }
+
+    @Test func testTornLastLineIsRepairedOnResumeWithoutLosingCompleteRows() throws {
+        let experiment = smallExperiment.replacingOccurrences(of: "repeats = 4", with: "repeats = 1")
+        let file = try writeFile(experiment, name: "small.toml")
+        let dir = temporaryDirectory("torn")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try locklab(["sweep", file, "--out", dir]).status == 0)
+        let before = try readCSV(path: dir + "/runs.csv").rows
+        #expect(before.count >= 2)
+        // A crash in the middle of writing the last run row: half of it, no newline; its thread
+        // rows (written first) are already there and now orphans.
+        let path = dir + "/runs.csv"
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let lastLineStart = data.dropLast().lastIndex(of: UInt8(ascii: "\n"))! + 1
+        let torn = data.prefix(lastLineStart + (data.count - lastLineStart) / 2)
+        try torn.write(to: URL(fileURLWithPath: path))
+        #expect(try readCSV(path: path).rows.count == before.count - 1)
+
+        let resumed = try locklab(["sweep", file, "--out", dir])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("\(before.count - 1) already recorded"), "\(resumed.stdout)")
+        // Every complete row kept as it was; the torn run ran again, once.
+        let after = try readCSV(path: path).rows
+        #expect(Array(after.prefix(before.count - 1)).map { $0["config_key"]! } == before.prefix(before.count - 1).map { $0["config_key"]! })
+        #expect(Array(after.prefix(before.count - 1)).map { $0["ops"]! } == before.prefix(before.count - 1).map { $0["ops"]! })
+        #expect(after.last?["config_key"] == before.last?["config_key"])
+        try checkComplete(dir, experiment: experiment)
     }
 
     @Test func testRefusesAnotherTopologyInTheSameFolder() throws {

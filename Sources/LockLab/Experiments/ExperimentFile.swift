@@ -29,7 +29,6 @@
 //   figures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
 
 import Foundation
-import TOMLKit
 
 /// An error in an experiment file: the file, the field, what is wrong.
 public struct ExperimentFileError: Error, CustomStringConvertible, Equatable {
@@ -37,8 +36,29 @@ public struct ExperimentFileError: Error, CustomStringConvertible, Equatable {
     public let field: String?
     public let message: String
     public var description: String {
-        if let field { return "\(file): field '\(field)': \(message)" }
-        return "\(file): \(message)"
+        let text = field.map { "\(file): field '\($0)': \(message)" } ?? "\(file): \(message)"
+        return Self.oneLine(text)
+    }
+
+    /// Values quoted from the file may hold newlines or other control characters (a string with
+    /// `\n` in it): shown escaped, so that the error stays one line.
+    static func oneLine(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+                    || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar == "\u{85}" {
+                    out += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
     }
 }
 
@@ -67,13 +87,13 @@ public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
             self = .all
         } else if t == "per-node" {
             self = .perNode
-        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1 {
+        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1, k <= Harness.maxThreads {
             self = .timesCPUs(k)
-        } else if let n = Int(t), n >= 1 {
+        } else if let n = Int(t), n >= 1, n <= Harness.maxThreads {
             self = .count(n)
         } else {
             throw LabError.badValue(flag: "threads", value: text,
-                                    accepted: "N, 'all', 'per-node', 'Kx' or a range 'A..B [step S|node]'")
+                                    accepted: "N or Kx (1...\(Harness.maxThreads)), 'all', 'per-node' or a range 'A..B [step S|node]'")
         }
     }
 
@@ -90,12 +110,17 @@ public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
     /// The thread counts on a machine with `cpus` CPUs in `nodes` nodes.
     public func resolve(cpus: Int, nodes: Int) -> [Int] {
         let perNode = max(1, cpus / max(1, nodes))
-        func one(_ s: ThreadCountSpec) -> Int {
+        // Values above the thread limit are clamped to just above it (the session then refuses
+        // them), so that a range never expands to more than the limit's worth of counts.
+        func one(_ s: ThreadCountSpec) -> Int { min(unclamped(s), Harness.maxThreads + 1) }
+        func unclamped(_ s: ThreadCountSpec) -> Int {
             switch s {
             case let .count(n): return n
             case .all: return cpus
             case .perNode: return perNode
-            case let .timesCPUs(k): return k * cpus
+            case let .timesCPUs(k):
+                let (product, overflow) = k.multipliedReportingOverflow(by: cpus)
+                return overflow ? Int.max : product
             case .range: return 1
             }
         }
@@ -142,19 +167,24 @@ public struct Experiment: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ExperimentFileError(file: path, field: nil, message: "cannot read the file")
         }
+        return try parse(data: data, file: path)
+    }
+
+    /// Checks the bytes of an experiment file. Every problem is an `ExperimentFileError`.
+    public static func parse(data: Data, file: String) throws -> Experiment {
         guard let text = String(data: data, encoding: .utf8) else {
-            throw ExperimentFileError(file: path, field: nil, message: "is not UTF-8 text")
+            throw ExperimentFileError(file: file, field: nil, message: "is not UTF-8 text")
         }
-        return try parse(text, file: path)
+        return try parse(text, file: file)
     }
 
     public static func parse(_ text: String, file: String) throws -> Experiment {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
+            table = try TOMLParser.parse(text)
         } catch let e as TOMLParseError {
             throw ExperimentFileError(file: file, field: nil,
-                                      message: "not valid TOML at line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+                                      message: "not valid TOML at line \(e.line), column \(e.column): \(e.message)")
         }
         let reader = FieldReader(file: file)
         try reader.rejectUnknown(table, known: topKeys, prefix: "")
@@ -284,8 +314,8 @@ struct FieldReader {
         }
     }
 
-    func describe(_ v: TOMLValueConvertible) -> String {
-        "\(v.type)"
+    func describe(_ v: TOMLValue) -> String {
+        v.typeName
     }
 
     func string(_ t: TOMLTable, _ key: String) throws -> String? {
@@ -340,7 +370,7 @@ struct FieldReader {
             if required { throw fail(key, "is required") }
             return []
         }
-        func one(_ item: TOMLValueConvertible) throws -> String {
+        func one(_ item: TOMLValue) throws -> String {
             if let n = item.int { return "\(n)" }
             if let s = item.string { return s }
             throw fail(key, "expected numbers or strings, found \(describe(item))")

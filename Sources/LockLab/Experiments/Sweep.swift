@@ -59,7 +59,11 @@ public struct SweepOutcome: Sendable {
     public var planned: Int
     public var skipped: Int
     public var ran: Int
+    /// Runs of this process whose status is not ok (hung, mutex-violation).
     public var failed: Int
+    /// Runs already recorded when this process started whose status is not ok: after a hang the
+    /// sweep continues in a fresh process, which must still report the hung run.
+    public var failedEarlier: Int
     public var interrupted: Bool
 }
 
@@ -85,10 +89,14 @@ public enum Sweep {
         let recorded = writer.recordedConfigKeys
         let planned = settings.plannedRuns
         let todo = planned.filter { !recorded.contains(settings.configKey($0, topology: topology)) }
+        let plannedKeys = Set(planned.map { settings.configKey($0, topology: topology) })
+        let failedEarlier = writer.existingRows.filter {
+            plannedKeys.contains($0["config_key"] ?? "") && $0["status"] != RunStatus.ok.rawValue
+        }.count
         onEvent(.started(total: planned.count, alreadyRecorded: planned.count - todo.count, toRun: todo.count))
 
         var outcome = SweepOutcome(planned: planned.count, skipped: planned.count - todo.count, ran: 0, failed: 0,
-                                   interrupted: false)
+                                   failedEarlier: failedEarlier, interrupted: false)
         let started = Date()
         for (i, run) in todo.enumerated() {
             if StopRequest.requested {

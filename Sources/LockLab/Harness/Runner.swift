@@ -152,19 +152,34 @@ final class ThreadStart {
     init(_ body: @escaping () -> Void) { self.body = body }
 }
 
-private let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { arg in
+/// The C entry point of every harness and torture thread: runs a retained `ThreadStart`.
+let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { arg in
     let start = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
     start.body()
     return nil
 }
 
 public enum Harness {
+    /// Most threads one run may have (`--threads`, experiment files, torture): beyond any machine's
+    /// oversubscription experiments, and small enough that a typo fails at once instead of
+    /// planning or starting a hundred million threads.
+    public static let maxThreads = 8192
     /// Default latency sampling: every 64th acquisition of each thread.
     public static let defaultSampleEvery = 64
     /// Threads publish their op count for the watchdog this often (a power of two).
     @usableFromInline static let progressMask: UInt64 = 255
     /// Largest latency the histograms track, in cycles (about a minute at 5 GHz).
     static let histogramMaxCycles: UInt64 = 300_000_000_000
+
+    /// Fault injection for the watchdog's tests: `LOCKLAB_FAULT_HANG=<lock name>` in the environment
+    /// makes every run (and torture) of that lock hang: its thread 0 takes the lock before its first
+    /// iteration and never lets go. So a real sweep process can be shown to record the run as hung
+    /// and go on, and `torture` to fail. Read once per process; unset (the default), nothing
+    /// changes. The check happens once per thread, before the measured loop.
+    public static let faultHangLock: String? = {
+        guard let name = ProcessInfo.processInfo.environment["LOCKLAB_FAULT_HANG"], !name.isEmpty else { return nil }
+        return name
+    }()
 
     /// Runs one configuration of lock `L` with workload `W` and returns what every thread measured.
     /// `W` is consumed: its memory is freed when the run ends (unless the run hung).
@@ -193,7 +208,8 @@ public enum Harness {
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             trylockEvery: L.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
             opsLimit: opsLimit, seed: config.seed,
-            histogramMaxCycles: histogramMaxCycles)
+            histogramMaxCycles: histogramMaxCycles,
+            faultHang: faultHangLock == L.descriptor.name)
 
         var handles = [pthread_t]()
         handles.reserveCapacity(threadCount)
@@ -300,6 +316,8 @@ struct LoopParameters: Sendable {
     @usableFromInline let opsLimit: UInt64
     @usableFromInline let seed: UInt64
     @usableFromInline let histogramMaxCycles: UInt64
+    /// Injected fault (`Harness.faultHangLock`): thread 0 holds the lock forever.
+    @usableFromInline let faultHang: Bool
 }
 
 extension Harness {
@@ -328,6 +346,7 @@ extension Harness {
             phase = cshims_u32_load_acquire(control.phase)
         }
         if phase == Phase.measure { _ = cshims_thread_usage_now(&usageStart) }
+        if loop.faultHang && slot.index == 0 { hangHoldingTheLock(lock, &context) }
 
         let me = UInt64(slot.index + 1)
         let myNode = UInt64(slot.node)
@@ -433,6 +452,15 @@ extension Harness {
         }
         if timed { _ = histogram.record(entry.acquiredAt &- acquireStart) }
         return entry
+    }
+
+    /// The injected hang: take the lock and never release it (sleeping, so it costs no CPU); the
+    /// other threads wait in the lock and the watchdog sees no progress.
+    @inline(never)
+    static func hangHoldingTheLock<L: LockAlgorithm>(_ lock: L, _ context: inout L.Context) -> Never {
+        lock.withLock(&context) {
+            while true { sleep(3600) }
+        }
     }
 
     /// What a critical section reports: whether the lock came from another thread, from this

@@ -45,22 +45,34 @@ public struct SessionSettings: Sendable {
     /// Checks everything that can be checked before the first run; throws one clear error.
     public func validate(on topology: Topology) throws {
         if locks.isEmpty { throw LabError.badValue(flag: "--lock", value: "", accepted: "at least one lock") }
-        if threadCounts.isEmpty || threadCounts.contains(where: { $0 < 1 }) {
-            throw LabError.badValue(flag: "--threads", value: threadCounts.map(String.init).joined(separator: ","),
-                                    accepted: "positive thread counts")
+        if threadCounts.isEmpty || threadCounts.contains(where: { $0 < 1 || $0 > Harness.maxThreads }) {
+            let bad = threadCounts.first { $0 < 1 || $0 > Harness.maxThreads }.map(String.init)
+            throw LabError.badValue(flag: "--threads", value: bad ?? "",
+                                    accepted: "thread counts in 1...\(Harness.maxThreads)")
         }
         if repeats < 1 { throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count >= 1") }
-        if !(durationSeconds > 0) {
-            throw LabError.badValue(flag: "--duration", value: "\(durationSeconds)", accepted: "seconds > 0")
+        // Finite and at most a day, as experiment files allow: nan and inf must not reach the clock.
+        if !(durationSeconds > 0 && durationSeconds <= 86_400) {
+            throw LabError.badValue(flag: "--duration", value: "\(durationSeconds)", accepted: "seconds in (0, 86400]")
         }
-        if warmupSeconds < 0 { throw LabError.badValue(flag: "--warmup", value: "\(warmupSeconds)", accepted: "seconds >= 0") }
+        if !(warmupSeconds >= 0 && warmupSeconds <= 86_400) {
+            throw LabError.badValue(flag: "--warmup", value: "\(warmupSeconds)", accepted: "seconds in [0, 86400]")
+        }
+        if !(stallTimeoutSeconds >= 0.1 && stallTimeoutSeconds <= 86_400) {
+            throw LabError.badValue(flag: "--stall-timeout", value: "\(stallTimeoutSeconds)", accepted: "seconds in [0.1, 86400]")
+        }
         if workloads.isEmpty || placements.isEmpty { throw LabError.impossible("no workload or no placement to run") }
         for workload in workloads {
             if workload.csLines < 0 || workload.csLines > 1 << 16 {
                 throw LabError.badValue(flag: "--cs-lines", value: "\(workload.csLines)", accepted: "0...65536")
             }
-            if workload.csNanoseconds < 0 { throw LabError.badValue(flag: "--cs-ns", value: "\(workload.csNanoseconds)", accepted: "ns >= 0") }
-            if workload.ncsNanoseconds < 0 { throw LabError.badValue(flag: "--ncs-ns", value: "\(workload.ncsNanoseconds)", accepted: "ns >= 0") }
+            // At most a second each, as experiment files allow.
+            if !(0...1_000_000_000).contains(workload.csNanoseconds) {
+                throw LabError.badValue(flag: "--cs-ns", value: "\(workload.csNanoseconds)", accepted: "ns in 0...1000000000")
+            }
+            if !(0...1_000_000_000).contains(workload.ncsNanoseconds) {
+                throw LabError.badValue(flag: "--ncs-ns", value: "\(workload.ncsNanoseconds)", accepted: "ns in 0...1000000000")
+            }
         }
         if sampleEvery < 0 { throw LabError.badValue(flag: "--sample", value: "\(sampleEvery)", accepted: "0 (off) or K >= 1") }
         if case let .node(n) = memory, n >= LabMemory.realNodeCount {

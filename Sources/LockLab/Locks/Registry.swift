@@ -51,6 +51,7 @@ public struct LockEntry: Sendable {
     public let type: any LockAlgorithm.Type
     public var descriptor: LockDescriptor { type.descriptor }
     private let runMicrobenchmark: @Sendable (RunConfig, MicrobenchmarkParameters) throws -> RawRunResult
+    private let runTorture: @Sendable (TortureConfig) throws -> TortureResult
 
     public init<L: LockAlgorithm>(_ type: L.Type) {
         self.type = type
@@ -58,11 +59,17 @@ public struct LockEntry: Sendable {
             let workload = Microbenchmark(parameters, memory: config.memory)
             return try Harness.run(L.self, workload: workload, config: config)
         }
+        runTorture = { config in try Torture.run(L.self, config: config) }
     }
 
     /// Runs the lock microbenchmark with this lock.
     public func run(_ config: RunConfig, _ parameters: MicrobenchmarkParameters) throws -> RawRunResult {
         try runMicrobenchmark(config, parameters)
+    }
+
+    /// Tortures this lock (`locklab torture`).
+    public func torture(_ config: TortureConfig) throws -> TortureResult {
+        try runTorture(config)
     }
 }
 

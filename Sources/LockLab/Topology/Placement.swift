@@ -96,8 +96,8 @@ public struct Plan: Sendable {
 extension Topology {
     /// Places `threads` threads. Throws a `LabError` for threads < 1 or a cpu the topology lacks.
     public func plan(threads: Int, placement: Placement) throws -> Plan {
-        guard threads >= 1 else {
-            throw LabError.badValue(flag: "--threads", value: "\(threads)", accepted: "a whole number of at least 1")
+        guard threads >= 1, threads <= Harness.maxThreads else {
+            throw LabError.badValue(flag: "--threads", value: "\(threads)", accepted: "a whole number in 1...\(Harness.maxThreads)")
         }
         let slots = try self.slots(for: placement)
         let placed = (0..<threads).map { thread -> ThreadPlacement in

@@ -1,0 +1,234 @@
+/*
+ * cna.pml: the compact NUMA-aware lock of Sources/LockLab/Locks/CNA.swift, for spin.
+ *
+ * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
+ * absence of deadlock (no invalid end state) for N = 3 threads on 2 NUMA nodes. Each thread picks
+ * its node once, nondeterministically (so every assignment of threads to nodes is explored: all on
+ * one node, two and one), then takes the lock forever, by lock() or tryLock() (a nondeterministic
+ * choice every time). THRESHOLD (the `threshold` option, default here 2) is small so that the
+ * fairness splice happens; the time threshold (`threshold-ns`) reads the cycle counter, so the
+ * model lets it go either way at every check. secondarySinceCycles therefore carries nothing the
+ * model needs and is left out. Also checked with threshold 0 (MCS order) and 1:
+ * check-variants: -DTHRESHOLD=0 -DTHRESHOLD=1
+ *
+ * How the model maps the code: spin interleaves atomic steps over sequentially consistent memory.
+ * One Promela statement is one atomic access of the Swift code (a load, a store, an exchange, a
+ * CAS); a spin loop is a blocking guard. Acquire/release orders are not modelled (ThreadSanitizer
+ * and the stress tests look after those). Thread i (1..N) owns queue node i; 0 is nil; next[],
+ * spin[], secondaryTail[], numaNode[], localHandoffs[] are CNANode's fields; `tail` is the lock.
+ * spin[] holds 0 (waiting), NOSEC = 1 (granted, nothing parked) or k + 1 for "granted; the
+ * secondary queue's head is node k" (the Swift code stores the head's address). The line numbers
+ * are CNA.swift's. A thread neither holding nor queued is at `end_idle`, a valid end state.
+ *
+ * Two modes (Models/check runs both):
+ *   default      every thread takes the lock forever: mutual exclusion over unbounded runs, and no
+ *                state in which every thread is stuck;
+ *   -DROUNDS=2   every thread takes the lock twice and ends: no invalid end state means every
+ *                acquisition completes, i.e. no waiter is ever lost while the others go on (which
+ *                the unbounded mode cannot see: a stranded waiter does not stop the others).
+ *
+ * Deliberate bugs, to show that the checks bite (Models/check expects spin to report each):
+ *   -DBUG=1  unlockSlow grants the secondary queue's head before its tail CAS (lines 214-215 the
+ *            wrong way round): when the CAS fails, passLock grants a second thread (mutual
+ *            exclusion violated).
+ *   -DBUG=2  the inline unlock ignores the secondary queue (line 193 without `spin == noSecondary`)
+ *            and frees the lock while waiters are parked: they wait forever (a lost waiter, found
+ *            with ROUNDS).
+ */
+#define N 3
+#define NIL 0
+#define NOSEC 1
+#ifndef THRESHOLD
+#define THRESHOLD 2
+#endif
+
+byte tail = NIL;
+byte next[N + 1];
+byte spin[N + 1];
+byte secondaryTail[N + 1];
+bit numaNode[N + 1];
+byte localHandoffs[N + 1];
+byte inCS = 0;
+
+/* Back to idle. The locals are dead there: they are cleared on the way, so that states that differ
+ * only in stale locals are one state (this keeps the search to seconds). */
+#define IDLE d_step { pred = 0; nx = 0; s = 0; head = 0; e = 0; cand = 0; last = 0; succ = 0; \
+                      grant = 0; ok = 0; keepLocal = 0; parked = 0; found = 0 }; goto end_idle
+
+active [N] proctype thread()
+{
+    byte me = _pid + 1;
+    byte pred, nx, s, head, e, cand, last, succ, grant;
+    bit ok, keepLocal, parked, found;
+#ifdef ROUNDS
+    byte rounds = 0;
+#endif
+
+    /* makeContext, line 147: the thread's node, written once before the node is published.
+     * Node labels are symmetric, so thread 1 is on node 0 and threads 2 and 3 choose. */
+    if
+    :: me == 1 -> numaNode[me] = 0
+    :: me != 1 -> numaNode[me] = 0
+    :: me != 1 -> numaNode[me] = 1
+    fi;
+
+end_idle:
+#ifdef ROUNDS
+    if
+    :: rounds == ROUNDS -> goto done
+    :: else
+    fi;
+#endif
+    if
+    :: goto lock
+    :: goto trylock
+    fi;
+
+lock:                                               /* CNALock.lock, lines 156-175 */
+    next[me] = NIL;                                 /* 158 */
+    spin[me] = 0;                                   /* 159 */
+    atomic { pred = tail; tail = me };              /* 162: exchange */
+    if
+    :: pred == NIL -> spin[me] = NOSEC; goto cs     /* 163-166: nil,-,- -> me,1,- */
+    :: else
+    fi;
+    next[pred] = me;                                /* 169: link behind the predecessor */
+    (spin[me] != 0);                                /* 172-174: spin until granted */
+    goto cs;
+
+trylock:                                            /* CNALock.tryLock, lines 178-186 */
+    next[me] = NIL;                                 /* 180 */
+    spin[me] = NOSEC;                               /* 181 */
+    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 185: CAS(tail, nil, me) */
+    if
+    :: ok -> goto cs
+    :: else -> IDLE
+    fi;
+
+cs:
+    inCS++;
+    assert(inCS == 1);
+    inCS--;
+#ifdef ROUNDS
+    rounds++;
+#endif
+
+                                                    /* CNALock.unlock, lines 189-200 */
+    nx = next[me];                                  /* 193: next (acquire) */
+    s = spin[me];                                   /* 193: our own spin (stable while we hold) */
+#if BUG == 2
+    if
+    :: nx == NIL ->
+#else
+    if
+    :: nx == NIL && s == NOSEC ->
+#endif
+        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 197: me,1,- -> nil,-,- */
+        if
+        :: ok -> IDLE
+        :: else
+        fi
+    :: else
+    fi;
+                                                    /* unlockSlow, lines 204-227 */
+    s = spin[me];                                   /* 205 */
+    nx = next[me];                                  /* 206 */
+    if
+    :: nx == NIL ->
+        if
+        :: s != NOSEC ->
+            head = s - 1;                           /* 211 */
+            e = secondaryTail[head];                /* 212 */
+#if BUG == 1
+            spin[head] = NOSEC;                     /* BUG: S granted before the CAS below */
+#endif
+            atomic { ok = (tail == me); if :: ok -> tail = e :: else fi };  /* 214: me,S,S..E -> E,1,- */
+            if
+#if BUG == 1
+            :: ok -> IDLE
+#else
+            :: ok -> spin[head] = NOSEC; IDLE                      /* 215-216: S holds */
+#endif
+            :: else
+            fi
+        :: else
+        fi;
+        (next[me] != NIL);                          /* 221-224: wait for the arrival's link */
+        nx = next[me]
+    :: else
+    fi;
+    /* passLock, lines 232-273. The decision reads only our own node (localHandoffs[me] was written
+     * before our grant and nobody writes it while we hold) and the clock: one atomic step. */
+    atomic {
+        parked = (s != NOSEC);                      /* 233 */
+        keepLocal = (THRESHOLD > 0);                /* 234 */
+        if
+        :: parked ->
+            keepLocal = (localHandoffs[me] < THRESHOLD);    /* 237-238 */
+            if
+            :: keepLocal ->                         /* 239-242: the age check may go either way */
+                if
+                :: keepLocal = 1
+                :: keepLocal = 0
+                fi
+            :: else
+            fi
+        :: else
+        fi;
+        found = 0
+    };
+    if
+    :: keepLocal ->                                 /* 244: findLocalSuccessor, lines 278-310 */
+        if
+        :: numaNode[nx] == numaNode[me] ->          /* 283-284: the successor is local */
+            succ = nx; grant = s; found = 1
+        :: else ->
+            last = nx;                              /* 285 */
+            cand = next[nx];                        /* 287 */
+            do
+            :: cand == NIL -> break                 /* 288: no local waiter */
+            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* 290 */
+                next[last] = NIL;                   /* 293: cut nx..last out of the main queue */
+                if
+                :: s == NOSEC ->
+                    secondaryTail[nx] = last;       /* 296: they form the secondary queue */
+                    succ = cand; grant = nx + 1; found = 1     /* 297 */
+                :: else ->
+                    head = s - 1;                   /* 300 */
+                    e = secondaryTail[head];        /* 301 */
+                    next[e] = nx;                   /* 302: append behind the parked ones */
+                    secondaryTail[head] = last;     /* 303 */
+                    succ = cand; grant = s; found = 1          /* 304 */
+                fi;
+                break
+            :: cand != NIL && numaNode[cand] != numaNode[me] ->
+                last = cand;                        /* 306 */
+                cand = next[cand]                   /* 307 */
+            od
+        fi
+    :: else
+    fi;
+    if
+    :: found ->
+        if
+        :: grant != NOSEC && parked -> localHandoffs[succ] = localHandoffs[me] + 1   /* 245-256 */
+        :: grant != NOSEC && !parked -> localHandoffs[succ] = 1                      /* 245-256 */
+        :: else
+        fi;
+        spin[succ] = grant;                         /* 260: grant the local waiter */
+        IDLE
+    :: else
+    fi;
+    if
+    :: parked ->                                    /* 263-268: *,S,S..E -> *,1,- */
+        head = s - 1;                               /* 265 */
+        e = secondaryTail[head];                    /* 266 */
+        next[e] = nx;                               /* 267: splice S..E in front of N */
+        spin[head] = NOSEC                          /* 268: S holds */
+    :: else ->
+        spin[nx] = NOSEC                            /* 271: MCS handoff */
+    fi;
+    IDLE
+done:
+    skip
+}
