@@ -31,14 +31,14 @@ build: setup-system
 build-debug: setup-system
 	swift build
 
-## quick: the main job: Experiments/quick.toml on this machine, then its report
+## quick: the main job: Experiments/quick.yaml on this machine, then its report
 quick: build setup-python
-	$(LOCKLAB) sweep Experiments/quick.toml --out $(RESULTS)/quick --replace-stale --report
+	$(LOCKLAB) sweep Experiments/quick.yaml --out $(RESULTS)/quick --replace-stale --report
 
 ## sweep: any experiment, e.g. make sweep EXP=oversubscription (resumes if interrupted)
 EXP ?= quick
 sweep: build setup-python
-	$(LOCKLAB) sweep Experiments/$(EXP).toml --out $(RESULTS)/$(EXP) --report
+	$(LOCKLAB) sweep Experiments/$(EXP).yaml --out $(RESULTS)/$(EXP) --report
 
 ## report: redraw a results folder, e.g. make report DIR=results/vm-2cpu/quick
 report: setup-python

@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // The thin C layer: atomics with explicit orders, pause, futex, pinning, cycle counter.
@@ -27,6 +28,7 @@ let package = Package(
             dependencies: [
                 "CShims", "CHwloc", "CNuma", "CCK",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // The CLI: one file per subcommand.

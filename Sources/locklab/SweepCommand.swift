@@ -13,10 +13,10 @@ struct SweepCommand: ParsableCommand {
             DIR/runs.csv and DIR/threads.csv at once (fsynced). Restarted on the same DIR, the sweep
             skips every run already recorded. Ctrl-C stops after the current run; a second Ctrl-C
             stops at once. A hung run is recorded with status=hung and the sweep continues in a fresh
-            process. See Experiments/*.toml for the file format.
+            process. See Experiments/*.yaml for the file format.
             """)
 
-    @Argument(help: ArgumentHelp("The experiment file (TOML).", valueName: "FILE"))
+    @Argument(help: ArgumentHelp("The experiment file (YAML).", valueName: "FILE"))
     var file: String
 
     @Option(help: ArgumentHelp("Results folder (created if missing; resumed if it holds this experiment).", valueName: "DIR"))

@@ -3,14 +3,14 @@
 // parsed experiment on this machine either works or throws ExperimentFileError too. Never another
 // error, never a crash (a trap ends the test process), never a hang (the time limit).
 //
-// Inputs: every shipped Experiments/*.toml cut at every byte offset, and seeded random mutations of
+// Inputs: every shipped Experiments/*.yaml cut at every byte offset, and seeded random mutations of
 // them (bytes replaced, inserted, deleted, lines duplicated or swapped, numbers made extreme). The
 // generator is SplitMix64 with a fixed seed: a failure names the seed and the mutant number, and
 // the same run reproduces it. LOCKLAB_FUZZ_MUTANTS=200000 runs more mutants (about 3 minutes).
 //
 // Found so far: TOMLKit's toml++ aborted the process on `[` followed by a newline and on `x = [}]`
-// (see Sources/LockLab/Experiments/TOML.swift, which replaced it), and values quoted in errors could
-// carry a newline into the one-line message (ExperimentFileError.oneLine).
+// (experiment files were TOML then; they are YAML read with Yams now, see ConfigValue.swift), and
+// values quoted in errors could carry a newline into the one-line message (ExperimentFileError.oneLine).
 
 import Foundation
 import Testing
@@ -22,7 +22,7 @@ private let experimentsDirectory = URL(fileURLWithPath: #filePath).deletingLastP
 /// The shipped experiment files, name and bytes.
 func shippedExperimentFiles() throws -> [(name: String, data: Data)] {
     let names = try FileManager.default.contentsOfDirectory(atPath: experimentsDirectory.path)
-        .filter { $0.hasSuffix(".toml") }.sorted()
+        .filter { $0.hasSuffix(".yaml") }.sorted()
     return try names.map { ($0, try Data(contentsOf: experimentsDirectory.appendingPathComponent($0))) }
 }
 
@@ -64,8 +64,8 @@ func checkParserProperty(_ data: Data, file: String, topology: Topology, what: @
 /// Seeded mutations of a file's bytes.
 struct ExperimentMutator {
     var random: SplitMix64
-    /// Bytes that mean something to TOML or to our fields.
-    static let alphabet = Array("[]{}=,.#\n\r\t\"' 0123456789-+_:xeEinftrualsep\\".utf8)
+    /// Bytes that mean something to YAML or to our fields.
+    static let alphabet = Array("[]{}=,.#\n\r\t\"' 0123456789-+_:xeEinftrualsep\\&*!|>%@`?~".utf8)
     static let extremes = ["0", "-1", "9223372036854775807", "-9223372036854775808", "99999999999999999999",
                            "1e308", "-1e308", "nan", "inf", "-inf", "0.0000001", "\"\"", "[]", "\"all\"", "\"8192x\"",
                            "\"1..8192x\"", "\"1..all step 0\"", "true", "{}"]
@@ -164,12 +164,12 @@ struct ExperimentFuzzTests {
     }
 
     @Test func testNonUTF8BytesAreRejectedNamingTheFile() throws {
-        let outcome = feed(Data([0x6E, 0x61, 0x6D, 0x65, 0x20, 0x3D, 0x20, 0xFF, 0xFE]), file: "bad.toml",
+        let outcome = feed(Data([0x6E, 0x61, 0x6D, 0x65, 0x20, 0x3D, 0x20, 0xFF, 0xFE]), file: "bad.yaml",
                            topology: try Topology.load())
         guard case let .rejected(e) = outcome else {
             Issue.record("accepted or unexpected: \(outcome)")
             return
         }
-        #expect(e.description == "bad.toml: is not UTF-8 text")
+        #expect(e.description == "bad.yaml: is not UTF-8 text")
     }
 }

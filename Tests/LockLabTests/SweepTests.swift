@@ -7,16 +7,16 @@ import Testing
 @testable import LockLab
 
 private let smallExperiment = """
-    name = "small"
-    locks = ["tas", "mcs"]
-    threads = ["1..all"]
-    repeats = 4
-    duration_s = 0.05
-    warmup_s = 0.01
-    seed = 5
-    [workload]
-    cs_lines = 1
-    ncs_ns = [0, 50]
+    name: small
+    locks: [tas, mcs]
+    threads: ["1..all"]
+    repeats: 4
+    duration_s: 0.05
+    warmup_s: 0.01
+    seed: 5
+    workload:
+      cs_lines: 1
+      ncs_ns: [0, 50]
     """
 
 func writeFile(_ text: String, name: String) throws -> String {
@@ -52,7 +52,7 @@ struct ExperimentFileTests {
             .deletingLastPathComponent().appendingPathComponent("Experiments")
         let topology = try Topology.load()
         for name in ["quick", "scaling", "oversubscription", "cs-length", "locality"] {
-            let experiment = try Experiment.load(path: root.appendingPathComponent("\(name).toml").path)
+            let experiment = try Experiment.load(path: root.appendingPathComponent("\(name).yaml").path)
             #expect(experiment.name == name)
             let settings = try experiment.settings(on: topology)
             #expect(!settings.plannedRuns.isEmpty)
@@ -63,14 +63,14 @@ struct ExperimentFileTests {
         let machine = try Topology.load()
         let wanted = machine.nodeCount + 1
         guard wanted <= machine.coreCount else { return } // cannot split further here
-        let e = try Experiment.parse("locks = [\"mcs\"]\nthreads = [1]\nmin_nodes = \(wanted)\n", file: "m.toml")
+        let e = try Experiment.parse("locks: [mcs]\nthreads: [1]\nmin_nodes: \(wanted)\n", file: "m.yaml")
         #expect(try e.topology().nodeCount == wanted)
-        let f = try Experiment.parse("locks = [\"mcs\"]\nthreads = [1]\nmin_nodes = 1\n", file: "m.toml")
+        let f = try Experiment.parse("locks: [mcs]\nthreads: [1]\nmin_nodes: 1\n", file: "m.yaml")
         #expect(try f.topology().virtualNodes == nil)
     }
 
     @Test func testSmallExperimentPlansTheFullMatrixShuffledWithRepeatsOutermost() throws {
-        let experiment = try Experiment.parse(smallExperiment, file: "small.toml")
+        let experiment = try Experiment.parse(smallExperiment, file: "small.yaml")
         let topology = try Topology.load()
         let settings = try experiment.settings(on: topology)
         let runs = settings.plannedRuns
@@ -89,48 +89,45 @@ struct ExperimentFileTests {
     }
 
     static let malformed: [(String, String)] = [
-        ("locks = [\"mcs\"]\n", "field 'threads': is required"),
-        ("threads = [1]\n", "field 'locks': is required"),
-        ("locks = [\"nosuch\"]\nthreads = [1]\n", "field 'locks': unknown lock 'nosuch'"),
-        ("locks = [\"mcs:depth=1\"]\nthreads = [1]\n", "field 'locks'"),
-        ("locks = [\"mcs\"]\nthreads = [0]\n", "field 'threads'"),
-        ("locks = [\"mcs\"]\nthreads = [\"lots\"]\n", "field 'threads'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nrepeats = 0\n", "field 'repeats'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nrepeats = \"three\"\n", "field 'repeats': expected an integer"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nduration_s = -1\n", "field 'duration_s'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nthread = [2]\n", "field 'thread': unknown field"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nplacements = [\"diagonal\"]\n", "field 'placements'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\n[workload]\ncs_lines = [-1]\n", "field 'workload.cs_lines'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\n[workload]\ncs_line = 1\n", "field 'workload.cs_line': unknown field"),
-        ("locks = [\"mcs\"]\nthreads = [1]\n[report]\nfigures = [\"pie\"]\n", "field 'report.figures': unknown figure 'pie'"),
-        ("locks = [\"null\"]\nthreads = [2]\n", "field 'locks'"),
-        ("locks = [\"mcs\"\nthreads = [1]\n", "not valid TOML at line"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nmem_node = \"far\"\n", "field 'mem_node'"),
-        ("locks = [\"mcs\"]\nthreads = [100000]\n", "field 'threads': threads: '100000' is not valid"),
-        ("locks = [\"mcs\"]\nthreads = [\"99999x\"]\n", "field 'threads': threads: '99999x' is not valid"),
-        ("locks = [\"mcs\"]\nthreads = [\"1..99999\"]\n", "field 'threads': threads: '99999' is not valid"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nwarmup_s = nan\n", "field 'warmup_s'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nduration_s = inf\n", "field 'duration_s'"),
-        ("locks = [\"mcs\"]\nthreads = [1]\n[\n", "not valid TOML at line 3, column 2"),
-        ("locks = [\"mcs\"]\nthreads = [\"a\\nb\"]\n", "'a\\nb' is not valid"),
-        ("locks = [\"mcs\"]\nthreads = [1]\nvirtual_nodes = 2\nmin_nodes = 2\n", "field 'min_nodes'"),
+        ("locks: [mcs]\n", "field 'threads': is required"),
+        ("threads: [1]\n", "field 'locks': is required"),
+        ("locks: [nosuch]\nthreads: [1]\n", "field 'locks': unknown lock 'nosuch'"),
+        ("locks: [\"mcs:depth=1\"]\nthreads: [1]\n", "field 'locks'"),
+        ("locks: [mcs]\nthreads: [0]\n", "field 'threads'"),
+        ("locks: [mcs]\nthreads: [lots]\n", "field 'threads'"),
+        ("locks: [mcs]\nthreads: [1]\nrepeats: 0\n", "field 'repeats'"),
+        ("locks: [mcs]\nthreads: [1]\nrepeats: three\n", "field 'repeats': expected an integer"),
+        ("locks: [mcs]\nthreads: [1]\nduration_s: -1\n", "field 'duration_s'"),
+        ("locks: [mcs]\nthreads: [1]\nthread: [2]\n", "field 'thread': unknown field"),
+        ("locks: [mcs]\nthreads: [1]\nplacements: [diagonal]\n", "field 'placements'"),
+        ("locks: [mcs]\nthreads: [1]\nworkload:\n  cs_lines: [-1]\n", "field 'workload.cs_lines'"),
+        ("locks: [mcs]\nthreads: [1]\nworkload:\n  cs_line: 1\n", "field 'workload.cs_line': unknown field"),
+        ("locks: [mcs]\nthreads: [1]\nworkload: 3\n", "field 'workload'"),
+        ("locks: [mcs]\nthreads: [1]\nreport:\n  figures: [pie]\n", "field 'report.figures': unknown figure 'pie'"),
+        ("locks: [null]\nthreads: [2]\n", "field 'locks'"),
+        ("locks: [mcs\nthreads: [1]\n", "not valid YAML at line"),
+        ("locks: [mcs]\nlocks: [tas]\nthreads: [1]\n", "duplicated key"),
+        ("- mcs\n- tas\n", "expected a mapping"),
+        ("", "empty"),
+        ("locks: [mcs]\nthreads: [1]\nmem_node: far\n", "field 'mem_node'"),
+        ("locks: [mcs]\nthreads: [1]\nvirtual_nodes: 2\nmin_nodes: 2\n", "field 'min_nodes'"),
     ]
 
     @Test("malformed or contradictory files: one line naming file and field", arguments: malformed.indices)
     func testMalformedFileGivesOneLineNamingFileAndField(index: Int) throws {
         let (text, mention) = Self.malformed[index]
         do {
-            _ = try Experiment.parse(text, file: "bad.toml")
+            _ = try Experiment.parse(text, file: "bad.yaml")
             Issue.record("accepted: \(text)")
         } catch let e as ExperimentFileError {
-            #expect(e.description.hasPrefix("bad.toml: "))
+            #expect(e.description.hasPrefix("bad.yaml: "))
             #expect(e.description.contains(mention), "\(e.description)")
             #expect(!e.description.contains("\n"))
         }
     }
 
     @Test func testMalformedFileThroughTheCommandLineExitsWith2() throws {
-        let path = try writeFile("locks = [\"mcs\"]\nthreads = [\"lots\"]\n", name: "bad.toml")
+        let path = try writeFile("locks: [mcs]\nthreads: [lots]\n", name: "bad.yaml")
         let result = try locklab(["sweep", path, "--out", temporaryDirectory("never")])
         #expect(result.status == 2)
         #expect(result.stderr.split(separator: "\n").count == 1)
@@ -151,7 +148,7 @@ struct SweepInterruptionTests {
 
     func checkComplete(_ dir: String, experiment: String) throws {
         let topology = try Topology.load()
-        let settings = try Experiment.parse(experiment, file: "small.toml").settings(on: topology)
+        let settings = try Experiment.parse(experiment, file: "small.yaml").settings(on: topology)
         let planned = Set(settings.plannedRuns.map { settings.configKey($0, topology: topology) })
         let runs = try readCSV(path: dir + "/runs.csv").rows
         let keys = runs.map { $0["config_key"]! }
@@ -177,8 +174,8 @@ struct SweepInterruptionTests {
 
     @Test func testSIGINTStopsCleanlyAndResumeCompletesExactlyOnce() throws {
         // Runs long enough (0.3 s) that the signal lands well before the end.
-        let experiment = smallExperiment.replacingOccurrences(of: "duration_s = 0.05", with: "duration_s = 0.3")
-        let file = try writeFile(experiment, name: "small.toml")
+        let experiment = smallExperiment.replacingOccurrences(of: "duration_s: 0.05", with: "duration_s: 0.3")
+        let file = try writeFile(experiment, name: "small.yaml")
         let dir = temporaryDirectory("sigint")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let first = try start(["sweep", file, "--out", dir])
@@ -195,7 +192,7 @@ struct SweepInterruptionTests {
     }
 
     @Test func testSIGKILLLosesNoFinishedRowAndResumeCompletesExactlyOnce() throws {
-        let file = try writeFile(smallExperiment, name: "small.toml")
+        let file = try writeFile(smallExperiment, name: "small.yaml")
         let dir = temporaryDirectory("sigkill")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for target in [2, 7] {
@@ -212,8 +209,8 @@ struct SweepInterruptionTests {
     }
 
     @Test func testTornLastLineIsRepairedOnResumeWithoutLosingCompleteRows() throws {
-        let experiment = smallExperiment.replacingOccurrences(of: "repeats = 4", with: "repeats = 1")
-        let file = try writeFile(experiment, name: "small.toml")
+        let experiment = smallExperiment.replacingOccurrences(of: "repeats: 4", with: "repeats: 1")
+        let file = try writeFile(experiment, name: "small.yaml")
         let dir = temporaryDirectory("torn")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try locklab(["sweep", file, "--out", dir]).status == 0)
@@ -240,7 +237,7 @@ struct SweepInterruptionTests {
     }
 
     @Test func testRefusesAnotherTopologyInTheSameFolder() throws {
-        let file = try writeFile(smallExperiment.replacingOccurrences(of: "repeats = 4", with: "repeats = 1"), name: "small.toml")
+        let file = try writeFile(smallExperiment.replacingOccurrences(of: "repeats: 4", with: "repeats: 1"), name: "small.yaml")
         let dir = temporaryDirectory("mix")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(try locklab(["sweep", file, "--out", dir]).status == 0)

@@ -91,25 +91,25 @@ struct WatchdogTests {
 @Suite("Sweep with a hung run", .serialized)
 struct SweepHangTests {
     static let experiment = """
-        name = "hang"
-        locks = ["tas", "ticket"]
-        threads = [1, 2]
-        repeats = 2
-        duration_s = 0.05
-        warmup_s = 0.01
-        stall_timeout_s = 0.5
-        seed = 9
+        name: hang
+        locks: [tas, ticket]
+        threads: [1, 2]
+        repeats: 2
+        duration_s: 0.05
+        warmup_s: 0.01
+        stall_timeout_s: 0.5
+        seed: 9
         """
 
     @Test func testHungRunIsRecordedWithItsConfigurationAndTheSweepCompletesTheRest() throws {
-        let file = try writeFile(Self.experiment, name: "hang.toml")
+        let file = try writeFile(Self.experiment, name: "hang.yaml")
         let dir = temporaryDirectory("hang")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try locklab(["sweep", file, "--out", dir], environment: ["LOCKLAB_FAULT_HANG": "ticket"])
 
         // Every planned run is recorded exactly once: tas ok, ticket hung.
         let topology = try Topology.load()
-        let settings = try Experiment.parse(Self.experiment, file: "hang.toml").settings(on: topology)
+        let settings = try Experiment.parse(Self.experiment, file: "hang.yaml").settings(on: topology)
         let planned = Set(settings.plannedRuns.map { settings.configKey($0, topology: topology) })
         let rows = try readCSV(path: dir + "/runs.csv").rows
         #expect(rows.count == planned.count, "\(rows.count) rows for \(planned.count) planned runs")
@@ -135,7 +135,7 @@ struct SweepHangTests {
     }
 
     @Test func testWithoutTheFaultTheSameSweepIsAllOK() throws {
-        let file = try writeFile(Self.experiment, name: "hang.toml")
+        let file = try writeFile(Self.experiment, name: "hang.yaml")
         let dir = temporaryDirectory("nohang")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let result = try locklab(["sweep", file, "--out", dir])

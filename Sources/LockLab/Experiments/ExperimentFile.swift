@@ -1,32 +1,32 @@
-// Experiment files (TOML): a matrix of locks x thread counts x workloads x placements, repeats,
-// duration, warm-up, seed, and the figures to draw. Thread counts may be written relative to the
-// machine so one file serves a 2-core laptop and a 4-socket server:
+// Experiment files (YAML, read with Yams): a matrix of locks x thread counts x workloads x
+// placements, repeats, duration, warm-up, seed, and the figures to draw. Thread counts may be written
+// relative to the machine so one file serves a 2-core laptop and a 4-socket server:
 //   8            a number
-//   "all"        every CPU of the topology;  "per-node": the CPUs of one node
-//   "2x"         twice the CPUs (oversubscription)
-//   "1..all"     every count from 1 to all;  "1..all step node": 1, then every multiple of a node's
+//   all          every CPU of the topology;  per-node: the CPUs of one node
+//   2x           twice the CPUs (oversubscription)
+//   1..all       every count from 1 to all;  "1..all step node": 1, then every multiple of a node's
 //                CPUs up to all;  "1..16 step 4": 1, 4, 8, 12, 16 (the ends are always included)
 // Every error names the file and the field, on one line.
 //
-//   name = "quick"
-//   locks = ["all"]                # or ["mcs", "cna:threshold=1000"]
-//   threads = ["1..all"]
-//   placements = ["compact"]       # compact | scatter | cpus:0,2
-//   repeats = 3
-//   duration_s = 0.5
-//   warmup_s = 0.2
-//   seed = 42
-//   virtual_nodes = 2              # optional: always split this machine into 2 nodes
-//   min_nodes = 2                  # optional: split into 2 virtual nodes only if the machine has fewer
-//   mem_node = "local"             # local | interleave | N
-//   sample_every = 64
-//   [workload]
-//   cs_lines = [1]                 # each a number or a list: the matrix takes every combination
-//   cs_ns = [0]
-//   ncs_ns = [0, 100]
-//   ncs_random = false
-//   [report]
-//   figures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
+//   name: quick
+//   locks: [all]                   # or [mcs, "cna:threshold=1000"]
+//   threads: ["1..all"]
+//   placements: [compact]          # compact | scatter | "cpus:0,2"
+//   repeats: 3
+//   duration_s: 0.5
+//   warmup_s: 0.2
+//   seed: 42
+//   virtual_nodes: 2               # optional: always split this machine into 2 nodes
+//   min_nodes: 2                   # optional: split into 2 virtual nodes only if the machine has fewer
+//   mem_node: local                # local | interleave | N
+//   sample_every: 64
+//   workload:
+//     cs_lines: [1]                # each a number or a list: the matrix takes every combination
+//     cs_ns: [0]
+//     ncs_ns: [0, 100]
+//     ncs_random: false
+//   report:
+//     figures: [throughput, fairness, latency_p99, handover, cpu_per_mop]
 
 import Foundation
 
@@ -179,12 +179,12 @@ public struct Experiment: Sendable {
     }
 
     public static func parse(_ text: String, file: String) throws -> Experiment {
-        let table: TOMLTable
+        let table: ConfigTable
         do {
-            table = try TOMLParser.parse(text)
-        } catch let e as TOMLParseError {
-            throw ExperimentFileError(file: file, field: nil,
-                                      message: "not valid TOML at line \(e.line), column \(e.column): \(e.message)")
+            table = try ConfigParser.parse(text)
+        } catch let e as ConfigParseError {
+            let position = e.line > 0 ? " at line \(e.line), column \(e.column)" : ""
+            throw ExperimentFileError(file: file, field: nil, message: "not valid YAML\(position): \(e.message)")
         }
         let reader = FieldReader(file: file)
         try reader.rejectUnknown(table, known: topKeys, prefix: "")
@@ -230,7 +230,7 @@ public struct Experiment: Sendable {
 
         var workloads: [MicrobenchmarkParameters] = [.init()]
         if let w = table["workload"] {
-            guard let wt = w.table else { throw ExperimentFileError(file: file, field: "workload", message: "expected a table ([workload])") }
+            guard let wt = w.table else { throw ExperimentFileError(file: file, field: "workload", message: "expected a mapping (workload: with indented fields)") }
             try reader.rejectUnknown(wt, known: workloadKeys, prefix: "workload.")
             let csLines = try reader.intList(wt, "cs_lines", field: "workload.cs_lines", range: 0...65_536) ?? [1]
             let csNs = try reader.intList(wt, "cs_ns", field: "workload.cs_ns", range: 0...1_000_000_000) ?? [0]
@@ -243,7 +243,7 @@ public struct Experiment: Sendable {
         }
         var figures = knownFigures
         if let r = table["report"] {
-            guard let rt = r.table else { throw ExperimentFileError(file: file, field: "report", message: "expected a table ([report])") }
+            guard let rt = r.table else { throw ExperimentFileError(file: file, field: "report", message: "expected a mapping (report: with indented fields)") }
             try reader.rejectUnknown(rt, known: reportKeys, prefix: "report.")
             if let f = try reader.strings(rt, "figures", required: false, field: "report.figures") {
                 for name in f where !knownFigures.contains(name) {
@@ -300,7 +300,7 @@ public struct Experiment: Sendable {
     }
 }
 
-/// Typed access to TOML fields with one-line errors naming the field.
+/// Typed access to experiment-file fields with one-line errors naming the field.
 struct FieldReader {
     let file: String
 
@@ -308,30 +308,30 @@ struct FieldReader {
         ExperimentFileError(file: file, field: field, message: message)
     }
 
-    func rejectUnknown(_ table: TOMLTable, known: [String], prefix: String) throws {
+    func rejectUnknown(_ table: ConfigTable, known: [String], prefix: String) throws {
         for key in table.keys.sorted() where !known.contains(key) {
             throw fail(prefix + key, "unknown field; known fields: \(known.map { prefix + $0 }.joined(separator: ", "))")
         }
     }
 
-    func describe(_ v: TOMLValue) -> String {
+    func describe(_ v: ConfigValue) -> String {
         v.typeName
     }
 
-    func string(_ t: TOMLTable, _ key: String) throws -> String? {
+    func string(_ t: ConfigTable, _ key: String) throws -> String? {
         guard let v = t[key] else { return nil }
         guard let s = v.string else { throw fail(key, "expected a string, found \(describe(v))") }
         return s
     }
 
-    func int(_ t: TOMLTable, _ key: String, range: ClosedRange<Int>, field: String? = nil) throws -> Int? {
+    func int(_ t: ConfigTable, _ key: String, range: ClosedRange<Int>, field: String? = nil) throws -> Int? {
         guard let v = t[key] else { return nil }
         guard let n = v.int else { throw fail(field ?? key, "expected an integer, found \(describe(v))") }
         guard range.contains(n) else { throw fail(field ?? key, "\(n) is out of range \(rangeText(range))") }
         return n
     }
 
-    func double(_ t: TOMLTable, _ key: String, range: ClosedRange<Double>) throws -> Double? {
+    func double(_ t: ConfigTable, _ key: String, range: ClosedRange<Double>) throws -> Double? {
         guard let v = t[key] else { return nil }
         let x: Double
         if let d = v.double { x = d } else if let n = v.int { x = Double(n) } else {
@@ -341,13 +341,13 @@ struct FieldReader {
         return x
     }
 
-    func bool(_ t: TOMLTable, _ key: String, field: String) throws -> Bool? {
+    func bool(_ t: ConfigTable, _ key: String, field: String) throws -> Bool? {
         guard let v = t[key] else { return nil }
         guard let b = v.bool else { throw fail(field, "expected true or false, found \(describe(v))") }
         return b
     }
 
-    func strings(_ t: TOMLTable, _ key: String, required: Bool, default defaultValue: [String]? = nil,
+    func strings(_ t: ConfigTable, _ key: String, required: Bool, default defaultValue: [String]? = nil,
                  field: String? = nil) throws -> [String]? {
         let name = field ?? key
         guard let v = t[key] else {
@@ -365,12 +365,12 @@ struct FieldReader {
         return out
     }
 
-    func stringsOrInts(_ t: TOMLTable, _ key: String, required: Bool) throws -> [String] {
+    func stringsOrInts(_ t: ConfigTable, _ key: String, required: Bool) throws -> [String] {
         guard let v = t[key] else {
             if required { throw fail(key, "is required") }
             return []
         }
-        func one(_ item: TOMLValue) throws -> String {
+        func one(_ item: ConfigValue) throws -> String {
             if let n = item.int { return "\(n)" }
             if let s = item.string { return s }
             throw fail(key, "expected numbers or strings, found \(describe(item))")
@@ -383,7 +383,7 @@ struct FieldReader {
         return [try one(v)]
     }
 
-    func intList(_ t: TOMLTable, _ key: String, field: String, range: ClosedRange<Int>) throws -> [Int]? {
+    func intList(_ t: ConfigTable, _ key: String, field: String, range: ClosedRange<Int>) throws -> [Int]? {
         guard let v = t[key] else { return nil }
         var values: [Int] = []
         if let n = v.int {
