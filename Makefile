@@ -59,14 +59,18 @@ test-swift:
 test-python:
 	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q Experiments/report/tests; fi
 
-## test-tsan: the Swift tests again under ThreadSanitizer, in their own build folder; any report
-## fails. Locks whose synchronisation TSan cannot see (ck-*, swift-mutex) and the tests that race
-## on purpose are skipped under TSan, each saying why (Tests/LockLabTests/ThreadSanitizer.swift).
+## test-tsan: the Swift tests again under ThreadSanitizer, in their own build folder, then a short
+## torture of every lock with the TSan build; any report fails. Locks whose synchronisation TSan
+## cannot see (ck-*, swift-mutex) and the tests that race on purpose are skipped under TSan, each
+## saying why (Sources/LockLab/Harness/ThreadSanitizer.swift).
 TSAN_SCRATCH := .build-tsan
+TSAN_ENV := TSAN_OPTIONS="exitcode=66 $(TSAN_OPTIONS)"
 test-tsan: setup-system
 	swift build --product locklab
 	swift build --build-tests --sanitize=thread --scratch-path $(TSAN_SCRATCH)
-	TSAN_OPTIONS="exitcode=66 $(TSAN_OPTIONS)" swift test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	$(TSAN_ENV) swift test --skip-build --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+	$(TSAN_ENV) $(TSAN_SCRATCH)/debug/locklab torture --lock all --threads $$(nproc) --seconds 1
+	$(TSAN_ENV) $(TSAN_SCRATCH)/debug/locklab torture --lock all --seconds 1
 
 ## torture: `locklab torture` on every registered lock (release build): one thread per CPU (many
 ## fast interleavings), then twice the CPUs (holders and waiters preempted). Fails on any violation.

@@ -69,13 +69,21 @@ struct MutualExclusionTests {
     @Test("the validator catches a lock that does not exclude",
           .enabled(if: !ThreadSanitizer.isActive, "races on purpose: ThreadSanitizer would report it"))
     func validatorCatchesBrokenLock() throws {
+        // Two threads that never overlap lose no update (a loaded machine can run them one after
+        // the other), so a lock that excludes nothing is only bound to be caught eventually: up to
+        // ten runs, each its own chance. Seen once on a busy 2-core machine: 4000000 of 4000000.
         let spec = try LockSpec(parsing: "null")
         let config = RunConfig(
             spec: spec, threads: (0..<2).map { HarnessThread(index: $0, cpu: nil, node: 0) },
             length: .iterations(perThread: 2_000_000), sampleEvery: 0)
-        let result = try Harness.run(NotALock.self, workload: Microbenchmark(.init(csLines: 4), memory: LabMemory()),
+        var attempts = 0
+        var result: RawRunResult
+        repeat {
+            attempts += 1
+            result = try Harness.run(NotALock.self, workload: Microbenchmark(.init(csLines: 4), memory: LabMemory()),
                                      config: config)
-        #expect(result.status == .mutexViolation)
+        } while result.status == .ok && attempts < 10
+        #expect(result.status == .mutexViolation, "no lost update in \(attempts) runs")
         #expect(result.counter < 4_000_000)
     }
 }

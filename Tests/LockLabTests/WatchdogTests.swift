@@ -97,7 +97,7 @@ struct SweepHangTests {
         repeats: 2
         duration_s: 0.05
         warmup_s: 0.01
-        stall_timeout_s: 0.5
+        stall_timeout_s: 1
         seed: 9
         """
 
