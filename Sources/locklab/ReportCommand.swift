@@ -27,6 +27,7 @@ struct ReportCommand: ParsableCommand {
         if let figures { arguments += ["--figures", figures.joined(separator: ",")] }
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: experiments)
+        fflush(stdout) // our buffered lines first, then the generator's
         try process.run()
         process.waitUntilExit()
         if process.terminationStatus != 0 {
