@@ -80,7 +80,15 @@ static inline int cshims_pad_size(void) { return CSHIMS_PAD; }
                                                      memory_order_acq_rel, memory_order_acquire); } \
     static inline bool cshims_##NAME##_cas_relaxed(T *p, T *expected, T desired)                  \
     { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
-                                                     memory_order_relaxed, memory_order_relaxed); }
+                                                     memory_order_relaxed, memory_order_relaxed); } \
+    /* The same, expected by value, for callers that do not need the value seen: Swift then     */ \
+    /* takes no local's address (which costs a stack-protector check in the calling function).  */ \
+    static inline bool cshims_##NAME##_cas_value_acq_rel(T *p, T expected, T desired)             \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, &expected, desired,         \
+                                                     memory_order_acq_rel, memory_order_acquire); } \
+    static inline bool cshims_##NAME##_cas_value_release(T *p, T expected, T desired)             \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, &expected, desired,         \
+                                                     memory_order_release, memory_order_relaxed); }
 
 #define CSHIMS_ATOMIC_ARITH(NAME, T)                                                               \
     static inline T cshims_##NAME##_fetch_add_relaxed(T *p, T v)                                  \

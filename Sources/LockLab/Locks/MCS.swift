@@ -76,9 +76,8 @@ public struct MCSLock: LockAlgorithm {
         let me = context.node
         let nextField = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
         cshims_ptr_store_relaxed(nextField, nil)
-        var expected: UnsafeMutableRawPointer? = nil
         // Only succeeds on an empty queue: we become head and holder at once.
-        return cshims_ptr_cas_acq_rel(tail, &expected, UnsafeMutableRawPointer(me))
+        return cshims_ptr_cas_value_acq_rel(tail, nil, UnsafeMutableRawPointer(me))
     }
 
     @inline(__always)
@@ -89,8 +88,7 @@ public struct MCSLock: LockAlgorithm {
         if successor == nil {
             // No visible successor: try to swing the tail back to empty (release: our critical
             // section happens-before the next acquirer's exchange).
-            var expected: UnsafeMutableRawPointer? = me
-            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+            if cshims_ptr_cas_value_release(tail, me, nil) { return }
             // A thread swapped the tail but has not linked yet: wait for its link.
             repeat {
                 cshims_pause()
