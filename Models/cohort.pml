@@ -80,35 +80,35 @@ end_idle:
     fi;
 
 lock:                                               /* CBOMCSLock.lock, lines 94-99 */
-                                                    /* acquire, lines 165-177 */
+                                                    /* MCSQueue.acquire, MCS.swift lines 89-101 */
     next[me] = NIL;                                 /* 167 */
     locked[me] = 1;                                 /* 168 */
-    atomic { pred = localTail[nd]; localTail[nd] = me };   /* 170: exchange */
+    atomic { pred = localTail[nd]; localTail[nd] = me };   /* MCS.swift 95: exchange */
     if
     :: pred == NIL -> goto haveLocal
     :: else
     fi;
-    next[pred] = me;                                /* 172: link behind the predecessor */
-    (locked[me] == 0);                              /* 174-176: spin until handed the local lock */
+    next[pred] = me;                                /* MCS.swift 97: link behind the predecessor */
+    (locked[me] == 0);                              /* MCS.swift 99-101: spin until handed the local lock */
 haveLocal:
     if
     :: passed[nd] != 0 -> goto cs                   /* 97: the global lock came with the local one */
     :: else
     fi;
-                                                    /* acquireGlobal, lines 209-223 */
+                                                    /* acquireGlobal, lines 154-168 */
     do
-    :: (global == 0);                               /* 213-215: wait until it looks free */
-       atomic { ok = (global == 0); global = 1 };   /* 217: exchange(global, 1) == 0 */
+    :: (global == 0);                               /* 158-160: wait until it looks free */
+       atomic { ok = (global == 0); global = 1 };   /* 162: exchange(global, 1) == 0 */
        if
        :: ok -> break
-       :: else                                      /* 218-221: back off, try again */
+       :: else                                      /* 163-166: back off, try again */
        fi
     od;
     goto cs;
 
 trylock:                                            /* CBOMCSLock.tryLock, lines 102-113 */
     next[me] = NIL;                                 /* 182 (tryAcquire) */
-    atomic { ok = (localTail[nd] == NIL); if :: ok -> localTail[nd] = me :: else fi };  /* 185: CAS */
+    atomic { ok = (localTail[nd] == NIL); if :: ok -> localTail[nd] = me :: else fi };  /* MCS.swift 109: CAS */
     if
     :: !ok -> IDLE                                  /* 104 */
     :: else
@@ -170,7 +170,7 @@ endTenure:                                          /* endTenure, lines 143-149 
     handoffs[nd] = 0;                               /* 145 */
     global = 0;                                     /* 147: the global lock first */
                                                     /* 148: then the local one */
-release:                                            /* release, lines 190-204 */
+release:                                            /* MCSQueue.release, MCS.swift lines 114-129 */
     succ = next[me];                                /* 191 */
     if
     :: succ == NIL ->
@@ -179,11 +179,11 @@ release:                                            /* release, lines 190-204 */
         :: ok -> IDLE
         :: else
         fi;
-        (next[me] != NIL);                          /* 197-200: wait for the link */
+        (next[me] != NIL);                          /* MCS.swift 122-125: wait for the link */
         succ = next[me]
     :: else
     fi;
-    locked[succ] = 0;                               /* 203: hand over */
+    locked[succ] = 0;                               /* MCS.swift 128: hand over */
     IDLE;
 done:
     skip

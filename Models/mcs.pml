@@ -11,7 +11,7 @@
  * CAS), and a spin loop `while x != 0 { pause }` is a blocking guard `(x == 0)`. The acquire and
  * release orders of the Swift code are not modelled: ThreadSanitizer and the stress tests look
  * after those. Thread i (1..N) owns node i; 0 is nil; next[i] and locked[i] are MCSNode's fields;
- * `tail` is the lock word. The line numbers are MCS.swift's.
+ * `tail` is the lock word. The line numbers are MCS.swift's (enum MCSQueue, which mcs and the cohort locks share).
  *
  * A thread that is neither holding nor queued is at `end_idle`, a valid end state; a thread
  * blocked anywhere else when no thread can move is a deadlock, which spin reports.
@@ -61,24 +61,24 @@ end_idle:
     fi;
 
 lock:                                               /* MCSLock.lock, lines 54-72 */
-    next[me] = NIL;                                 /* 59: next = nil */
-    locked[me] = 1;                                 /* 60: locked = 1 */
-    atomic { pred = tail; tail = me };              /* 63: predecessor = exchange(tail, me) */
+    next[me] = NIL;                                 /* 91: next = nil */
+    locked[me] = 1;                                 /* 92: locked = 1 */
+    atomic { pred = tail; tail = me };              /* 95: predecessor = exchange(tail, me) */
     if
-    :: pred == NIL -> goto cs                       /* 64: free: we hold it */
+    :: pred == NIL -> goto cs                       /* 95: nil predecessor: we hold it */
     :: else
     fi;
-    next[pred] = me;                                /* 66: link behind the predecessor */
-    (locked[me] == 0);                              /* 69-71: spin until handed the lock */
+    next[pred] = me;                                /* 97: link behind the predecessor */
+    (locked[me] == 0);                              /* 99-101: spin until handed the lock */
     goto cs;
 
 trylock:                                            /* MCSLock.tryLock, lines 75-82 */
-    next[me] = NIL;                                 /* 78 */
+    next[me] = NIL;                                 /* 107 */
 #if BUG == 1
     ok = (tail == NIL);
     if :: ok -> tail = me :: else fi;
 #else
-    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 81: CAS(tail, nil, me) */
+    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 109: CAS(tail, nil, me) */
 #endif
     if
     :: ok -> goto cs
@@ -94,22 +94,22 @@ cs:
 #endif
 
                                                     /* MCSLock.unlock, lines 85-103 */
-    succ = next[me];                                /* 88 */
+    succ = next[me];                                /* 115 */
     if
     :: succ == NIL ->
-        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 93: CAS(tail, me, nil) */
+        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 120: CAS(tail, me, nil) */
         if
-        :: ok -> IDLE                               /* 93: alone: the lock is free */
+        :: ok -> IDLE                               /* 120: alone: the lock is free */
         :: else
         fi;
 #if BUG == 2
         IDLE;
 #endif
-        (next[me] != NIL);                          /* 95-98: wait for the successor's link */
+        (next[me] != NIL);                          /* 122-125: wait for the successor's link */
         succ = next[me]
     :: else
     fi;
-    locked[succ] = 0;                               /* 102: hand over */
+    locked[succ] = 0;                               /* 128: hand over */
     IDLE;
 done:
     skip

@@ -107,22 +107,22 @@ public struct CMCSMCSLock: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout Context) {
-        Self.acquire(UnsafeMutableRawPointer(context.node), tail: context.localTail)
+        MCSQueue.acquire(UnsafeMutableRawPointer(context.node), tail: context.localTail)
         // Relaxed: the record is only touched under the local lock, which ordered its last write.
         if cshims_u32_load_relaxed(context.record) != 0 { return }
-        Self.acquire(UnsafeMutableRawPointer(context.cohortNode), tail: globalTail)
+        MCSQueue.acquire(UnsafeMutableRawPointer(context.cohortNode), tail: globalTail)
     }
 
     @inline(__always)
     public func tryLock(_ context: inout Context) -> Bool {
         let me = UnsafeMutableRawPointer(context.node)
-        guard Self.tryAcquire(me, tail: context.localTail) else { return false }
+        guard MCSQueue.tryAcquire(me, tail: context.localTail) else { return false }
         // An empty local queue means its last release was a global one (record (0, 0)); checked anyway.
         if cshims_u32_load_relaxed(context.record) != 0 { return true }
-        if Self.tryAcquire(UnsafeMutableRawPointer(context.cohortNode), tail: globalTail) { return true }
+        if MCSQueue.tryAcquire(UnsafeMutableRawPointer(context.cohortNode), tail: globalTail) { return true }
         // Global busy: give the local lock back; a waiter that queued meanwhile finds the record (0, 0)
         // and queues the node's global queue node itself (ours never entered the global queue).
-        Self.release(me, tail: context.localTail)
+        MCSQueue.release(me, tail: context.localTail)
         return false
     }
 
@@ -133,7 +133,7 @@ public struct CMCSMCSLock: LockAlgorithm {
         let handoffs = cshims_u32_load_relaxed(context.record + 1)
         // Cohort detection (see the header), no false positives. Acquire on `next`: if set, it is
         // the successor we hand to (pairs with its release link); relaxed on the tail: a hint.
-        var successor = cshims_ptr_load_acquire(Self.nextField(me))
+        var successor = cshims_ptr_load_acquire(MCSQueue.nextField(me))
         if handoffs < passLimit && (successor != nil || cshims_ptr_load_relaxed(context.localTail) != me) {
             // (passed, handoffs) -> (1, handoffs + 1); published by the handover's release.
             cshims_u32_store_relaxed(context.record, 1)
@@ -141,10 +141,10 @@ public struct CMCSMCSLock: LockAlgorithm {
             // A successor exists: no tail CAS (it would fail). It may not have linked yet: wait.
             while successor == nil {
                 cshims_pause()
-                successor = cshims_ptr_load_acquire(Self.nextField(me))
+                successor = cshims_ptr_load_acquire(MCSQueue.nextField(me))
             }
             // Release: critical section and record happen-before the successor's acquire load.
-            cshims_u32_store_release(Self.lockedField(successor!), 0)
+            cshims_u32_store_release(MCSQueue.lockedField(successor!), 0)
             return
         }
         endTenure(context)
@@ -158,63 +158,8 @@ public struct CMCSMCSLock: LockAlgorithm {
     func endTenure(_ context: Context) {
         cshims_u32_store_relaxed(context.record, 0)
         cshims_u32_store_relaxed(context.record + 1, 0)
-        Self.release(UnsafeMutableRawPointer(context.cohortNode), tail: globalTail)
-        Self.release(UnsafeMutableRawPointer(context.node), tail: context.localTail)
-    }
-
-    // MARK: - MCS, used at both levels (as `mcs`)
-
-    @inline(__always)
-    static func nextField(_ node: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
-        (node + MemoryLayout<MCSNode>.offset(of: \MCSNode.next)!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-    }
-
-    @inline(__always)
-    static func lockedField(_ node: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt32> {
-        (node + MemoryLayout<MCSNode>.offset(of: \MCSNode.locked)!).assumingMemoryBound(to: UInt32.self)
-    }
-
-    /// Enqueues `me` on `tail` and waits until it is the head.
-    @inline(__always)
-    static func acquire(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
-        let locked = lockedField(me)
-        cshims_ptr_store_relaxed(nextField(me), nil)
-        cshims_u32_store_relaxed(locked, 1)
-        // acq_rel: release publishes our initialised node; acquire pairs with the last release if free.
-        guard let predecessor = cshims_ptr_exchange_acq_rel(tail, me) else { return }
-        // Release: the predecessor sees our `locked = 1` before it can hand over.
-        cshims_ptr_store_release(nextField(predecessor), me)
-        // Acquire: pairs with the handover store (which, locally, also publishes the cohort record).
-        while cshims_u32_load_acquire(locked) != 0 {
-            cshims_pause()
-        }
-    }
-
-    /// Takes `tail` only if its queue is empty.
-    @inline(__always)
-    static func tryAcquire(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Bool {
-        cshims_ptr_store_relaxed(nextField(me), nil)
-        var expected: UnsafeMutableRawPointer? = nil
-        // acq_rel, as `mcs`: publish our node to later arrivals; order after the last release.
-        return cshims_ptr_cas_acq_rel(tail, &expected, me)
-    }
-
-    /// Releases the head `me` of `tail`'s queue; returns once nobody will touch `me` again.
-    @inline(__always)
-    static func release(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
-        var successor = cshims_ptr_load_acquire(nextField(me))
-        if successor == nil {
-            // Release: the critical section (and record) happen-before the next acquirer's exchange.
-            var expected: UnsafeMutableRawPointer? = me
-            if cshims_ptr_cas_release(tail, &expected, nil) { return }
-            // A thread swapped the tail but has not linked yet: wait for its link.
-            repeat {
-                cshims_pause()
-                successor = cshims_ptr_load_acquire(nextField(me))
-            } while successor == nil
-        }
-        // Release: the critical section (and record) happen-before the successor's acquire load.
-        cshims_u32_store_release(lockedField(successor!), 0)
+        MCSQueue.release(UnsafeMutableRawPointer(context.cohortNode), tail: globalTail)
+        MCSQueue.release(UnsafeMutableRawPointer(context.node), tail: context.localTail)
     }
 
     public func deallocate() {

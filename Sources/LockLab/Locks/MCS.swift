@@ -52,55 +52,79 @@ public struct MCSLock: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout Context) {
-        let me = context.node
-        let nextField = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-        let lockedField = UnsafeMutableRawPointer(me) + MemoryLayout<MCSNode>.offset(of: \MCSNode.locked)!
-        let locked = lockedField.assumingMemoryBound(to: UInt32.self)
-        cshims_ptr_store_relaxed(nextField, nil)
+        MCSQueue.acquire(UnsafeMutableRawPointer(context.node), tail: tail)
+    }
+
+    @inline(__always)
+    public func tryLock(_ context: inout Context) -> Bool {
+        MCSQueue.tryAcquire(UnsafeMutableRawPointer(context.node), tail: tail)
+    }
+
+    @inline(__always)
+    public func unlock(_ context: inout Context) {
+        MCSQueue.release(UnsafeMutableRawPointer(context.node), tail: tail)
+    }
+
+    public func deallocate() {
+        memory.deallocate(UnsafeMutableRawPointer(tail), bytes: LabMemory.alignment)
+    }
+}
+
+/// The MCS queue operations on a tail word and an `MCSNode`: `mcs` itself, and the per-node (and
+/// global) queues of the cohort locks, use these one definitions.
+@usableFromInline
+enum MCSQueue {
+    @inline(__always)
+    static func nextField(_ node: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+        (node + MemoryLayout<MCSNode>.offset(of: \MCSNode.next)!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    }
+
+    @inline(__always)
+    static func lockedField(_ node: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt32> {
+        (node + MemoryLayout<MCSNode>.offset(of: \MCSNode.locked)!).assumingMemoryBound(to: UInt32.self)
+    }
+
+    /// Enqueues `me` on `tail` and waits until it is the head.
+    @inline(__always)
+    static func acquire(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        let locked = lockedField(me)
+        cshims_ptr_store_relaxed(nextField(me), nil)
         cshims_u32_store_relaxed(locked, 1)
         // acq_rel: release publishes our initialised node to the successor that will find it via
         // the tail; acquire pairs with the previous holder's release if we find the lock free.
-        let predecessor = cshims_ptr_exchange_acq_rel(tail, UnsafeMutableRawPointer(me))
-        guard let predecessor else { return }
+        guard let predecessor = cshims_ptr_exchange_acq_rel(tail, me) else { return }
         // Link behind the predecessor; release so it sees our `locked = 1` before it can hand over.
-        cshims_ptr_store_release(predecessor.assumingMemoryBound(to: UnsafeMutableRawPointer?.self),
-                                 UnsafeMutableRawPointer(me))
+        cshims_ptr_store_release(nextField(predecessor), me)
         // Spin on our own line; acquire pairs with the predecessor's handover store.
         while cshims_u32_load_acquire(locked) != 0 {
             cshims_pause()
         }
     }
 
+    /// Takes `tail` only if its queue is empty: we become head and holder at once.
     @inline(__always)
-    public func tryLock(_ context: inout Context) -> Bool {
-        let me = context.node
-        let nextField = UnsafeMutableRawPointer(me).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-        cshims_ptr_store_relaxed(nextField, nil)
-        // Only succeeds on an empty queue: we become head and holder at once.
-        return cshims_ptr_cas_value_acq_rel(tail, nil, UnsafeMutableRawPointer(me))
+    static func tryAcquire(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Bool {
+        cshims_ptr_store_relaxed(nextField(me), nil)
+        // acq_rel: publish our node to later arrivals; order after the last release.
+        return cshims_ptr_cas_value_acq_rel(tail, nil, me)
     }
 
+    /// Releases the head `me` of `tail`'s queue; returns once nobody will touch `me` again.
     @inline(__always)
-    public func unlock(_ context: inout Context) {
-        let me = UnsafeMutableRawPointer(context.node)
-        let nextField = me.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-        var successor = cshims_ptr_load_acquire(nextField)
+    static func release(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        var successor = cshims_ptr_load_acquire(nextField(me))
         if successor == nil {
-            // No visible successor: try to swing the tail back to empty (release: our critical
-            // section happens-before the next acquirer's exchange).
+            // No visible successor: swing the tail back to empty (release: our critical section
+            // happens-before the next acquirer's exchange). The CAS takes `me` by value, so no
+            // local's address is taken (no stack-protector check on this path).
             if cshims_ptr_cas_value_release(tail, me, nil) { return }
             // A thread swapped the tail but has not linked yet: wait for its link.
             repeat {
                 cshims_pause()
-                successor = cshims_ptr_load_acquire(nextField)
+                successor = cshims_ptr_load_acquire(nextField(me))
             } while successor == nil
         }
         // Hand over: release orders our critical section before the successor's acquire load.
-        let lockedOffset = MemoryLayout<MCSNode>.offset(of: \MCSNode.locked)!
-        cshims_u32_store_release((successor! + lockedOffset).assumingMemoryBound(to: UInt32.self), 0)
-    }
-
-    public func deallocate() {
-        memory.deallocate(UnsafeMutableRawPointer(tail), bytes: LabMemory.alignment)
+        cshims_u32_store_release(lockedField(successor!), 0)
     }
 }
