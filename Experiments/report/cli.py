@@ -1,4 +1,5 @@
-"""Command line: python3 -m report DIR"""
+"""Command line: python3 -m report DIR [--figures LIST] [--locks LIST]
+[--panels family|none|JSON] [--baseline LOCK] [--defaults]"""
 
 from __future__ import annotations
 
@@ -8,40 +9,69 @@ import sys
 
 from .load import ReportError, load_runs
 
+OUTPUTS = ("report.md", "report.html", "fits.csv", "summary.csv",
+           "report.json", "figures/")
 
-def run(directory: str, figures=None) -> None:
+
+def run(directory: str, figures=None, locks=None, panels=None,
+        baseline=None, defaults=False, explicit_baseline=False) -> None:
+    from . import options as ropts
+    opts = ropts.resolve(directory, figures, locks, panels, baseline,
+                         defaults)
     runs = load_runs(directory)
+    ropts.select_locks(runs, opts)
+    if explicit_baseline and opts.baseline not in set(runs.df["lock"]):
+        raise ReportError(f"--baseline: {opts.baseline} not in runs.csv")
     # Heavy imports only once the input is known to be good.
     from .figures import make_figures
     from .fits import fit_all, fit_lookup, write_fits_csv
-    from .markdown import write_report
+    from .html import write_html
+    from .markdown import build, write_report
+    from .tables import write_summary_csv
 
-    fit_rows = fit_all(runs.df)
-    write_fits_csv(fit_rows, os.path.join(directory, "fits.csv"))
-    index = make_figures(runs.df, fit_lookup(fit_rows), directory, figures)
-    write_report(os.path.join(directory, "report.md"), runs, fit_rows, index)
+    fit_rows = fit_all(runs)
+    write_fits_csv(fit_rows, runs, os.path.join(directory, "fits.csv"))
+    write_summary_csv(runs, os.path.join(directory, "summary.csv"))
+    index = make_figures(runs, fit_lookup(fit_rows), directory, opts)
+    blocks = build(runs, fit_rows, index, opts)
+    write_report(os.path.join(directory, "report.md"), blocks)
+    write_html(os.path.join(directory, "report.html"), blocks, directory)
+    ropts.save(directory, opts)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m report",
-        description="Make figures/, fits.csv and report.md from "
-                    "DIR/runs.csv.")
+        description="Make figures/, fits.csv, summary.csv, report.md and "
+                    "report.html from DIR/runs.csv. Options not given are "
+                    "those remembered in DIR/report.json.")
     parser.add_argument("dir", metavar="DIR",
                         help="results directory containing runs.csv")
     parser.add_argument("--figures", metavar="LIST", default=None,
-                        help="comma-separated figures to draw (default: all): "
-                             "throughput,fairness,latency_p99,handover,"
-                             "cpu_per_mop")
+                        help="comma-separated figures to draw (default: "
+                             "all): throughput,relative,fairness,"
+                             "latency_p99,handover,cpu_per_mop")
+    parser.add_argument("--locks", metavar="LIST", default=None,
+                        help="comma-separated locks to draw (labels or "
+                             "base names; default: all)")
+    parser.add_argument("--panels", metavar="HOW", default=None,
+                        help="family (one panel per lock family, default), "
+                             "none (one panel) or a JSON list of lock lists")
+    parser.add_argument("--baseline", metavar="LOCK", default=None,
+                        help="the relative figure's denominator (default "
+                             "mcs)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="ignore the options remembered in "
+                             "DIR/report.json")
     args = parser.parse_args(argv)
-    figures = None
-    if args.figures:
-        figures = [f.strip() for f in args.figures.split(",") if f.strip()]
+    from .options import parse_list, parse_panels
     try:
-        run(args.dir, figures)
+        run(args.dir, parse_list(args.figures), parse_list(args.locks),
+            parse_panels(args.panels), args.baseline, args.defaults,
+            explicit_baseline=args.baseline is not None)
     except ReportError as exc:
         print(f"report: error: {exc}", file=sys.stderr)
         return 2
-    print(f"report: wrote {os.path.join(args.dir, 'report.md')}, fits.csv "
-          f"and figures/")
+    print(f"report: wrote {os.path.join(args.dir, 'report.md')}, "
+          f"report.html, fits.csv, summary.csv and figures/")
     return 0

@@ -8,6 +8,12 @@ scipy.optimize.curve_fit (method 'trf', sigma, kappa >= 0). Standard errors
 are the square roots of the covariance diagonal. The data are divided by
 their maximum before fitting so the optimiser works on O(1) numbers; the
 throughput parameters and their errors are scaled back afterwards.
+
+Fits are valid only where the laws' assumptions hold: points with more
+threads than CPUs (oversubscribed) are left out, at least three distinct
+thread counts must remain, and a fit whose parameters leave their meaningful
+range (sigma in [0, 1], a USL peak N* >= 1) or whose standard error exceeds
+its value is "no fit", with the reason in the note.
 """
 
 from __future__ import annotations
@@ -19,19 +25,26 @@ import warnings
 import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from .load import CONFIG_COLUMNS, WORKLOAD_COLUMNS, workload_sort_key
 
 MIN_DISTINCT_THREADS = 3
 SIGMA_EPS = 1e-9   # sigma below this: Amdahl ceiling is infinite
 KAPPA_EPS = 1e-9   # kappa below this: USL has no finite peak
 
-FIT_COLUMNS = (
-    "lock", "cs_lines", "cs_ns", "ncs_ns", "placement", "points",
-    "amdahl_x1", "amdahl_x1_se", "amdahl_sigma", "amdahl_sigma_se",
-    "amdahl_ceiling_ops_per_sec",
-    "usl_lambda", "usl_lambda_se", "usl_sigma", "usl_sigma_se",
-    "usl_kappa", "usl_kappa_se", "usl_peak_threads", "usl_r2", "note",
+# Numeric results of one fit; sigma, kappa and R^2 are dimensionless.
+VALUE_COLUMNS = (
+    "amdahl_x1_ops_per_sec", "amdahl_x1_se_ops_per_sec", "amdahl_sigma",
+    "amdahl_sigma_se", "amdahl_ceiling_ops_per_sec",
+    "usl_lambda_ops_per_sec", "usl_lambda_se_ops_per_sec", "usl_sigma",
+    "usl_sigma_se", "usl_kappa", "usl_kappa_se", "usl_peak_threads",
+    "usl_r2",
 )
+AMDAHL_COLUMNS = VALUE_COLUMNS[:5]
+USL_COLUMNS = VALUE_COLUMNS[5:]
+# fits.csv: the series (lock and context columns, then the figure slug),
+# the points used, the values, and why a law has no fit.
+POINT_COLUMNS = ("fit_threads", "fit_points", "oversubscribed_points_left_out")
+NOTE_COLUMNS = ("amdahl_note", "usl_note")
+FIT_COLUMNS = ("lock",) + POINT_COLUMNS + VALUE_COLUMNS + NOTE_COLUMNS
 
 
 def amdahl(n, x1, sigma):
@@ -89,44 +102,84 @@ def _curve_fit(func, n, y, starts, lower, upper):
     return best[1], best[2]
 
 
-def fit_points(threads, xput) -> dict:
-    """Fit both laws to the points; returns the numeric part of a fits row."""
+def _no_fit(row, columns, note_key, reason):
+    for c in columns:
+        row[c] = math.nan
+    row[note_key] = "no fit: " + reason
+
+
+def _check(row, prefix, names, note_key, columns):
+    """'no fit' when a standard error is missing or exceeds its value."""
+    for name in names:
+        unit = "_ops_per_sec" if name in ("x1", "lambda") else ""
+        v = row[f"{prefix}_{name}{unit}"]
+        se = row[f"{prefix}_{name}_se{unit}"]
+        if not math.isfinite(se):
+            _no_fit(row, columns, note_key,
+                    f"{name} = {v:.3g} has no standard error")
+            return False
+        if se > abs(v):
+            _no_fit(row, columns, note_key,
+                    f"{name} = {v:.3g} +/- {se:.3g}: standard error larger "
+                    f"than the value")
+            return False
+    return True
+
+
+def fit_points(threads, xput, oversubscribed=None) -> dict:
+    """Fit both laws to the points that are not oversubscribed; returns the
+    point and value part of a fits row (values in ops/s, NaN when no fit)."""
     n = np.asarray(threads, dtype=float)
     x = np.asarray(xput, dtype=float)
+    if oversubscribed is None:
+        over = np.zeros(len(n), dtype=bool)
+    else:
+        over = np.asarray([o is True for o in oversubscribed], dtype=bool)
     ok = np.isfinite(n) & np.isfinite(x) & (n >= 1) & (x > 0)
+    row = {c: math.nan for c in VALUE_COLUMNS}
+    row["oversubscribed_points_left_out"] = int(np.sum(ok & over))
+    ok &= ~over
     n, x = n[ok], x[ok]
-    row = {c: math.nan for c in FIT_COLUMNS[6:-1]}
-    row["points"] = int(len(n))
-    row["note"] = ""
+    row["fit_points"] = int(len(n))
+    row["fit_threads"] = ";".join(str(int(t)) for t in np.unique(n))
+    row["amdahl_note"] = row["usl_note"] = ""
     distinct = len(np.unique(n))
     if distinct < MIN_DISTINCT_THREADS:
-        row["note"] = (f"need >= {MIN_DISTINCT_THREADS} distinct thread "
-                       f"counts with positive throughput, have {distinct}")
+        reason = (f"{distinct} thread count(s) up to the number of CPUs, "
+                  f"need >= {MIN_DISTINCT_THREADS}")
+        _no_fit(row, AMDAHL_COLUMNS, "amdahl_note", reason)
+        _no_fit(row, USL_COLUMNS, "usl_note", reason)
         return row
 
     scale = float(np.max(x))
     y = x / scale
     nmin = float(np.min(n))
     y1 = float(np.median(y[n == nmin])) / nmin   # per-thread at smallest N
-    notes = []
 
     # Amdahl
+    a_sig0 = 0.05
     try:
         a_popt, a_pcov = _curve_fit(
             amdahl, n, y,
             starts=[(y1, 0.05), (y1, 0.5), (y1, 2.0)],
             lower=(0.0, 0.0), upper=(np.inf, np.inf))
         x1, sig = float(a_popt[0]), float(a_popt[1])
-        row["amdahl_x1"] = x1 * scale
-        row["amdahl_x1_se"] = _se(a_pcov, 0) * scale
+        row["amdahl_x1_ops_per_sec"] = x1 * scale
+        row["amdahl_x1_se_ops_per_sec"] = _se(a_pcov, 0) * scale
         row["amdahl_sigma"] = sig
         row["amdahl_sigma_se"] = _se(a_pcov, 1)
         row["amdahl_ceiling_ops_per_sec"] = (
             math.inf if sig <= SIGMA_EPS else x1 * scale / sig)
-        a_sig0 = max(sig, 1e-3)
+        a_sig0 = min(max(sig, 1e-3), 1.0)
+        if sig > 1.0:
+            _no_fit(row, AMDAHL_COLUMNS, "amdahl_note",
+                    f"sigma = {sig:.3g} > 1 (throughput falls below one "
+                    f"thread's; Amdahl's law cannot describe it)")
+        else:
+            _check(row, "amdahl", ("x1", "sigma"), "amdahl_note",
+                   AMDAHL_COLUMNS)
     except RuntimeError as exc:
-        notes.append(f"amdahl fit failed: {exc}")
-        a_sig0 = 0.05
+        _no_fit(row, AMDAHL_COLUMNS, "amdahl_note", f"fit failed: {exc}")
 
     # USL: start from the Amdahl answer and a few contention strengths.
     try:
@@ -136,40 +189,55 @@ def fit_points(threads, xput) -> dict:
                                     lower=(0.0, 0.0, 0.0),
                                     upper=(np.inf, np.inf, np.inf))
         lam, sig, kap = (float(v) for v in u_popt)
-        row["usl_lambda"] = lam * scale
-        row["usl_lambda_se"] = _se(u_pcov, 0) * scale
+        row["usl_lambda_ops_per_sec"] = lam * scale
+        row["usl_lambda_se_ops_per_sec"] = _se(u_pcov, 0) * scale
         row["usl_sigma"] = sig
         row["usl_sigma_se"] = _se(u_pcov, 1)
         row["usl_kappa"] = kap
         row["usl_kappa_se"] = _se(u_pcov, 2)
-        row["usl_peak_threads"] = usl_peak(sig, kap)
+        peak = usl_peak(sig, kap)
+        row["usl_peak_threads"] = peak
         resid = x - usl(n, lam * scale, sig, kap)
         sst = float(np.sum((x - np.mean(x)) ** 2))
         row["usl_r2"] = (1.0 - float(np.sum(resid ** 2)) / sst
                          if sst > 0 else math.nan)
-        if sig >= 1.0:
-            notes.append("usl sigma >= 1: throughput never exceeds 1 thread")
+        if sig > 1.0:
+            _no_fit(row, USL_COLUMNS, "usl_note",
+                    f"sigma = {sig:.3g} > 1 (throughput never exceeds one "
+                    f"thread's)")
+        elif kap <= KAPPA_EPS:
+            _no_fit(row, USL_COLUMNS, "usl_note",
+                    "kappa = 0: no coherency delay in the data (the Amdahl "
+                    "fit describes it)")
+        elif math.isfinite(peak) and peak < 1.0:
+            _no_fit(row, USL_COLUMNS, "usl_note",
+                    f"peak N* = {peak:.2g} threads < 1")
+        else:
+            _check(row, "usl", ("lambda", "sigma", "kappa"), "usl_note",
+                   USL_COLUMNS)
     except RuntimeError as exc:
-        notes.append(f"usl fit failed: {exc}")
-
-    row["note"] = "; ".join(notes)
+        _no_fit(row, USL_COLUMNS, "usl_note", f"fit failed: {exc}")
     return row
 
 
-def fit_all(df) -> list:
-    """One row per configuration (lock, cs_lines, cs_ns, ncs_ns, placement),
-    ordered by workload then lock."""
+def fit_all(runs) -> list:
+    """One row per series (lock in a context), ordered by context then
+    lock. Each row also carries 'context' (its index in runs.contexts)."""
+    df = runs.df
     rows = []
-    groups = {}
-    for key, g in df.groupby(list(CONFIG_COLUMNS), sort=False):
-        groups[tuple(key)] = g
-    keys = sorted(groups, key=lambda k: (workload_sort_key(k[1:]), k[0]))
-    for key in keys:
-        g = groups[key]
-        r = fit_points(g["threads"].to_numpy(), g["ops_per_sec"].to_numpy())
-        r.update(dict(zip(CONFIG_COLUMNS, key)))
+    for (ci, lk), g in df.groupby(["context", "lock"], sort=True):
+        r = fit_points(g["threads"].to_numpy(), g["ops_per_sec"].to_numpy(),
+                       g["oversubscribed"].tolist())
+        r["lock"] = lk
+        r["context"] = int(ci)
         rows.append(r)
     return rows
+
+
+def fits_columns(runs) -> tuple:
+    ctx_cols = tuple(c for c, _ in runs.contexts[0].key) if runs.contexts \
+        else ()
+    return ("lock",) + ctx_cols + ("figures",) + FIT_COLUMNS[1:]
 
 
 def fmt(value) -> str:
@@ -186,17 +254,25 @@ def fmt(value) -> str:
     return "%.6g" % v
 
 
-def write_fits_csv(rows, path: str) -> None:
-    with open(path, "w", encoding="ascii", newline="") as fh:
+def write_fits_csv(rows, runs, path: str) -> None:
+    """fits.csv: one row per series; `figures` is the slug in the names of
+    the figures that draw it."""
+    columns = fits_columns(runs)
+    with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(FIT_COLUMNS)
+        w.writerow(columns)
         for r in rows:
-            w.writerow([fmt(r.get(c)) for c in FIT_COLUMNS])
+            ctx = runs.contexts[r["context"]]
+            full = dict(r)
+            full.update(dict(ctx.key))
+            full["figures"] = ctx.slug
+            w.writerow([fmt(full.get(c)) for c in columns])
 
 
 def fit_lookup(rows) -> dict:
-    return {tuple(r[c] for c in CONFIG_COLUMNS): r for r in rows}
+    """(context index, lock) -> fits row."""
+    return {(r["context"], r["lock"]): r for r in rows}
 
 
 __all__ = ["amdahl", "usl", "usl_peak", "fit_points", "fit_all",
-           "write_fits_csv", "fit_lookup", "FIT_COLUMNS", "WORKLOAD_COLUMNS"]
+           "write_fits_csv", "fit_lookup", "FIT_COLUMNS", "VALUE_COLUMNS"]

@@ -23,6 +23,9 @@ THREADS = tuple(range(1, 17))
 REPEATS = 3
 NOISE = 0.005         # multiplicative, 1 sigma
 SEED = 20240601
+# The figure-name slug of the fixture's default workload (no mem_node or
+# virtual_nodes columns in the fixture).
+SLUG = "spread-cl1-cs0-ncs100-d1s"
 
 
 def write_runs_csv(directory, workloads=(("1", "0", "100", "spread"),),

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TRUE_USL, write_runs_csv
+from conftest import SLUG, TRUE_USL, write_runs_csv
 from report.fits import FIT_COLUMNS, amdahl, fit_points, fmt, usl, usl_peak
 from report.load import REQUIRED_COLUMNS
 
@@ -35,7 +35,8 @@ def read_fits(directory):
 
 def digest_tree(directory):
     out = {}
-    paths = ["fits.csv", "report.md"] + [
+    paths = ["fits.csv", "summary.csv", "report.md", "report.html",
+             "report.json"] + [
         os.path.join("figures", n)
         for n in sorted(os.listdir(os.path.join(directory, "figures")))]
     for rel in paths:
@@ -55,8 +56,9 @@ def test_usl_fit_recovers_known_parameters(tmp_path):
     for lock, (lam, sigma, kappa) in TRUE_USL.items():
         g = df[df["lock"] == lock]
         r = fit_points(g["threads"], g["ops_per_sec"])
-        assert r["points"] == 48 and r["note"] == ""
-        assert r["usl_lambda"] == pytest.approx(lam, rel=0.02), lock
+        assert r["fit_points"] == 48, lock
+        assert r["usl_note"] == "" and r["amdahl_note"] == "", r
+        assert r["usl_lambda_ops_per_sec"] == pytest.approx(lam, rel=0.02)
         assert r["usl_sigma"] == pytest.approx(sigma, rel=0.05), lock
         assert r["usl_kappa"] == pytest.approx(kappa, rel=0.05), lock
         # The standard errors are honest: truth within 4 SE.
@@ -73,15 +75,47 @@ def test_amdahl_fit_on_amdahl_curve():
     x = amdahl(n, 5e6, 0.2) * (1 + 0.005 * rng.standard_normal(n.size))
     r = fit_points(n, x)
     assert r["amdahl_sigma"] == pytest.approx(0.2, rel=0.05)
-    assert r["amdahl_x1"] == pytest.approx(5e6, rel=0.02)
+    assert r["amdahl_x1_ops_per_sec"] == pytest.approx(5e6, rel=0.02)
     assert r["amdahl_ceiling_ops_per_sec"] == pytest.approx(25e6, rel=0.05)
-    assert r["usl_kappa"] < 2e-4  # no coherency term in the data
+    # No coherency term in the data: the USL is "no fit", with the reason.
+    assert math.isnan(r["usl_kappa"]) and r["usl_note"].startswith("no fit")
 
 
 def test_too_few_thread_counts_gives_note():
     r = fit_points([1, 1, 2, 2], [1e6, 1.1e6, 1.5e6, 1.6e6])
-    assert "distinct thread counts" in r["note"]
-    assert math.isnan(r["usl_sigma"]) and r["points"] == 4
+    assert "need >= 3" in r["usl_note"] and "need >= 3" in r["amdahl_note"]
+    assert math.isnan(r["usl_sigma"]) and r["fit_points"] == 4
+
+
+def test_no_fit_through_oversubscribed_points():
+    """1, 2 threads within the CPUs, 4..16 oversubscribed: no fit, and the
+    reason and the points left out are recorded."""
+    n = [1, 2, 4, 8, 16] * 3
+    x = [float(usl(t, 8e6, 0.1, 0.01)) for t in n]
+    over = [t > 2 for t in n]
+    r = fit_points(n, x, over)
+    assert r["fit_threads"] == "1;2" and r["fit_points"] == 6
+    assert r["oversubscribed_points_left_out"] == 9
+    assert r["usl_note"] == r["amdahl_note"]
+    assert "2 thread count(s) up to the number of CPUs" in r["usl_note"]
+    assert all(math.isnan(r[c]) for c in ("usl_sigma", "amdahl_sigma"))
+    # Without the oversubscribed flag the same points do fit.
+    assert fit_points(n, x)["usl_note"] == ""
+
+
+def test_meaningless_parameters_are_no_fit():
+    # Throughput falling from one thread on: Amdahl sigma > 1.
+    n = np.repeat([1, 2, 3, 4], 3)
+    x = 8e6 / n ** 2
+    r = fit_points(n, x)
+    assert r["amdahl_note"].startswith("no fit: sigma") and "> 1" in \
+        r["amdahl_note"]
+    assert math.isnan(r["amdahl_sigma"])
+    # Pure noise around a constant: standard errors larger than values.
+    rng = np.random.default_rng(3)
+    x = 5e6 * (1 + 0.3 * rng.standard_normal(n.size))
+    r = fit_points(n, np.abs(x))
+    assert r["usl_note"].startswith("no fit"), r
 
 
 def test_peak_and_format_edge_cases():
@@ -111,32 +145,47 @@ def test_report_end_to_end_and_byte_identical(tmp_path, experiments_dir):
 
     da, db = digest_tree(a), digest_tree(b)
     assert da == db
-    for stem in ("throughput", "fairness", "latency_p99", "handover",
-                 "cpu_per_mop"):
+    slug = SLUG
+    for stem in ("throughput", "relative", "fairness", "latency_p99",
+                 "handover", "cpu_per_mop"):
         for ext in ("png", "svg", "pdf"):
-            assert f"figures/{stem}.{ext}" in da
+            assert f"figures/{stem}__{slug}.{ext}" in da, stem
 
     rows = read_fits(a)
-    assert tuple(rows[0].keys()) == FIT_COLUMNS
+    assert tuple(rows[0].keys())[:1] == ("lock",)
+    assert set(FIT_COLUMNS) <= set(rows[0].keys())
     assert [r["lock"] for r in rows] == sorted(list(TRUE_USL) + ["null"])
     by_lock = {r["lock"]: r for r in rows}
-    assert by_lock["null"]["usl_sigma"] == "" and by_lock["null"]["note"]
+    assert by_lock["null"]["usl_sigma"] == ""
+    assert by_lock["null"]["usl_note"].startswith("no fit")
     for lock, (lam, sigma, kappa) in TRUE_USL.items():
+        # Fitted over 1..12 threads only (13..16 are oversubscribed).
+        assert by_lock[lock]["fit_threads"] == ";".join(
+            str(t) for t in range(1, 13))
+        assert by_lock[lock]["oversubscribed_points_left_out"] == "12"
         assert float(by_lock[lock]["usl_sigma"]) == pytest.approx(
-            sigma, rel=0.05)
+            sigma, rel=0.1)
         assert float(by_lock[lock]["usl_kappa"]) == pytest.approx(
-            kappa, rel=0.05)
-        assert by_lock[lock]["points"] == "48"  # failed row left out
+            kappa, rel=0.15)
+        assert by_lock[lock]["fit_points"] == "36"  # failed row left out
+        assert by_lock[lock]["figures"] == slug
 
     md = (a / "report.md").read_text()
     assert md.startswith("# LockLab report")
     for needle in ("testbox", "0123abc", "box1", "Test CPU", "locklab run",
-                   "![Throughput](figures/throughput.png)",
-                   "| mcs | 12.", "cna:threshold=1000", "1 skipped"):
+                   f"![Throughput](figures/throughput__{slug}.png)",
+                   "| mcs ", "12.0 M", "cna:threshold=1000", "1 skipped"):
         assert needle in md, needle
     for name in ("svg", "pdf"):
-        data = (a / "figures" / f"throughput.{name}").read_bytes()
+        data = (a / "figures" / f"throughput__{slug}.{name}").read_bytes()
         assert b"CreationDate" not in data and b"<dc:date>" not in data
+
+    summary = list(csv.DictReader(open(a / "summary.csv")))
+    assert len(summary) == 3 * 16 + 2
+    s = next(r for r in summary if r["lock"] == "mcs" and r["threads"] == "4")
+    assert s["repeats"] == "3" and s["figures"] == slug
+    assert float(s["ops_per_sec_min"]) <= float(s["ops_per_sec_median"]) \
+        <= float(s["ops_per_sec_max"])
 
 
 def test_several_workloads_get_suffixed_figures(tmp_path, experiments_dir):
@@ -146,14 +195,14 @@ def test_several_workloads_get_suffixed_figures(tmp_path, experiments_dir):
     r = run_report(experiments_dir, tmp_path)
     assert r.returncode == 0, r.stderr
     names = set(os.listdir(tmp_path / "figures"))
-    assert "throughput__cl1-cs0-ncs100-spread.png" in names
-    assert "throughput__cl4-cs50-ncs100-compact.pdf" in names
+    assert "throughput__spread-cl1-cs0-ncs100-d1s.png" in names
+    assert "throughput__compact-cl4-cs50-ncs100-d1s.pdf" in names
     assert "throughput.png" not in names
     rows = read_fits(tmp_path)
     assert len(rows) == 2 * len(TRUE_USL)
     assert {r["placement"] for r in rows} == {"spread", "compact"}
     md = (tmp_path / "report.md").read_text()
-    assert md.count("## Workload:") == 2
+    assert md.count("## Configuration:") == 2
 
 
 # --- errors --------------------------------------------------------------
