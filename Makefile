@@ -1,7 +1,8 @@
 # LockLab: set-up, build, run and test. `make quick` is the main job, `make test` the tests.
 
 SHELL := /bin/bash
-APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc
+# chromium: the report's test opens report.html in a headless browser (skipped, loudly, without it)
+APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc chromium
 MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
 RESULTS ?= results/$(MACHINE)
 LOCKLAB := .build/release/locklab
@@ -40,9 +41,10 @@ EXP ?= quick
 sweep: build setup-python
 	$(LOCKLAB) sweep Experiments/$(EXP).yaml --out $(RESULTS)/$(EXP) --report
 
-## report: redraw a results folder, e.g. make report DIR=results/vm-2cpu/quick
+## report: redraw a results folder with the options it remembers (DIR/report.json),
+## e.g. make report DIR=results/vm-2cpu/quick [REPORT_ARGS="--locks mcs,cna --panels none"]
 report: setup-python
-	cd Experiments && $(PYTHON) -m report $(abspath $(DIR))
+	cd Experiments && $(PYTHON) -m report $(abspath $(DIR)) $(REPORT_ARGS)
 
 ## compare-ck: each Swift lock beside its Concurrency Kit twin, 5 repeats interleaved
 compare-ck: build
@@ -56,8 +58,10 @@ test-swift:
 	swift build --build-tests
 	swift test --skip-build
 
+## test-python: the report's tests, including a byte-identical regeneration of every committed
+## report under results/ and a headless-Chromium screenshot of report.html (-rs prints skips)
 test-python:
-	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q Experiments/report/tests; fi
+	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q -rs Experiments/report/tests; fi
 
 ## test-tsan: the Swift tests again under ThreadSanitizer, in their own build folder, then a short
 ## torture of every lock with the TSan build; any report fails. Locks whose synchronisation TSan
