@@ -65,6 +65,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mixing"), help: "Append to a folder that holds another machine's, build's or topology's results.")
     var allowMixing = false
 
+    @Option(help: ArgumentHelp("A coherence.csv (`locklab coherence --out`) for the handover ceiling at two threads; default: DIR/coherence.csv or DIR/../coherence/coherence.csv of this machine.", valueName: "FILE"))
+    var coherence: String?
+
     func run() throws {
         let machineTopology = try topology.load()
         let specs = try LockSpec.parseList(lock)
@@ -80,6 +83,7 @@ struct RunCommand: ParsableCommand {
 
         let machine = MachineInfo.current()
         let build = BuildInfo.current()
+        let coherenceFile = try HandoverCeilingTable.locate(explicit: coherence, out: out, machine: machine)
         let writer = try ResultsWriter(directory: out)
         _ = try Manifest.record(in: out, machine: machine, build: build, topology: machineTopology.summary,
                                 latencySampling: Session.samplingNote(sample),
@@ -97,6 +101,7 @@ struct RunCommand: ParsableCommand {
         print(textTable(header: header, rows: []))
         var rows: [(String, Int, Double)] = []
         var failures = 0
+        var twoThreadRuns: [TwoThreadRun] = []
         for run in planned {
             let (description, summary) = try Session.execute(
                 run, settings: settings, topology: machineTopology, runID: writer.nextRunID(),
@@ -104,6 +109,11 @@ struct RunCommand: ParsableCommand {
             try writer.append(description, summary)
             if summary.status != .ok { failures += 1 }
             rows.append((run.spec.label, run.threads, summary.opsPerSecond))
+            if run.threads == 2, summary.status == .ok {
+                twoThreadRuns.append(TwoThreadRun(label: run.spec.label, lock: run.spec.name,
+                                                  opsPerSecond: summary.opsPerSecond,
+                                                  handoversPerSecond: summary.handoversPerSecond))
+            }
             let cells = [
                 run.spec.label, "\(run.threads)", "\(run.repeatIndex)",
                 String(format: "%.3f", summary.opsPerSecond / 1e6), String(format: "%.1f", summary.nanosecondsPerOp),
@@ -120,6 +130,11 @@ struct RunCommand: ParsableCommand {
             }
         }
         printMedians(rows, repeats: repeats)
+        if let coherenceFile {
+            if let note = coherenceFile.note { print(note) }
+            try HandoverCeilingTable.print(runs: twoThreadRuns, coherencePath: coherenceFile.path, topology: machineTopology,
+                                           placement: settings.placements[0], workload: settings.workloads[0])
+        }
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
         if failures > 0 { throw LabError.impossible("\(plural(failures, "run")) failed (see the status column)") }
     }
