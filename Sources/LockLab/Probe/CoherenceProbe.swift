@@ -114,6 +114,9 @@ public enum CoherenceProbe {
     /// Default repetitions per (state, operation, pair).
     public static let defaultReps = 2000
     public static let maxReps = 1_000_000
+    /// A pair whose (state, operation) takes longer than this is declared hung (at 1M reps and a
+    /// few microseconds each, one takes a few seconds).
+    static let stallTimeoutSeconds = 60.0
 
     /// Every (state, operation), state-major: the full matrix one pair gets.
     public static var fullMatrix: [(CoherenceState, CoherenceOperation)] {
@@ -131,41 +134,39 @@ public enum CoherenceProbe {
                                reps: Int) throws -> (measurements: [CoherenceMeasurement], overhead: TimerOverhead) {
         precondition(owner != timer && reps >= 1 && !matrix.isEmpty)
         let shared = ProbeShared(reps: reps, combinations: matrix.count)
-        defer { shared.deallocate() }
         let states = matrix.map(\.0)
         let operations = matrix.map(\.1)
         var timerResult = TimerThreadResult()
 
-        let ownerStart = ThreadStart {
-            guard pinAndMeet(cpu: owner, shared: shared) else { return }
-            // First touch: the lines' pages land on the owner's node.
-            memset(shared.lines, 0, lineCount * pageBytes)
-            cshims_u32_store_release(shared.linesReady, 1)
-            ownerLoop(shared: shared, states: states, reps: reps)
-        }
-        let timerStart = ThreadStart {
-            guard pinAndMeet(cpu: timer, shared: shared) else { return }
-            while cshims_u32_load_acquire(shared.linesReady) == 0 { cshims_pause() }
-            timerResult = timerLoop(shared: shared, states: states, operations: operations, reps: reps)
-        }
-        var handles: [pthread_t] = []
-        for start in [ownerStart, timerStart] {
-            var handle = pthread_t()
-            let rc = cshims_thread_start(&handle, threadEntry, Unmanaged.passRetained(start).toOpaque(), 0)
-            guard rc == 0 else {
-                // The first thread may be waiting for its partner: tell it to give up.
-                cshims_u32_store_release(shared.pinFailed, 1)
-                cshims_u32_fetch_add_acq_rel(shared.ready, 1)
-                for h in handles { pthread_join(h, nil) }
-                throw LabError.impossible("coherence: cannot start a thread (errno \(rc))")
+        // Thread 0 is the owner, thread 1 the timer; ThreadGroup pins them and opens the barrier.
+        let group = ThreadGroup(slots: [ThreadSlot(index: 0, cpu: owner, node: 0),
+                                        ThreadSlot(index: 1, cpu: timer, node: 0)])
+        do {
+            try group.start { slot, control in
+                guard control.arriveAndWait() != GroupPhase.stop else { return }
+                if slot.index == 0 {
+                    // First touch: the lines' pages land on the owner's node.
+                    memset(shared.lines, 0, lineCount * pageBytes)
+                    cshims_u32_store_release(shared.linesReady, 1)
+                    ownerLoop(shared: shared, states: states, reps: reps)
+                } else {
+                    while cshims_u32_load_acquire(shared.linesReady) == 0 { cshims_pause() }
+                    timerResult = timerLoop(shared: shared, states: states, operations: operations, reps: reps,
+                                            progress: control.progress(1))
+                }
             }
-            handles.append(handle)
+            try group.waitUntilReady()
+        } catch {
+            throw LabError.impossible("coherence: cpus \(owner),\(timer): \(error)")
         }
-        for h in handles { pthread_join(h, nil) }
+        group.setPhase(GroupPhase.measure)
+        guard group.waitForFinish(stallTimeoutSeconds: stallTimeoutSeconds) else {
+            group.abandon()
+            throw LabError.impossible("coherence: cpus \(owner),\(timer) made no progress for \(Int(stallTimeoutSeconds)) s (a thread descheduled for that long?); abandoned")
+        }
+        group.join()
+        shared.deallocate()
 
-        if cshims_u32_load_relaxed(shared.pinFailed) != 0 {
-            throw LabError.impossible("coherence: cannot pin a thread to CPU \(owner) or \(timer) (offline, or outside this process's affinity mask?)")
-        }
         if timerResult.mismatches > 0 {
             throw LabError.impossible("coherence: self-check failed on \(owner)->\(timer): \(timerResult.mismatches) operations saw a value the protocol did not leave (the threads did not alternate)")
         }
@@ -198,16 +199,6 @@ public enum CoherenceProbe {
     }
 
     // MARK: - the two threads
-
-    /// Pins the caller, then waits for the partner. False (and the partner told) if either failed.
-    private static func pinAndMeet(cpu: Int, shared: ProbeShared) -> Bool {
-        if cshims_pin_self_to_cpu(Int32(cpu)) != 0 || cshims_current_cpu() != Int32(cpu) {
-            cshims_u32_store_release(shared.pinFailed, 1)
-        }
-        cshims_u32_fetch_add_acq_rel(shared.ready, 1)
-        while cshims_u32_load_acquire(shared.ready) < 2 { cshims_pause() }
-        return cshims_u32_load_acquire(shared.pinFailed) == 0
-    }
 
     /// The owner: for each repetition, wait for the timer's go, prepare the line, answer.
     @inline(never)
@@ -245,7 +236,7 @@ public enum CoherenceProbe {
 
     /// The timer: measure the counter-read overhead, then every (state, operation) in turn.
     private static func timerLoop(shared: ProbeShared, states: [CoherenceState], operations: [CoherenceOperation],
-                                  reps: Int) -> TimerThreadResult {
+                                  reps: Int, progress: UnsafeMutablePointer<UInt64>) -> TimerThreadResult {
         var result = TimerThreadResult()
         result.overhead = measureOverhead(into: shared.samples(count: overheadSamples))
         // What each line holds now, as the protocol left it (the owner's first touch zeroed them).
@@ -265,6 +256,8 @@ public enum CoherenceProbe {
             }
             result.mismatches += mismatches
             result.statistics.append(statistics(samples, overhead: result.overhead.minCycles))
+            // For the watchdog: one step per (state, operation), outside every timed section.
+            cshims_u64_store_relaxed(progress, UInt64(result.statistics.count))
         }
         return result
     }
@@ -380,7 +373,8 @@ enum ExchangeOperation: ProbeOperation {
     }
 }
 
-/// The memory both probe threads use: control words (each on its own 128-byte block), the lines
+/// The memory both probe threads use (ThreadGroup owns the barrier and the watchdog's progress
+/// words): control words, each on its own 128-byte block, the lines
 /// (a fresh mmap, first touched by the owner), the visiting order and the timer's sample buffer.
 final class ProbeShared: @unchecked Sendable {
     let control: UnsafeMutableRawPointer
@@ -388,7 +382,7 @@ final class ProbeShared: @unchecked Sendable {
     let order: UnsafeMutablePointer<Int>
     let sampleBuffer: UnsafeMutablePointer<UInt64>
     let sampleCapacity: Int
-    static let controlBlocks = 5
+    static let controlBlocks = 3
 
     init(reps: Int, combinations: Int) {
         control = UnsafeMutableRawPointer.allocate(byteCount: Self.controlBlocks * 128, alignment: 128)
@@ -411,11 +405,9 @@ final class ProbeShared: @unchecked Sendable {
     }
 
     var sequence: UnsafeMutablePointer<UInt64> { (control + 0).assumingMemoryBound(to: UInt64.self) }
-    var ready: UnsafeMutablePointer<UInt32> { (control + 128).assumingMemoryBound(to: UInt32.self) }
-    var pinFailed: UnsafeMutablePointer<UInt32> { (control + 256).assumingMemoryBound(to: UInt32.self) }
-    var linesReady: UnsafeMutablePointer<UInt32> { (control + 384).assumingMemoryBound(to: UInt32.self) }
+    var linesReady: UnsafeMutablePointer<UInt32> { (control + 128).assumingMemoryBound(to: UInt32.self) }
     /// Where the threads leave the values they loaded, so the loads are not optimised away.
-    var sink: UnsafeMutablePointer<UInt64> { (control + 512).assumingMemoryBound(to: UInt64.self) }
+    var sink: UnsafeMutablePointer<UInt64> { (control + 256).assumingMemoryBound(to: UInt64.self) }
 
     /// The line repetition `k` uses: page `order[k mod lineCount]`, at a 128-byte offset that
     /// differs from page to page.
