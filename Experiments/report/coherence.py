@@ -401,7 +401,9 @@ def report_only(directory, manifest=None):
         text += [f"Machine: `{m.get('host', '')}` ({m.get('cpu_model', '')}),"
                  f" {manifest.get('topology', '')}; command: "
                  f"`{manifest.get('command', '')}`; build "
-                 f"`{manifest.get('build', {}).get('git_commit', '')}`.", ""]
+                 f"`{manifest.get('build', {}).get('git_commit', '')}`; load "
+                 f"average at start `{manifest.get('loadavg_at_start', '')}`"
+                 f" (other work preempts the probe's threads).", ""]
     text += markdown(cdf, lines, CSV_NAME, figures, [], manifest)
     with open(os.path.join(directory, "report.md"), "w", encoding="utf-8",
               newline="\n") as fh:

@@ -56,6 +56,7 @@ struct CoherenceCommand: ParsableCommand {
               + (plan.heatMapPairs.isEmpty ? "" : ", \(plural(plan.heatMapPairs.count, "heat-map pair")) x 2 x \(heatReps) reps")
               + " on \(machine.summary)")
         let utcStart = Manifest.utcNow()
+        let loadAverage = CoherenceManifest.loadAverage()
         let result = try CoherenceSurvey.run(plan, reps: reps) { print("  \($0)") }
 
         for pair in plan.matrixPairs {
@@ -84,7 +85,7 @@ struct CoherenceCommand: ParsableCommand {
             let manifest = CoherenceManifest(
                 machine: MachineInfo.current(), build: BuildInfo.current(), topology: machine.summary, method: method,
                 pairs: pairs, command: CommandLine.arguments.joined(separator: " "), utcStart: utcStart,
-                elapsedSeconds: (result.elapsedSeconds * 100).rounded() / 100)
+                elapsedSeconds: (result.elapsedSeconds * 100).rounded() / 100, loadAverageAtStart: loadAverage)
             try manifest.write(to: out)
             print("results: \(out)/\(CoherenceFiles.csvName), \(out)/\(CoherenceFiles.linesName), \(out)/\(CoherenceFiles.manifestName)")
         }

@@ -140,15 +140,24 @@ public struct CoherenceManifest: Codable, Sendable {
     public var command: String
     public var utcStart: String
     public var elapsedSeconds: Double
+    /// /proc/loadavg when the probe started: other work on the machine preempts the probe's threads.
+    public var loadAverageAtStart: String
 
     enum CodingKeys: String, CodingKey {
         case machine, build, topology, method, pairs, command
         case utcStart = "utc_start"
         case elapsedSeconds = "elapsed_s"
+        case loadAverageAtStart = "loadavg_at_start"
+    }
+
+    /// The first three fields of /proc/loadavg ("" where there is none).
+    public static func loadAverage() -> String {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "" }
+        return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
     public init(machine: MachineInfo, build: BuildInfo, topology: String, method: Method, pairs: [Pair],
-                command: String, utcStart: String, elapsedSeconds: Double) {
+                command: String, utcStart: String, elapsedSeconds: Double, loadAverageAtStart: String) {
         self.machine = machine
         self.build = build
         self.topology = topology
@@ -157,6 +166,7 @@ public struct CoherenceManifest: Codable, Sendable {
         self.command = command
         self.utcStart = utcStart
         self.elapsedSeconds = elapsedSeconds
+        self.loadAverageAtStart = loadAverageAtStart
     }
 
     public static let methodText = "two threads pinned to cpu_a (puts the line into the state) and cpu_b (times one operation on it between lfence;rdtsc;lfence and rdtscp;lfence); M: cpu_a flushed and stored; E: cpu_a flushed and loaded; S: cpu_a flushed and loaded, then cpu_b loaded; I: cpu_b loaded, then cpu_a stored; a timed store is followed by mfence (waits until it is globally visible); CAS succeeds; the repetitions cycle through `lines` lines, one per 4 KiB page at different 128-byte offsets, in a fixed shuffled order; every operation's observed value is checked against the protocol"
