@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from .coherence import CoherenceError
 from .load import ReportError, load_runs
 
 OUTPUTS = ("report.md", "report.html", "fits.csv", "summary.csv",
@@ -14,8 +15,16 @@ OUTPUTS = ("report.md", "report.html", "fits.csv", "summary.csv",
 
 
 def run(directory: str, figures=None, locks=None, panels=None,
-        baseline=None, defaults=False, explicit_baseline=False) -> None:
+        baseline=None, defaults=False, explicit_baseline=False,
+        coherence_file=None) -> None:
+    from . import coherence
     from . import options as ropts
+    if (not os.path.isfile(os.path.join(directory, "runs.csv"))
+            and os.path.isfile(os.path.join(directory, coherence.CSV_NAME))):
+        # A `locklab coherence --out DIR` folder: its own figures and report.
+        from .load import load_manifest
+        coherence.report_only(directory, load_manifest(directory)[0])
+        return
     opts = ropts.resolve(directory, figures, locks, panels, baseline,
                          defaults)
     runs = load_runs(directory)
@@ -29,11 +38,14 @@ def run(directory: str, figures=None, locks=None, panels=None,
     from .markdown import build, write_report
     from .tables import write_summary_csv
 
+    coherence_section, ceilings = coherence.for_runs(
+        runs.df, directory, coherence_file)
     fit_rows = fit_all(runs)
     write_fits_csv(fit_rows, runs, os.path.join(directory, "fits.csv"))
     write_summary_csv(runs, os.path.join(directory, "summary.csv"))
-    index = make_figures(runs, fit_lookup(fit_rows), directory, opts)
-    blocks = build(runs, fit_rows, index, opts)
+    index = make_figures(runs, fit_lookup(fit_rows), directory, opts,
+                         ceilings=ceilings)
+    blocks = build(runs, fit_rows, index, opts, extra=coherence_section)
     write_report(os.path.join(directory, "report.md"), blocks)
     write_html(os.path.join(directory, "report.html"), blocks, directory)
     ropts.save(directory, opts)
@@ -60,6 +72,10 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", metavar="LOCK", default=None,
                         help="the relative figure's denominator (default "
                              "mcs)")
+    parser.add_argument("--coherence", metavar="FILE", default=None,
+                        help="coherence.csv for the handover ceiling "
+                             "(default: DIR/coherence.csv or "
+                             "DIR/../coherence/coherence.csv)")
     parser.add_argument("--defaults", action="store_true",
                         help="ignore the options remembered in "
                              "DIR/report.json")
@@ -68,10 +84,15 @@ def main(argv=None) -> int:
     try:
         run(args.dir, parse_list(args.figures), parse_list(args.locks),
             parse_panels(args.panels), args.baseline, args.defaults,
-            explicit_baseline=args.baseline is not None)
-    except ReportError as exc:
+            explicit_baseline=args.baseline is not None,
+            coherence_file=args.coherence)
+    except (ReportError, CoherenceError) as exc:
         print(f"report: error: {exc}", file=sys.stderr)
         return 2
-    print(f"report: wrote {os.path.join(args.dir, 'report.md')}, "
-          f"report.html, fits.csv, summary.csv and figures/")
+    if not os.path.isfile(os.path.join(args.dir, "runs.csv")):
+        print(f"report: wrote {os.path.join(args.dir, 'report.md')} and "
+              f"figures/")
+    else:
+        print(f"report: wrote {os.path.join(args.dir, 'report.md')}, "
+              f"report.html, fits.csv, summary.csv and figures/")
     return 0

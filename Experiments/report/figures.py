@@ -34,6 +34,7 @@ from matplotlib.ticker import (EngFormatter, FixedLocator,  # noqa: E402
                                FuncFormatter, MaxNLocator, NullLocator)
 
 from .fits import usl  # noqa: E402
+from .load import WORKLOAD_COLUMNS  # noqa: E402
 from .styles import (BASELINE_GREYS, BASELINES, family_panels,  # noqa: E402
                      lock_style)
 
@@ -182,10 +183,20 @@ def _grey_label(lk):
     return f"{lk} (baseline)"
 
 
-def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax):
+def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax,
+           ceilings=(), workload=()):
     """Draws one panel; returns True if it drew any value."""
     drew = False
     handles = []
+    if metric.stem == "throughput" and ceilings:
+        # The coherence probe's handover ceiling at 2 threads (coherence.py)
+        # for this panel's locks, in their colours.
+        from .coherence import draw_ceilings
+        ceiling = draw_ceilings(ax, ceilings, workload,
+                                {lk: (lock_style(lk).color,)
+                                 for lk in labels}, 1.0)
+        if ceiling is not None:
+            handles.append(ceiling)
     for lk in greys:
         if lk in labels or lk not in data:
             continue
@@ -289,7 +300,8 @@ def _format_axes(ax, metric, threads_all, over_start, log, base2, row_last,
     ax.tick_params(labelsize=7)
 
 
-def draw_figure(metric, cdf, ctx, ci, panels, fits, baseline, title_extra):
+def draw_figure(metric, cdf, ctx, ci, panels, fits, baseline, title_extra,
+                ceilings=()):
     """One figure for one metric and context, or (None, reason)."""
     threads_all = sorted(set(int(t) for t in cdf["threads"]))
     data = series_values(cdf, metric, baseline)
@@ -329,7 +341,8 @@ def draw_figure(metric, cdf, ctx, ci, panels, fits, baseline, title_extra):
         ax = axes[k // ncols][k % ncols]
         drew = _panel(ax, labels, [g for g in greys if g not in labels]
                       if len(panels) > 1 else [], data, metric, fits, ci,
-                      log, fit_tmax)
+                      log, fit_tmax, ceilings,
+                      tuple(ctx.get(c) for c in WORKLOAD_COLUMNS))
         ax.set_title(title, fontsize=9)
         if not drew:
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes,
@@ -387,7 +400,7 @@ def resolve_panels(labels, panels):
     return out
 
 
-def make_figures(runs, fits, out_dir, options) -> list:
+def make_figures(runs, fits, out_dir, options, ceilings=()) -> list:
     """Write the figures into out_dir/figures. Returns, per context,
     (context index, [(Metric, relative path without extension or None,
     reason)])."""
@@ -410,7 +423,8 @@ def make_figures(runs, fits, out_dir, options) -> list:
             if only is not None and metric.stem not in only:
                 continue
             fig, reason = draw_figure(metric, cdf, ctx, ci, panels, fits,
-                                      options.baseline, machine_label)
+                                      options.baseline, machine_label,
+                                      ceilings)
             if fig is None:
                 made.append((metric, None, reason))
                 continue

@@ -60,6 +60,51 @@ def _table(header, rows, left) -> list:
     return out
 
 
+def _markdown_lines(lines, out_dir, next_id) -> list:
+    """The small Markdown another module appends (coherence.py): headings,
+    images (inlined from the SVG beside the PNG), tables, lists and
+    paragraphs; links become text."""
+    out, table, items = [], [], []
+
+    def flush():
+        if table:
+            rows = [r for r in table if not re.fullmatch(r"[\s|:-]+", r)]
+            cells = [[c.strip() for c in r.strip().strip("|").split("|")]
+                     for r in rows]
+            if cells:
+                out.extend(_table(cells[0], cells[1:], left=(0,)))
+            table.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(t)}</li>"
+                                        for t in items) + "</ul>")
+            items.clear()
+
+    for line in lines:
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if line.startswith("- "):
+            items.append(line[2:])
+            continue
+        flush()
+        m = re.match(r"(#+) (.*)", line)
+        img = re.match(r"!\[([^]]*)\]\(([^)]+)\.png\)", line)
+        if m:
+            n = min(len(m.group(1)), 6)
+            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+        elif img:
+            svg = os.path.join(out_dir, img.group(2) + ".svg")
+            if os.path.isfile(svg):
+                out += ["<figure>", inline_svg(svg, f"f{next_id()}-"),
+                        f"<figcaption>{_inline(img.group(1))}</figcaption>",
+                        "</figure>"]
+        elif line.strip() and not line.startswith("Also: ["):
+            text = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", line)
+            out.append(f"<p>{_inline(text)}</p>")
+    flush()
+    return out
+
+
 def render_html(blocks, out_dir) -> str:
     title = next((b[2] for b in blocks if b[0] == "h"), "LockLab report")
     lines = ["<!DOCTYPE html>", '<html lang="en">', "<head>",
@@ -67,6 +112,12 @@ def render_html(blocks, out_dir) -> str:
              f"<title>{html.escape(title)}</title>",
              "<style>" + STYLE + "</style>", "</head>", "<body>"]
     n = 0
+
+    def next_id():
+        nonlocal n
+        n += 1
+        return n
+
     for b in blocks:
         kind = b[0]
         if kind == "h":
@@ -78,10 +129,12 @@ def render_html(blocks, out_dir) -> str:
                                           for t in b[1]) + "</ul>")
         elif kind == "table":
             lines += _table(b[1], b[2], b[3])
+        elif kind == "markdown":
+            lines += _markdown_lines(b[1], out_dir, next_id)
         elif kind == "figure":
-            n += 1
             rel = b[2]
-            svg = inline_svg(os.path.join(out_dir, rel + ".svg"), f"f{n}-")
+            svg = inline_svg(os.path.join(out_dir, rel + ".svg"),
+                             f"f{next_id()}-")
             lines += ["<figure>", svg,
                       f"<figcaption>{_inline(b[1])}: "
                       f'<a href="{html.escape(rel)}.pdf">PDF</a>, '

@@ -230,7 +230,9 @@ def fit_blocks(rows) -> list:
     return out
 
 
-def build(runs, fit_rows, figure_index, opts) -> list:
+def build(runs, fit_rows, figure_index, opts, extra=()) -> list:
+    """The report's blocks; `extra` is Markdown lines appended as they are
+    (the coherence probe's section, coherence.py)."""
     df = runs.df
     exps = sorted(set(df["experiment"])) if "experiment" in df.columns \
         else []
@@ -277,6 +279,8 @@ def build(runs, fit_rows, figure_index, opts) -> list:
         blocks.append(("h", 3, "Scalability fits"))
         blocks += fit_blocks(sorted(fits_by_ctx.get(ci, []),
                                     key=lambda r: r["lock"]))
+    if extra:
+        blocks.append(("markdown", list(extra)))
     return blocks
 
 
@@ -295,6 +299,8 @@ def render_markdown(blocks) -> str:
         elif kind == "figure":
             lines += [f"![{b[1]}]({b[2]}.png)", "",
                       f"{b[1]}: [SVG]({b[2]}.svg), [PDF]({b[2]}.pdf)", ""]
+        elif kind == "markdown":
+            lines += list(b[1]) + [""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

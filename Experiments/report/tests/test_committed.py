@@ -13,7 +13,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-INPUTS = ("runs.csv", "threads.csv", "manifest.json", "report.json")
+# Inputs: everything but what the generator writes. The machine folder is
+# copied whole, so that a sibling coherence/ result is found as it is here.
+GENERATED = ("report.md", "report.html", "fits.csv", "summary.csv",
+             "figures")
 OUTPUTS = ("report.md", "report.html", "fits.csv", "summary.csv",
            "report.json")
 COMMITTED = sorted(os.path.dirname(p) for p in glob.glob(
@@ -28,18 +31,24 @@ def test_there_are_committed_reports():
                          ids=[os.path.relpath(p, REPO) for p in COMMITTED])
 def test_committed_report_regenerates_byte_identical(folder, tmp_path,
                                                      experiments_dir):
-    scratch = tmp_path / "regen"
-    scratch.mkdir()
-    for name in INPUTS:
-        if os.path.exists(os.path.join(folder, name)):
-            shutil.copy(os.path.join(folder, name), scratch / name)
-    assert (scratch / "report.json").exists(), (
-        f"{folder} has no report.json: regenerate it with `locklab report`")
+    machine = os.path.dirname(folder)
+    copy = tmp_path / os.path.basename(machine)
+    shutil.copytree(machine, copy, ignore=lambda d, names: [
+        n for n in names if n in GENERATED
+        and os.path.abspath(d) != os.path.abspath(machine)])
+    scratch = copy / os.path.basename(folder)
+    # The coherence figures of a coherence-only folder are its output too.
+    is_runs = (scratch / "runs.csv").exists()
+    if is_runs:
+        assert (scratch / "report.json").exists(), (
+            f"{folder} has no report.json: regenerate it with "
+            f"`locklab report`")
     r = subprocess.run([sys.executable, "-m", "report", str(scratch)],
                        cwd=experiments_dir, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr
-    differ = [n for n in OUTPUTS
+    outputs = OUTPUTS if is_runs else ("report.md",)
+    differ = [n for n in outputs
               if not filecmp.cmp(os.path.join(folder, n), scratch / n,
                                  shallow=False)]
     want = sorted(os.listdir(os.path.join(folder, "figures")))
