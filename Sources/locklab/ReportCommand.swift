@@ -1,4 +1,5 @@
-// `locklab report DIR`: figures, fits and report.md from DIR/runs.csv (Experiments/report, Python).
+// `locklab report DIR [--locks a,b] [--panels family|none] [--baseline LOCK]`: figures, fits,
+// summary.csv, report.md and report.html from DIR/runs.csv (Experiments/report, Python).
 
 import ArgumentParser
 import Foundation
@@ -7,29 +8,66 @@ import LockLab
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Draw DIR/figures/*.{pdf,svg,png}, fit Amdahl and USL into DIR/fits.csv, write DIR/report.md.")
+        abstract: "Draw DIR/figures, fit Amdahl and USL into DIR/fits.csv, write summary.csv, report.md and report.html.",
+        discussion: """
+            One figure per metric and configuration, named figures/<figure>__<configuration>.{png,svg,pdf}:
+            small panels, one per lock family, with pthread-mutex and mcs in grey in each. Options not
+            given are those DIR/report.json remembers from the last report (--defaults forgets them).
+            """)
 
     @Argument(help: ArgumentHelp("A results folder with runs.csv.", valueName: "DIR"))
     var directory: String
 
+    @Option(help: ArgumentHelp("Comma-separated locks to draw (labels or names; default all).", valueName: "a,b,c"))
+    var locks: String?
+
+    @Option(help: ArgumentHelp("family (one panel per lock family), none (one panel), or a JSON list of lock lists.", valueName: "how"))
+    var panels: String?
+
+    @Option(help: ArgumentHelp("The lock the relative figure divides by (default mcs).", valueName: "LOCK"))
+    var baseline: String?
+
+    @Option(help: ArgumentHelp("Comma-separated figures: throughput, relative, fairness, latency_p99, handover, cpu_per_mop.", valueName: "list"))
+    var figures: String?
+
+    @Flag(help: "Ignore the options remembered in DIR/report.json.")
+    var defaults = false
+
     func run() throws {
-        try Self.generate(directory: directory, figures: nil)
+        var arguments: [String] = []
+        if let locks { arguments += ["--locks", locks] }
+        if let panels { arguments += ["--panels", panels] }
+        if let baseline { arguments += ["--baseline", baseline] }
+        if let figures { arguments += ["--figures", figures] }
+        if defaults { arguments.append("--defaults") }
+        try Self.generate(directory: directory, arguments: arguments)
     }
 
-    /// Runs `python3 -m report DIR` from the Experiments folder of this checkout.
-    static func generate(directory: String, figures: [String]?) throws {
+    /// The generator's arguments for an experiment file's `report:` section.
+    static func arguments(for experiment: Experiment) -> [String] {
+        var arguments = ["--figures", experiment.figures.joined(separator: ",")]
+        if let panels = experiment.panels { arguments += ["--panels", panels] }
+        if let baseline = experiment.baseline { arguments += ["--baseline", baseline] }
+        return arguments
+    }
+
+    /// Runs `python3 -m report DIR ARGUMENTS` from the Experiments folder of this checkout. The
+    /// generator's own errors (bad option, unknown lock) exit with status 2 and one line.
+    static func generate(directory: String, arguments extra: [String] = []) throws {
         guard let experiments = findExperimentsFolder() else {
             throw LabError.io("cannot find Experiments/report (set LOCKLAB_EXPERIMENTS to the Experiments folder)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var arguments = ["python3", "-m", "report", URL(fileURLWithPath: directory).path]
-        if let figures { arguments += ["--figures", figures.joined(separator: ",")] }
-        process.arguments = arguments
+        process.arguments = ["python3", "-m", "report", URL(fileURLWithPath: directory).path] + extra
         process.currentDirectoryURL = URL(fileURLWithPath: experiments)
         fflush(stdout) // our buffered lines first, then the generator's
         try process.run()
         process.waitUntilExit()
+        if process.terminationStatus == 2 {
+            // The generator printed its one line already.
+            throw ExitCode(2)
+        }
         if process.terminationStatus != 0 {
             throw LabError.impossible("the report generator failed (exit \(process.terminationStatus))")
         }

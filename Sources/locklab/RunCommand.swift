@@ -99,8 +99,15 @@ struct RunCommand: ParsableCommand {
         for t in counts {
             if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }
         }
-        let header = ["lock", "thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
-        print(textTable(header: header, rows: []))
+        let header = ["lock", "thr", "rep", "ops/s", "ns/op", "jain", "p50", "p99", "same-node", "ctx invol", "status"]
+        // Widths from this run's own labels and counts, so long labels (cna:threshold-ns=1000) and
+        // collapsed runs keep the columns aligned.
+        let widest = [planned.map(\.spec.label).max { $0.count < $1.count } ?? "",
+                      "\(counts.max() ?? 1)", "\(repeats)", "1000 k", "1000 ms", "0.000", "1000 ms", "1000 ms",
+                      "0.000", "1000000", "mutex-violation"]
+        let table = StreamedTable(header: header, widest: widest,
+                                  numeric: [false, true, true, true, true, true, true, true, true, true, false])
+        print(table.line(header))
         var rows: [(String, Int, Double)] = []
         var twoThreadRuns: [TwoThreadRun] = []
         var failures: [String] = []
@@ -113,16 +120,17 @@ struct RunCommand: ParsableCommand {
                                                   opsPerSecond: summary.opsPerSecond,
                                                   handoversPerSecond: summary.handoversPerSecond))
             }
+            // No latency sample: "-", never 0 (the CSV cell is empty).
+            let sampled = summary.latency.samples > 0
             let cells = [
                 run.spec.label, "\(run.threads)", "\(run.repeatIndex)",
-                String(format: "%.3f", summary.opsPerSecond / 1e6), String(format: "%.1f", summary.nanosecondsPerOp),
+                siRate(summary.opsPerSecond), siNanoseconds(summary.nanosecondsPerOp),
                 String(format: "%.3f", summary.jainFairness),
-                String(format: "%.0f", summary.latency.p50), String(format: "%.0f", summary.latency.p99),
+                sampled ? siNanoseconds(summary.latency.p50) : "-", sampled ? siNanoseconds(summary.latency.p99) : "-",
                 summary.sameNodeHandoverFraction.map { String(format: "%.3f", $0) } ?? "-",
                 "\(summary.involuntarySwitches)", summary.status.rawValue,
             ]
-            // Same widths as the header line: one table, streamed row by row.
-            print(textTable(header: header, rows: [cells]).split(separator: "\n").last.map(String.init) ?? "")
+            print(table.line(cells))
             if let failure = summary.failure {
                 print("note: \(run.spec.label) at \(run.threads) threads failed: \(failure)")
                 failures.append(failure)
@@ -158,9 +166,8 @@ struct RunCommand: ParsableCommand {
         let table = order.map { lock, threads -> [String] in
             let xs = groups["\(lock)\u{1}\(threads)"]!.sorted()
             let median = xs.count % 2 == 1 ? xs[xs.count / 2] : (xs[xs.count / 2 - 1] + xs[xs.count / 2]) / 2
-            return [lock, "\(threads)", String(format: "%.3f", median / 1e6),
-                    String(format: "%.3f-%.3f", xs.first! / 1e6, xs.last! / 1e6)]
+            return [lock, "\(threads)", siRate(median), siRate(xs.first!) + " - " + siRate(xs.last!)]
         }
-        print(textTable(header: ["lock", "thr", "median Mops/s", "range"], rows: table))
+        print(textTable(header: ["lock", "thr", "median ops/s", "range (min - max)"], rows: table))
     }
 }

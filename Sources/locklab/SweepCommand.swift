@@ -73,7 +73,7 @@ struct SweepCommand: ParsableCommand {
             if failed > 0 {
                 throw LabError.impossible("\(plural(failed, "run")) hung or failed (see the status column of \(out)/runs.csv)")
             }
-            if report { try ReportCommand.generate(directory: out, figures: experiment.figures) }
+            if report { try ReportCommand.generate(directory: out, arguments: ReportCommand.arguments(for: experiment)) }
         } catch let hung as SweepHung {
             FileHandle.standardError.write(Data("locklab: \(hung.description); continuing in a fresh process\n".utf8))
             fflush(stdout)

@@ -4,6 +4,12 @@
 // Threads read the phase with a relaxed load once per iteration. Each thread counts its own
 // operations in registers and publishes progress every 256 operations for the watchdog.
 //
+// Latency sampling: each thread times every acquisition of the measured phase until it holds
+// `Harness.minLatencySamples` samples, then every Kth (`sampleEvery`), so a slow run (a few hundred
+// acquisitions, oversubscribed spin locks) still gets latency percentiles while a fast one is
+// timed at 1 in K. The choice is made in the out-of-line timed iteration; the common one only
+// counts down.
+//
 // Per iteration, in order: [sampled: read the cycle counter] acquire [sampled: read it again]
 // plain counter += 1; handover bookkeeping; workload's critical section; release; [sampled: record
 // the acquire latency into the thread's histogram]; workload's outside section.
@@ -87,8 +93,12 @@ public struct ThreadOutcome {
 }
 
 public enum Harness {
-    /// Default latency sampling: every 64th acquisition of each thread.
+    /// Default latency sampling: every 64th acquisition of each thread (after the first
+    /// `minLatencySamples`, which are all timed).
     public static let defaultSampleEvery = 64
+    /// Each thread times every acquisition of the measured phase until it has this many samples,
+    /// then every `sampleEvery`th: slow runs still get latency (see `RunMatrix.samplingNote`).
+    public static let minLatencySamples = 32
     /// Threads publish their op count for the watchdog this often (a power of two).
     @usableFromInline static let progressMask: UInt64 = 255
     /// Largest latency the histograms track, in cycles (about a minute at 5 GHz).
@@ -129,6 +139,7 @@ public enum Harness {
         }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
+            minSamples: config.sampleEvery > 0 ? UInt64(minLatencySamples) : 0,
             trylockEvery: L.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
             opsLimit: opsLimit, seed: config.seed,
             histogramMaxCycles: histogramMaxCycles,
@@ -209,6 +220,8 @@ public enum Harness {
 @usableFromInline
 struct LoopParameters: Sendable {
     @usableFromInline let sampleEvery: UInt64
+    /// Time every acquisition until this many samples (measured phase), then every Kth.
+    @usableFromInline let minSamples: UInt64
     @usableFromInline let trylockEvery: UInt64
     @usableFromInline let opsLimit: UInt64
     @usableFromInline let seed: UInt64
@@ -246,13 +259,16 @@ extension Harness {
         let me = UInt64(slot.index + 1)
         let myNode = UInt64(slot.node)
         let sampleEvery = loop.sampleEvery
+        let minSamples = loop.minSamples
         let trylockEvery = loop.trylockEvery
         let limit = loop.opsLimit
         var ops: UInt64 = 0
         var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
         var handovers: UInt64 = 0
         var sameNode: UInt64 = 0
-        var sampleCountdown = sampleEvery == 0 ? UInt64.max : sampleEvery
+        // Off: never zero. On: the next acquisition is timed (the first ones all are).
+        var sampleCountdown: UInt64 = sampleEvery == 0 ? .max : 1
+        var samplesTaken: UInt64 = 0
         var trylockCountdown = trylockEvery == 0 ? UInt64.max : trylockEvery
 
         while ops < limit {
@@ -266,6 +282,8 @@ extension Harness {
                     handovers = 0
                     sameNode = 0
                     histogram.reset()
+                    samplesTaken = 0
+                    if sampleEvery != 0 { sampleCountdown = 1 }
                     _ = cshims_thread_usage_now(&usageStart)
                 }
             }
@@ -277,7 +295,10 @@ extension Harness {
             if sampleCountdown == 0 || trylockCountdown == 0 {
                 let timed = sampleCountdown == 0
                 let useTrylock = trylockCountdown == 0
-                if timed { sampleCountdown = sampleEvery }
+                if timed {
+                    samplesTaken &+= 1
+                    sampleCountdown = samplesTaken < minSamples ? 1 : sampleEvery
+                }
                 if useTrylock { trylockCountdown = trylockEvery }
                 entry = specialIteration(lock: lock, context: &context, timed: timed, trylock: useTrylock,
                                          guarded: guarded, me: me, myNode: myNode, workload: workload,

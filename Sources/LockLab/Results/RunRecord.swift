@@ -97,8 +97,8 @@ public enum RunRecord {
             "jain_fairness": csvNumber(s.jainFairness), "min_thread_ops": "\(s.minThreadOps)",
             "max_thread_ops": "\(s.maxThreadOps)",
             "lat_sample_every": "\(d.sampleEvery)", "lat_samples": "\(s.latency.samples)",
-            "lat_p50_ns": csvNumber(s.latency.p50, decimals: 1), "lat_p99_ns": csvNumber(s.latency.p99, decimals: 1),
-            "lat_p999_ns": csvNumber(s.latency.p999, decimals: 1), "lat_max_ns": csvNumber(s.latency.max, decimals: 1),
+            "lat_p50_ns": latencyCell(s.latency, \.p50), "lat_p99_ns": latencyCell(s.latency, \.p99),
+            "lat_p999_ns": latencyCell(s.latency, \.p999), "lat_max_ns": latencyCell(s.latency, \.max),
             "same_node_handover_frac": s.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",
             "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
             "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
@@ -110,6 +110,12 @@ public enum RunRecord {
         return runColumns.map { fields[$0]! }
     }
 
+    /// A latency percentile in ns, or an empty cell when nothing was sampled: no sample is not a
+    /// latency of 0 (a spreadsheet would average it in).
+    static func latencyCell(_ l: LatencySummary, _ value: KeyPath<LatencySummary, Double>) -> String {
+        l.samples == 0 ? "" : csvNumber(l[keyPath: value], decimals: 1)
+    }
+
     public static func threadRows(_ d: RunDescription, _ s: RunSummary) -> [[String]] {
         s.threads.map { t in
             let fields: [String: String] = [
@@ -117,8 +123,8 @@ public enum RunRecord {
                 "cpu": t.cpu.map(String.init) ?? "", "last_cpu": "\(t.lastCPU)", "node": "\(t.node)",
                 "ops": "\(t.ops)", "ops_per_sec": csvNumber(t.opsPerSecond, decimals: 1),
                 "lat_samples": "\(t.latency.samples)",
-                "lat_p50_ns": csvNumber(t.latency.p50, decimals: 1), "lat_p99_ns": csvNumber(t.latency.p99, decimals: 1),
-                "lat_p999_ns": csvNumber(t.latency.p999, decimals: 1), "lat_max_ns": csvNumber(t.latency.max, decimals: 1),
+                "lat_p50_ns": latencyCell(t.latency, \.p50), "lat_p99_ns": latencyCell(t.latency, \.p99),
+                "lat_p999_ns": latencyCell(t.latency, \.p999), "lat_max_ns": latencyCell(t.latency, \.max),
                 "same_node_handover_frac": t.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",
                 "cpu_user_s": csvNumber(t.cpuUserSeconds), "cpu_sys_s": csvNumber(t.cpuSystemSeconds),
                 "ctx_vol": "\(t.voluntarySwitches)", "ctx_invol": "\(t.involuntarySwitches)",

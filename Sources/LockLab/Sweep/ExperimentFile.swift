@@ -26,7 +26,9 @@
 //     ncs_ns: [0, 100]
 //     ncs_random: false
 //   report:
-//     figures: [throughput, fairness, latency_p99, handover, cpu_per_mop]
+//     figures: [throughput, relative, fairness, latency_p99, handover, cpu_per_mop]
+//     panels: family               # family (default) | none | [[mcs, cna], [tas, ticket]]
+//     baseline: mcs                # the relative figure's denominator (default mcs)
 
 import Foundation
 
@@ -167,12 +169,16 @@ public struct Experiment: Sendable {
     public var stallTimeoutSeconds: Double
     public var workloads: [MicrobenchmarkParameters]
     public var figures: [String]
+    /// How the report groups locks into panels: "family", "none", or a JSON list of lock lists.
+    public var panels: String? = nil
+    /// The report's relative-figure baseline lock (nil: the generator's default, mcs).
+    public var baseline: String? = nil
 
-    public static let knownFigures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
+    public static let knownFigures = ["throughput", "relative", "fairness", "latency_p99", "handover", "cpu_per_mop"]
     static let topKeys = ["name", "description", "locks", "threads", "placements", "repeats", "duration_s", "warmup_s",
                           "seed", "virtual_nodes", "min_nodes", "mem_node", "sample_every", "stall_timeout_s", "workload", "report"]
     static let workloadKeys = ["cs_lines", "cs_ns", "ncs_ns", "ncs_random"]
-    static let reportKeys = ["figures"]
+    static let reportKeys = ["figures", "panels", "baseline"]
 
     /// Reads and checks an experiment file. Every problem is an `ExperimentFileError`.
     public static func load(path: String) throws -> Experiment {
@@ -254,6 +260,8 @@ public struct Experiment: Sendable {
             } } }
         }
         var figures = knownFigures
+        var panels: String? = nil
+        var baseline: String? = nil
         if let r = table["report"] {
             guard let rt = r.table else { throw ExperimentFileError(file: file, field: "report", message: "expected a mapping (report: with indented fields)") }
             try reader.rejectUnknown(rt, known: reportKeys, prefix: "report.")
@@ -264,14 +272,52 @@ public struct Experiment: Sendable {
                 }
                 figures = f
             }
+            if let p = rt["panels"] {
+                panels = try reportPanels(p, file: file)
+            }
+            if let b = rt["baseline"] {
+                guard let name = b.string, (try? LockSpec(parsing: name)) != nil else {
+                    throw ExperimentFileError(file: file, field: "report.baseline",
+                                              message: b.string.map { "unknown lock '\($0)' (see `locklab list`)" }
+                                                ?? "expected a lock name, got \(b.typeName)")
+                }
+                baseline = name
+            }
         }
         if locks.allSatisfy({ ($0.entry.descriptor.maxThreads ?? .max) < 2 }) && threads.allSatisfy({ $0 != .count(1) }) {
             throw ExperimentFileError(file: file, field: "locks", message: "every lock listed runs at one thread only, but threads never is 1")
         }
-        return Experiment(file: file, name: name, description: description, locks: locks, threads: threads,
-                          placements: placements, repeats: repeats, durationSeconds: duration, warmupSeconds: warmup,
-                          seed: UInt64(seed), virtualNodes: virtualNodes, minNodes: minNodes, memory: memory, sampleEvery: sampleEvery,
-                          stallTimeoutSeconds: stall, workloads: workloads, figures: figures)
+        var experiment = Experiment(
+            file: file, name: name, description: description, locks: locks, threads: threads,
+            placements: placements, repeats: repeats, durationSeconds: duration, warmupSeconds: warmup,
+            seed: UInt64(seed), virtualNodes: virtualNodes, minNodes: minNodes, memory: memory, sampleEvery: sampleEvery,
+            stallTimeoutSeconds: stall, workloads: workloads, figures: figures)
+        experiment.panels = panels
+        experiment.baseline = baseline
+        return experiment
+    }
+
+    /// `report.panels`: `family`, `none`, or a list of lists of lock names, returned as the report
+    /// generator's `--panels` argument (a JSON list of lock lists).
+    static func reportPanels(_ value: ConfigValue, file: String) throws -> String {
+        if let s = value.string, s == "family" || s == "none" { return s }
+        let bad = ExperimentFileError(file: file, field: "report.panels",
+                                      message: "expected family, none or a list of lock lists ([[mcs, cna], [tas]])")
+        guard let groups = value.array, !groups.isEmpty else { throw bad }
+        var json: [String] = []
+        for g in groups {
+            guard let members = g.array, !members.isEmpty else { throw bad }
+            var names: [String] = []
+            for m in members {
+                guard let name = m.string, (try? LockSpec(parsing: name)) != nil else {
+                    throw ExperimentFileError(file: file, field: "report.panels",
+                                              message: "unknown lock \(m.string.map { "'\($0)'" } ?? m.typeName) (see `locklab list`)")
+                }
+                names.append("\"" + name + "\"")
+            }
+            json.append("[" + names.joined(separator: ", ") + "]")
+        }
+        return "[" + json.joined(separator: ", ") + "]"
     }
 
     /// This machine as the experiment wants it: `virtual_nodes` always, `min_nodes` when the

@@ -231,6 +231,6 @@ extension RunMatrix {
     public static func samplingNote(_ sampleEvery: Int) -> String {
         sampleEvery == 0
             ? "latency not sampled"
-            : "acquire latency (cycle counter before acquire to first instruction inside the critical section) of every \(sampleEvery)th acquisition per thread, measured phase only; HdrHistogram, 3 significant digits; converted to ns with the calibrated cycles/ns"
+            : "acquire latency (cycle counter before acquire to first instruction inside the critical section), measured phase only: each thread times every acquisition until it has \(Harness.minLatencySamples) samples, then every \(sampleEvery)th; HdrHistogram, 3 significant digits; converted to ns with the calibrated cycles/ns. Latency cells are empty (not 0) when a run sampled no acquisition (lat_samples = 0)"
     }
 }
