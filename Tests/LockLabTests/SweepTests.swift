@@ -47,6 +47,17 @@ struct ExperimentFileTests {
         }
     }
 
+    @Test func testReportSectionPanelsAndBaseline() throws {
+        let e = try Experiment.parse(
+            "locks: [mcs, cna, tas]\nthreads: [1]\nreport:\n  panels: [[mcs, \"cna:threshold=1000\"], [tas]]\n  baseline: tas\n",
+            file: "r.yaml")
+        #expect(e.panels == "[[\"mcs\", \"cna:threshold=1000\"], [\"tas\"]]")
+        #expect(e.baseline == "tas")
+        #expect(e.figures.contains("relative"))
+        let f = try Experiment.parse("locks: [mcs]\nthreads: [1]\nreport:\n  panels: none\n", file: "r.yaml")
+        #expect(f.panels == "none" && f.baseline == nil)
+    }
+
     @Test func testShippedExperimentsParseAndPlanHere() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Experiments")
@@ -104,6 +115,9 @@ struct ExperimentFileTests {
         ("locks: [mcs]\nthreads: [1]\nworkload:\n  cs_line: 1\n", "field 'workload.cs_line': unknown field"),
         ("locks: [mcs]\nthreads: [1]\nworkload: 3\n", "field 'workload'"),
         ("locks: [mcs]\nthreads: [1]\nreport:\n  figures: [pie]\n", "field 'report.figures': unknown figure 'pie'"),
+        ("locks: [mcs]\nthreads: [1]\nreport:\n  panels: grid\n", "field 'report.panels': expected family, none"),
+        ("locks: [mcs]\nthreads: [1]\nreport:\n  panels: [[mcs], [nosuch]]\n", "field 'report.panels': unknown lock 'nosuch'"),
+        ("locks: [mcs]\nthreads: [1]\nreport:\n  baseline: nosuch\n", "field 'report.baseline': unknown lock 'nosuch'"),
         ("locks: [null]\nthreads: [2]\n", "field 'locks'"),
         ("locks: [mcs\nthreads: [1]\n", "not valid YAML at line"),
         ("locks: [mcs]\nlocks: [tas]\nthreads: [1]\n", "duplicated key"),
