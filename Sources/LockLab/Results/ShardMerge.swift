@@ -190,6 +190,9 @@ public enum ShardMerge {
     }
 
     static func csvLine(_ fields: [String]) -> String {
-        fields.map(CSVAppender.escape).joined(separator: ",")
+        fields.map(csvField).joined(separator: ",")
     }
+
+    /// One field as the lab's CSV writer writes it.
+    static func csvField(_ field: String) -> String { CSVAppender.escape(field) }
 }
