@@ -113,8 +113,8 @@ private let mergeExperiment = """
     locks: [tas, ticket, mcs]
     threads: [1, 2]
     repeats: 2
-    duration_s: 0.02
-    warmup_s: 0.005
+    duration_s: 0.05
+    warmup_s: 0.05
     seed: 4
     report:
       figures: [throughput]
@@ -208,6 +208,7 @@ struct ShardMergeTests {
         // row, the thread rows of the run after it, and a torn last line.
         let runsPath = dir + "/shards/2/runs.csv"
         let lines = try String(contentsOfFile: runsPath, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        try #require(lines.count >= 5, "shard 2 should hold a header and 4 runs")
         try (lines[0...1].joined(separator: "\n") + "\n" + lines[2].prefix(30)).write(toFile: runsPath, atomically: true, encoding: .utf8)
         expectOneLine({ _ = try ShardMerge.merge(directory: dir) }, mentioning: ["shard 2/3 incomplete (1 of 4 runs)"])
         #expect(!FileManager.default.fileExists(atPath: dir + "/runs.csv"))
