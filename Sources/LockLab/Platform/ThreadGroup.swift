@@ -218,13 +218,14 @@ public final class ThreadGroup {
 
     public var finishedCount: Int { Int(cshims_u32_load_acquire(control.finished)) }
 
-    /// The watchdog: waits until every thread has finished. False if the progress board (plus
-    /// the finished count) stood still for `stallTimeoutSeconds`: the group hung.
-    public func waitForFinish(stallTimeoutSeconds: Double) -> Bool {
+    /// The watchdog: waits until `threads` threads (default: all) have finished. False if the
+    /// progress board (plus the finished count) stood still for `stallTimeoutSeconds`: the group hung.
+    public func waitForFinish(threads: Int? = nil, stallTimeoutSeconds: Double) -> Bool {
+        let count = UInt32(threads ?? slots.count)
         var lastProgress = control.totalProgress()
         var lastChange = CycleClock.monotonicNanoseconds()
         var pollMicroseconds: UInt32 = 50
-        while cshims_u32_load_acquire(control.finished) < UInt32(slots.count) {
+        while cshims_u32_load_acquire(control.finished) < count {
             usleep(pollMicroseconds)
             pollMicroseconds = min(pollMicroseconds * 2, 20_000)
             let now = CycleClock.monotonicNanoseconds()
