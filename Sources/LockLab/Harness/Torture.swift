@@ -321,7 +321,7 @@ extension Torture {
         let progress = control.progress(slot.index)
         let mix = parameters.mix
 
-        if control.arriveAndWait() == GroupPhase.stop {
+        if control.arriveAndWait() == GroupPhase.abort {
             // The group could not start every thread: leave without an outcome.
             lock.freeContext(&context)
             return
