@@ -137,10 +137,11 @@ struct RunCommand: ParsableCommand {
             print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
         }
         printMedians(rows, repeats: repeats)
-        if let coherenceFile {
+        // The handover ceiling models the microbenchmark's lines only.
+        if let coherenceFile, let micro = matrix.workloads.first?.microParameters, matrix.workloads.count == 1 {
             if let note = coherenceFile.note { print(note) }
             try HandoverCeilingTable.print(runs: twoThreadRuns, coherencePath: coherenceFile.path, topology: machineTopology,
-                                           placement: matrix.placements[0], workload: matrix.workloads[0])
+                                           placement: matrix.placements[0], workload: micro)
         }
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
         if outcome.failed > 0 {
