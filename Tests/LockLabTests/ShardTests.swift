@@ -83,6 +83,23 @@ struct ShardCutTests {
         #expect(ShardCut(matrix: reseeded, shards: 4) == ShardCut(matrix: matrix, shards: 4))
     }
 
+    @Test func testAWorkloadIsPartOfTheCurve() throws {
+        let topology = try Topology.load()
+        let matrix = try Experiment.parse("""
+            locks: [tas, mcs]
+            threads: [1, 2]
+            workload:
+              name: [micro, queue]
+            """, file: "w.yaml").matrix(on: topology)
+        let cut = ShardCut(matrix: matrix, shards: 4)
+        #expect(cut.curves.count == 4 && (1...4).allSatisfy { cut.curves(of: $0).count == 1 })
+        for i in 1...4 {
+            let mine = matrix.restricted(to: try ShardSelector(index: i, count: 4), of: cut)
+            #expect(Set(mine.plannedRuns.map { "\($0.spec.label) \($0.workload.label)" }).count == 1)
+            #expect(mine.plannedRuns.count == 2)
+        }
+    }
+
     @Test func testMoreShardsThanCurvesLeavesTheRestEmpty() throws {
         let (matrix, topology) = try matrix()
         let cut = ShardCut(matrix: matrix, shards: 30)
