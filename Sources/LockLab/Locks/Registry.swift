@@ -26,6 +26,7 @@ public enum LockRegistry {
         // Queue locks
         LockEntry(CLHLock.self),
         LockEntry(MCSLock.self),
+        LockEntry(MCSSpinThenParkLock.self),
         // Concurrency restriction
         LockEntry(MalthusianLock.self),
         // NUMA-aware
@@ -35,6 +36,11 @@ public enum LockRegistry {
         LockEntry(HMCSLock.self),
         LockEntry(CNALock.self),
         LockEntry(ShflLock.self),
+        // Kernel-style
+        LockEntry(QSpinlockLock.self),
+        LockEntry(QSpinlockCNALock.self),
+        LockEntry(FutexMutexLock.self),
+        LockEntry(FutexSpinLock.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }
