@@ -310,7 +310,7 @@ struct LostWakeupTests {
         let perThread = ThreadSanitizer.scaled(50_000, divisor: 8)
         let config = RunConfig(
             spec: try LockSpec(parsing: lock),
-            threads: (0..<threads).map { HarnessThread(index: $0, cpu: nil, node: $0 % 2) },
+            threads: (0..<threads).map { ThreadSlot(index: $0, cpu: nil, node: $0 % 2) },
             nodeCount: 2, length: .iterations(perThread: perThread), sampleEvery: 0,
             trylockEvery: entry.descriptor.supportsTryLock ? 5 : 0, stallTimeoutSeconds: 20)
         let started = Date()
@@ -322,5 +322,45 @@ struct LostWakeupTests {
         // Threads that park switch voluntarily; their CPU time is what they ran, not what they waited.
         let voluntary = result.threads.reduce(UInt64(0)) { $0 + $1.voluntarySwitches }
         #expect(voluntary > 0, "\(lock): no thread ever slept (voluntary context switches 0)")
+    }
+}
+
+// (CNA, Shfl and Malthusian, every waiting policy, are ProbeQueueVisible in CNAShflPolicyTests.swift.)
+
+/// The spin-then-park variants keep their algorithm's policy: the same probes, the same expected
+/// orders as the spinning locks (CNAShflPolicyTests.swift, PolicyProbe.swift), with waiters that
+/// have parked long before the holder lets go (40-100 ms gaps against a spin bound of ~0.1 ms).
+@Suite("Spin-then-park variants keep their policy", .serialized)
+struct SpinThenParkPolicyTests {
+    @Test func testCLHSpinThenParkIsFIFO() throws {
+        #expect(try probeAcquisitionOrder(CLHSpinThenParkLock.self, waiterNodes: [1, 0, 1, 0]).order == [0, 1, 2, 3])
+    }
+
+    // As testCNAServesHolderNodeFirst: W0, W2, W4 (node 0) first, then the secondary queue.
+    @Test func testCNASpinThenParkServesHolderNodeFirst() throws {
+        let result = try probeQueuedAcquisitionOrder(CNASpinThenParkLock.self, options: "threshold-ns=0",
+                                                     waiterNodes: [0, 1, 0, 1, 0, 1])
+        #expect(result.order == [0, 2, 4, 1, 3, 5])
+    }
+
+    // As testMalthusianCullsSurplusWaiters: culled (passive) waiters sleep and come back LIFO.
+    @Test func testMalthusianSpinThenParkCullsSurplusWaiters() throws {
+        let result = try probeQueuedAcquisitionOrder(MalthusianSpinThenParkLock.self, options: "readmit-one-in=0",
+                                                     waiterNodes: [0, 1, 0, 1, 0, 1])
+        #expect(result.order == [1, 3, 5, 4, 2, 0])
+    }
+
+    // As testShflServesHolderNodeFirst: the shuffler groups node 0 behind the head, and wakes the
+    // waiters it groups, which had parked.
+    @Test func testShflBlockingServesHolderNodeFirst() throws {
+        let result = try probeQueuedAcquisitionOrder(ShflBlockingLock.self, waiterNodes: [0, 1, 0, 1, 0, 1],
+                                                     gapMilliseconds: 100)
+        #expect(result.order == [0, 2, 4, 1, 3, 5])
+    }
+
+    @Test func testShflBlockingWithoutShufflingIsFIFO() throws {
+        let result = try probeQueuedAcquisitionOrder(ShflBlockingLock.self, options: "max-shuffles=1",
+                                                     waiterNodes: [0, 1, 0, 1, 0, 1], gapMilliseconds: 100)
+        #expect(result.order == [0, 1, 2, 3, 4, 5])
     }
 }
