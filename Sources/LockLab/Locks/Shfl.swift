@@ -248,9 +248,11 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
         if next == nil {
             // 1,1 -> 1,0 before the queue can empty (release order not needed; no relaxed variant).
             _ = cshims_u32_fetch_and_release(word, ~Self.noStealBit)
-            var expected: UnsafeMutableRawPointer? = me.raw
-            // Relaxed: the queue carries no data; the lock's data is ordered by the word.
-            if cshims_ptr_cas_relaxed(tail, &expected, nil) { return }
+            // Release: our clearing of noSteal (just above) happens-before the next first waiter's
+            // setting of it, which follows its acquire exchange that reads this nil; relaxed, a new
+            // first waiter's fetch_or could come first in the word's order and stealing would stay
+            // enabled with a waiter queued (fairness only; ARMv8 allows it). Free on x86.
+            if cshims_ptr_cas_value_release(tail, me.raw, nil) { return }
             // A waiter arrived: 1,0 -> 1,1 again, then wait for its link.
             _ = cshims_u32_fetch_or_acquire(word, Self.noStealBit)
             repeat {
