@@ -314,7 +314,7 @@ struct LostWakeupTests {
             nodeCount: 2, length: .iterations(perThread: perThread), sampleEvery: 0,
             trylockEvery: entry.descriptor.supportsTryLock ? 5 : 0, stallTimeoutSeconds: 20)
         let started = Date()
-        let result = try entry.run(config, MicrobenchmarkParameters(csLines: 1))
+        let result = try entry.run(config, .micro(MicrobenchmarkParameters(csLines: 1)))
         let seconds = Date().timeIntervalSince(started)
         #expect(result.status == .ok, "\(lock): \(result.status) (a waiter slept through its wake-up?)")
         #expect(result.counter == UInt64(threads * perThread))
