@@ -64,7 +64,8 @@ public struct ThreadPlacement: Sendable, Equatable {
     public let core: Int
     /// The node as the run sees it (virtual under `--virtual-nodes`).
     public let node: Int
-    /// hwloc's OS index of the real NUMA node: what libnuma allocation takes.
+    /// hwloc's OS index of the real NUMA node: what libnuma allocation takes; -1 for a cpu in no
+    /// NUMA node (its `node` is then its package's pseudo-node).
     public let realNode: Int
     public let package: Int
 
@@ -143,6 +144,10 @@ extension Topology {
         case let .cpus(list):
             return try list.map { cpu in
                 guard let info = info(cpu: cpu) else {
+                    if let restriction, restriction.by == .affinityMask, restriction.machine.contains(cpu) {
+                        throw LabError.impossible("--placement \(placement): cpu \(cpu) is outside this process's CPU affinity mask "
+                            + "(it may use cpus \(TopologyText.cpuRanges(cpus.map(\.cpu))) only, set by taskset, numactl or a scheduler's binding)")
+                    }
                     throw LabError.impossible("--placement \(placement): cpu \(cpu) is not in \(sourceDescription) "
                         + "(cpus \(TopologyText.cpuRanges(cpus.map(\.cpu))))")
                 }
