@@ -87,6 +87,7 @@ struct RunCommand: ParsableCommand {
 
         let planned = settings.plannedRuns
         print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.gitCommit) (\(build.configuration))")
+        for note in machine.clock?.notes ?? [] { print("note: \(note)") }
         for spec in settings.skippedLocks {
             print("note: \(spec.label) runs at most \(spec.entry.descriptor.maxThreads ?? 0) thread(s): skipped")
         }

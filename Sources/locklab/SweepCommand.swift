@@ -55,6 +55,7 @@ struct SweepCommand: ParsableCommand {
             }
             print("note: \(out) held results of \(reason); moved to \(aside)")
         }
+        for note in ClockFacts.current.notes { print("note: \(note)") }
         StopRequest.install()
         let terminal = isatty(STDOUT_FILENO) != 0
         let command = CommandLine.arguments.joined(separator: " ")

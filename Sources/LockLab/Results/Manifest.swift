@@ -13,9 +13,12 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     public var numaAvailable: Bool
     public var realNumaNodes: Int
     public var cyclesPerNanosecond: Double
+    /// Whether the cycle counter is invariant, the clocksource, governor and turbo state (nil in
+    /// manifests written before they were recorded).
+    public var clock: ClockFacts?
 
     enum CodingKeys: String, CodingKey {
-        case host, kernel
+        case host, kernel, clock
         case cpuModel = "cpu_model"
         case onlineCPUs = "online_cpus"
         case memoryGiB = "memory_gib"
@@ -40,7 +43,8 @@ public struct MachineInfo: Codable, Sendable, Equatable {
             onlineCPUs: ProcessInfo.processInfo.activeProcessorCount,
             memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
             numaAvailable: LabMemory.numaAvailable, realNumaNodes: LabMemory.realNodeCount,
-            cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000)
+            cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000,
+            clock: ClockFacts.current)
     }
 }
 
