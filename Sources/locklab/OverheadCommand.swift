@@ -1,7 +1,6 @@
 // `locklab overhead`: the harness's own cost against a bare C loop around the same lock.
 
 import ArgumentParser
-import CShims
 import Foundation
 import LockLab
 
@@ -16,8 +15,8 @@ struct OverheadCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Seconds per measurement.", valueName: "s"))
     var seconds: Double = 0.3
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin to.", valueName: "N"))
-    var cpu: Int = 0
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU to pin to (default: the first CPU this process may use).", valueName: "N"))
+    var cpu: Int?
 
     func run() throws {
         guard (1...1000).contains(repeats) else {
@@ -26,9 +25,13 @@ struct OverheadCommand: ParsableCommand {
         guard seconds.isFinite, seconds > 0, seconds <= 3600 else {
             throw LabError.badValue(flag: "--seconds", value: "\(seconds)", accepted: "seconds in (0, 3600]")
         }
-        let cpus = Int(cshims_online_cpus())
-        guard (0..<cpus).contains(cpu) else {
-            throw LabError.badValue(flag: "--cpu", value: "\(cpu)", accepted: "a CPU of this machine, 0...\(cpus - 1)")
+        // The CPUs this process may use (its affinity mask and cpuset), not every online CPU.
+        let machine = try Topology.load()
+        let cpu = self.cpu ?? machine.cpus[0].cpu
+        guard machine.info(cpu: cpu) != nil else {
+            let allowed = machine.cpus.map { String($0.cpu) }.joined(separator: ",")
+            throw LabError.badValue(flag: "--cpu", value: "\(cpu)",
+                                    accepted: "a CPU this process may use (\(allowed)\(machine.restriction != nil ? ", restricted by its affinity mask or cpuset" : ""))")
         }
         let report = try Overhead.measure(repeats: repeats, seconds: seconds, cpu: cpu)
         let bare = report.medians[0].nanosecondsPerOp

@@ -3,7 +3,6 @@
 // violated, and the command exits 1 (bad input exits 2, as everywhere).
 
 import ArgumentParser
-import CShims
 import Foundation
 import LockLab
 
@@ -51,7 +50,8 @@ struct TortureCommand: ParsableCommand {
         guard stallTimeout.isFinite, stallTimeout >= 0.1, stallTimeout <= 86_400 else {
             throw LabError.badValue(flag: "--stall-timeout", value: "\(stallTimeout)", accepted: "seconds in [0.1, 86400]")
         }
-        let threadCount = threads ?? 2 * max(1, Int(cshims_online_cpus()))
+        // Twice the CPUs this process may use (its affinity mask and cpuset).
+        let threadCount = try threads ?? 2 * Topology.load().cpus.count
         guard (1...Harness.maxThreads).contains(threadCount) else {
             throw LabError.badValue(flag: "--threads", value: "\(threadCount)", accepted: "a thread count in 1...\(Harness.maxThreads)")
         }

@@ -17,7 +17,11 @@ public enum Placement: Sendable, Equatable, CustomStringConvertible {
     /// Exactly these OS cpus, in order.
     case cpus([Int])
 
-    static let accepted = "'compact', 'scatter' or 'cpus:' and a list of OS cpus such as cpus:0,2,4 or cpus:0-3,8"
+    /// Largest OS cpu number a list may name: beyond any machine, and small enough that a range
+    /// such as `cpus:0-9223372036854775807` is refused at once instead of built.
+    public static let maxCPU = 65_535
+
+    static let accepted = "'compact', 'scatter' or 'cpus:' and a list of OS cpus (0...65535) such as cpus:0,2,4 or cpus:0-3,8"
 
     /// Parses "compact", "scatter" or "cpus:0,2,4" (ranges "a-b" are allowed in the list).
     public init(parsing text: String) throws {
@@ -32,9 +36,10 @@ public enum Placement: Sendable, Equatable, CustomStringConvertible {
             var cpus: [Int] = []
             for item in list.split(separator: ",", omittingEmptySubsequences: false) {
                 let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
-                if bounds.count == 1, let cpu = Int(bounds[0]), cpu >= 0 {
+                if bounds.count == 1, let cpu = Int(bounds[0]), cpu >= 0, cpu <= Self.maxCPU {
                     cpus.append(cpu)
-                } else if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), low >= 0, low <= high {
+                } else if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), low >= 0, low <= high,
+                          high <= Self.maxCPU, cpus.count + (high - low) < Harness.maxThreads * 8 {
                     cpus.append(contentsOf: low...high)
                 } else {
                     throw LabError.badValue(flag: "--placement", value: text, accepted: Self.accepted)
