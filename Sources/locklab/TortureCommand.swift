@@ -52,8 +52,8 @@ struct TortureCommand: ParsableCommand {
         }
         // Twice the CPUs this process may use (its affinity mask and cpuset).
         let threadCount = try threads ?? 2 * Topology.load().cpus.count
-        guard (1...Harness.maxThreads).contains(threadCount) else {
-            throw LabError.badValue(flag: "--threads", value: "\(threadCount)", accepted: "a thread count in 1...\(Harness.maxThreads)")
+        guard (1...Limits.maxThreads).contains(threadCount) else {
+            throw LabError.badValue(flag: "--threads", value: "\(threadCount)", accepted: "a thread count in 1...\(Limits.maxThreads)")
         }
         guard (1...threadCount).contains(nodes) else {
             throw LabError.badValue(flag: "--nodes", value: "\(nodes)", accepted: "a node count in 1...\(threadCount) (at most the threads)")
@@ -76,7 +76,7 @@ struct TortureCommand: ParsableCommand {
         var skipped = 0
         for spec in specs {
             // A ThreadSanitizer build (make test-tsan) skips what TSan cannot see (it would report
-            // false races): see Sources/LockLab/Harness/ThreadSanitizer.swift.
+            // false races): see Sources/LockLab/Platform/ThreadSanitizer.swift.
             if ThreadSanitizer.isActive, let reason = ThreadSanitizer.blindSpot(spec.name) {
                 print("note: \(spec.label) skipped under ThreadSanitizer: \(reason)")
                 skipped += 1

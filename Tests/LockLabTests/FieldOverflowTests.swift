@@ -55,7 +55,7 @@ struct OverflowTests {
         #expect(end.inRange, "\(text) is outside the declared range but accepted")
         let threads = min(2, spec.entry.descriptor.maxThreads ?? 2)
         let config = RunConfig(
-            spec: spec, threads: (0..<threads).map { HarnessThread(index: $0, cpu: nil, node: $0 % 2) }, nodeCount: 2,
+            spec: spec, threads: (0..<threads).map { ThreadSlot(index: $0, cpu: nil, node: $0 % 2) }, nodeCount: 2,
             length: .iterations(perThread: 50), sampleEvery: 4, trylockEvery: 3, stallTimeoutSeconds: 60)
         do {
             let result = try spec.entry.run(config, MicrobenchmarkParameters(csLines: 1, csNanoseconds: 10, ncsNanoseconds: 10))
@@ -196,16 +196,37 @@ struct FlagBoundTests {
         // The upper bounds that would take long to run: accepted by validation, and every
         // conversion they meet on the way to the loop is finite and in range.
         let topology = try Topology.load()
-        let settings = SessionSettings(
-            locks: [try LockSpec(parsing: "tas")], threadCounts: [Harness.maxThreads], repeats: 1,
+        let settings = RunMatrix(
+            locks: [try LockSpec(parsing: "tas")], threadCounts: [Limits.maxThreads], repeats: 1,
             workloads: [.init(csLines: 65_536, csNanoseconds: 1_000_000_000, ncsNanoseconds: 1_000_000_000, ncsRandom: true)],
             placements: [.compact, .scatter], warmupSeconds: 86_400, durationSeconds: 86_400,
             sampleEvery: .max, seed: .max, stallTimeoutSeconds: 86_400)
         try settings.validate(on: topology)
-        let plan = try topology.plan(threads: Harness.maxThreads, placement: .scatter)
-        #expect(plan.threads.count == Harness.maxThreads && plan.oversubscribed)
+        let plan = try topology.plan(threads: Limits.maxThreads, placement: .scatter)
+        #expect(plan.threads.count == Limits.maxThreads && plan.oversubscribed)
         let cycles = CycleClock.cycles(nanoseconds: 2_000_000_000)
         #expect(cycles > 0 && cycles < UInt64.max)
         #expect(settings.seed &+ 1 == 0) // the per-repeat seed wraps, it does not trap
+    }
+}
+
+@Suite("Field: a run shorter than a thread's wake-up")
+struct ShortRunTests {
+    @Test func testThreadsThatMeetStopAtTheBarrierStillPublishAnOutcome() throws {
+        // 64 threads on this machine's CPUs, a measured phase of 1 ns and no warm-up: under
+        // oversubscription some threads are still at the barrier when the phase is already `stop`.
+        // They must publish an (empty) outcome: reading a missing one read uninitialised memory
+        // and trapped in the histogram code (SIGILL) or crashed (SIGSEGV), one run in ten on a
+        // loaded machine.
+        let spec = try LockSpec(parsing: "tas")
+        for _ in 0..<ThreadSanitizer.scaled(10, divisor: 5) {
+            let config = RunConfig(spec: spec, threads: (0..<64).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
+                                   length: .timed(warmupSeconds: 0, measureSeconds: 1e-9), stallTimeoutSeconds: 60)
+            let result = try spec.entry.run(config, MicrobenchmarkParameters())
+            #expect(result.status == .ok)
+            #expect(result.threads.count == 64)
+            #expect(result.counter == result.threads.reduce(0) { $0 + $1.totalOps })
+            _ = RunSummary(result)
+        }
     }
 }

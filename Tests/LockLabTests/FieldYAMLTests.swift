@@ -106,7 +106,7 @@ private func memNodeMeaning(_ text: String) -> Meaning {
 }
 
 private func threadsMeaning(_ text: String) -> Meaning {
-    switch integerMeaning(text, range: 1...Harness.maxThreads) {
+    switch integerMeaning(text, range: 1...Limits.maxThreads) {
     case let .value(v): return .value("[\(v)]")
     case .refused where ["yes", "no", "on", "off", "y", "null", "\"yes\""].contains(text): return .refused("is not valid")
     case .refused where text == "0": return .refused("is not valid")
