@@ -102,6 +102,7 @@ struct RunCommand: ParsableCommand {
         var failures: [String] = []
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
+            if case let .note(note) = event { print("note: \(note)") }
             guard case let .finished(_, _, run, summary, _) = event else { return }
             rows.append((run.spec.label, run.threads, summary.opsPerSecond))
             let cells = [

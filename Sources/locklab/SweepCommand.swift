@@ -107,6 +107,9 @@ struct SweepCommand: ParsableCommand {
             } else {
                 print(line)
             }
+        case let .note(note):
+            if terminal { print("") }
+            print("note: \(note)")
         case let .interrupted(remaining):
             if terminal { print("") }
             print("interrupted: stopping after the current run; \(remaining) runs left")

@@ -148,6 +148,9 @@ public enum MatrixEvent {
     case finished(done: Int, toRun: Int, run: RunMatrix.PlannedRun, summary: RunSummary, etaSeconds: Double)
     /// Stopped on request after a run; `remaining` runs are left for a resume.
     case interrupted(remaining: Int)
+    /// Something a reader of the results must know, said once per loop (a memory placement that
+    /// did not take effect): printed as a note.
+    case note(String)
 }
 
 /// What the matrix loop did.
@@ -184,15 +187,18 @@ extension RunMatrix {
         var outcome = MatrixOutcome(planned: planned.count, skipped: planned.count - todo.count, ran: 0, failed: 0,
                                     failedEarlier: failedEarlier, interrupted: false, hung: nil)
         let started = CycleClock.monotonicNanoseconds()
+        var notesGiven = Set<String>()
         for (i, run) in todo.enumerated() {
             if StopRequest.requested {
                 outcome.interrupted = true
                 onEvent(.interrupted(remaining: todo.count - i))
                 break
             }
+            let memory = LabMemory(policy: self.memory)
             let (description, summary) = try measure(run, topology: topology, runID: writer.nextRunID(),
-                                                     machine: machine, gitCommit: gitCommit)
+                                                     machine: machine, gitCommit: gitCommit, memory: memory)
             try writer.append(description, summary)
+            if let note = memory.placement.note, notesGiven.insert(note).inserted { onEvent(.note(note)) }
             outcome.ran += 1
             if summary.status != .ok { outcome.failed += 1 }
             let perRun = Double(CycleClock.monotonicNanoseconds() &- started) / 1e9 / Double(i + 1)
@@ -207,23 +213,27 @@ extension RunMatrix {
     }
 
     /// Measures one planned run and returns its description and summary (not yet written).
+    /// `memory` (default: a fresh allocator with the matrix's policy) records what placement the
+    /// run's blocks got, for `mem_policy_applied`.
     public func measure(_ run: PlannedRun, topology: Topology, runID: String, machine: String,
-                        gitCommit: String) throws -> (RunDescription, RunSummary) {
+                        gitCommit: String, memory: LabMemory? = nil) throws -> (RunDescription, RunSummary) {
+        let memory = memory ?? LabMemory(policy: self.memory)
         let plan = try topology.plan(threads: run.threads, placement: run.placement)
         let config = RunConfig(
             spec: run.spec, threads: plan.slots, nodeCount: topology.nodeCount,
             length: .timed(warmupSeconds: warmupSeconds, measureSeconds: durationSeconds),
-            sampleEvery: sampleEvery, trylockEvery: 0, memory: LabMemory(policy: memory),
+            sampleEvery: sampleEvery, trylockEvery: 0, memory: memory,
             seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds)
         let raw = try run.spec.entry.run(config, run.workload)
         let summary = RunSummary(raw)
         let description = RunDescription(
             runID: runID, spec: run.spec, threads: run.threads, placement: run.placement.description,
             nodes: plan.nodesUsed, virtualNodes: topology.virtualNodes, oversubscribed: plan.oversubscribed,
-            workload: run.workload, memNode: memory.description,
+            workload: run.workload, memNode: self.memory.description,
             durationSeconds: durationSeconds, warmupSeconds: warmupSeconds,
             repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: sampleEvery,
-            machine: machine, gitCommit: gitCommit, experiment: experiment)
+            machine: machine, gitCommit: gitCommit, experiment: experiment,
+            memPolicyApplied: config.memory.placement.applied)
         return (description, summary)
     }
 
