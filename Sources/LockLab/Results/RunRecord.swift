@@ -69,7 +69,7 @@ public enum RunRecord {
     public static let runColumns = [
         "run_id", "experiment", "config_key", "lock", "lock_name", "lock_options", "threads", "placement", "nodes",
         "virtual_nodes", "oversubscribed", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
-        "mem_policy_applied", "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status",
+        "mem_policy_applied", "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status", "failure",
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
         "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
@@ -95,7 +95,7 @@ public enum RunRecord {
             "mem_node": d.memNode, "mem_policy_applied": d.memPolicyApplied,
             "duration_s": csvNumber(d.durationSeconds), "warmup_s": csvNumber(d.warmupSeconds),
             "elapsed_s": csvNumber(s.elapsedSeconds), "repeat": "\(d.repeatIndex)", "seed": "\(d.seed)",
-            "status": s.status.rawValue,
+            "status": s.status.rawValue, "failure": s.failure ?? "",
             "ops": "\(s.ops)", "ops_per_sec": csvNumber(s.opsPerSecond, decimals: 1),
             "ns_per_op": csvNumber(s.nanosecondsPerOp, decimals: 3),
             "jain_fairness": csvNumber(s.jainFairness), "min_thread_ops": "\(s.minThreadOps)",

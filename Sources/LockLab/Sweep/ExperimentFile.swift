@@ -223,7 +223,7 @@ public struct Experiment: Sendable {
                 throw ExperimentFileError(file: file, field: "placements", message: "\(error)")
             }
         }
-        let repeats = try reader.int(table, "repeats", range: 1...10_000) ?? 1
+        let repeats = try reader.int(table, "repeats", range: 1...Limits.maxRepeats) ?? 1
         let duration = try reader.double(table, "duration_s", range: 0.001...86_400) ?? 1
         let warmup = try reader.double(table, "warmup_s", range: 0...86_400) ?? 0.2
         let seed = try reader.int(table, "seed", range: 0...Int.max) ?? 1
@@ -249,6 +249,13 @@ public struct Experiment: Sendable {
             let csNs = try reader.intList(wt, "cs_ns", field: "workload.cs_ns", range: 0...1_000_000_000) ?? [0]
             let ncsNs = try reader.intList(wt, "ncs_ns", field: "workload.ncs_ns", range: 0...1_000_000_000) ?? [0]
             let random = try reader.bool(wt, "ncs_random", field: "workload.ncs_random") ?? false
+            // The cross product is built here: refuse one too large to build before building it.
+            let combinations = csLines.count.multipliedReportingOverflow(by: csNs.count)
+            let total = combinations.partialValue.multipliedReportingOverflow(by: ncsNs.count)
+            if combinations.overflow || total.overflow || total.partialValue > Limits.maxWorkloads {
+                throw ExperimentFileError(file: file, field: "workload",
+                                          message: "cs_lines x cs_ns x ncs_ns give more than \(Limits.maxWorkloads) workloads; split the file")
+            }
             workloads = []
             for l in csLines { for c in csNs { for n in ncsNs {
                 workloads.append(.init(csLines: l, csNanoseconds: c, ncsNanoseconds: n, ncsRandom: random))

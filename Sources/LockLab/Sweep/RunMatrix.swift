@@ -51,7 +51,16 @@ public struct RunMatrix: Sendable {
             throw LabError.badValue(flag: "--threads", value: bad ?? "",
                                     accepted: "thread counts in 1...\(Limits.maxThreads)")
         }
-        if repeats < 1 { throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count >= 1") }
+        // The same caps as experiment files, and a cap on the whole matrix, checked by arithmetic
+        // before anything is built: `--repeat 1000000000` is refused at once instead of planned.
+        if !(1...Limits.maxRepeats).contains(repeats) {
+            throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count in 1...\(Limits.maxRepeats)")
+        }
+        if let count = plannedRunCount, count > Limits.maxPlannedRuns {
+            throw LabError.impossible("the matrix holds \(count) runs, more than \(Limits.maxPlannedRuns): split it (fewer repeats, locks, thread counts or workloads)")
+        } else if plannedRunCount == nil {
+            throw LabError.impossible("the matrix holds more runs than can be counted: split it")
+        }
         // Finite and at most a day, as experiment files allow: nan and inf must not reach the clock.
         if !(durationSeconds > 0 && durationSeconds <= 86_400) {
             throw LabError.badValue(flag: "--duration", value: "\(durationSeconds)", accepted: "seconds in (0, 86400]")
@@ -85,10 +94,25 @@ public struct RunMatrix: Sendable {
         }
         // A lock limited to fewer threads (null: 1) is left out at larger counts (`skippedLocks`
         // says which); the matrix must still hold some run.
-        if plannedRuns.isEmpty, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
+        if plannedRunCount == 0, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
             throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)
         }
         for t in threadCounts { for p in placements { _ = try topology.plan(threads: t, placement: p) } }
+    }
+
+    /// How many runs `plannedRuns` holds, computed without building it; nil if it overflows Int.
+    public var plannedRunCount: Int? {
+        var perRepeat = 0
+        for t in threadCounts {
+            let locksThere = locks.filter { t <= ($0.entry.descriptor.maxThreads ?? .max) }.count
+            let (a, o1) = locksThere.multipliedReportingOverflow(by: workloads.count)
+            let (b, o2) = a.multipliedReportingOverflow(by: placements.count)
+            let (c, o3) = perRepeat.addingReportingOverflow(b)
+            if o1 || o2 || o3 { return nil }
+            perRepeat = c
+        }
+        let (total, overflow) = perRepeat.multipliedReportingOverflow(by: max(1, repeats))
+        return overflow ? nil : total
     }
 
     /// One run of the matrix, before it is run.
