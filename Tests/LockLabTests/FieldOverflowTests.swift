@@ -198,7 +198,7 @@ struct FlagBoundTests {
         let topology = try Topology.load()
         let settings = RunMatrix(
             locks: [try LockSpec(parsing: "tas")], threadCounts: [Limits.maxThreads], repeats: 1,
-            workloads: [.init(csLines: 65_536, csNanoseconds: 1_000_000_000, ncsNanoseconds: 1_000_000_000, ncsRandom: true)],
+            workloads: [.micro(.init(csLines: 65_536, csNanoseconds: 1_000_000_000, ncsNanoseconds: 1_000_000_000, ncsRandom: true))],
             placements: [.compact, .scatter], warmupSeconds: 86_400, durationSeconds: 86_400,
             sampleEvery: .max, seed: .max, stallTimeoutSeconds: 86_400)
         try settings.validate(on: topology)

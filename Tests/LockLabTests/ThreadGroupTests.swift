@@ -46,7 +46,7 @@ struct ThreadGroupTests {
                 if control.arriveAndWait() == GroupPhase.abort { tally.stoppedAtBarrier.add(1, ordering: .relaxed) }
             }
         }
-        // Threads 0 and 1 started, met the stop at the barrier and were joined before the throw.
+        // Threads 0 and 1 started, met the abort at the barrier and were joined before the throw.
         #expect(tally.entered.load(ordering: .relaxed) == 2)
         #expect(tally.stoppedAtBarrier.load(ordering: .relaxed) == 2)
     }

@@ -326,7 +326,7 @@ extension Torture {
             lock.freeContext(&context)
             return
         }
-        if parameters.faultHang && slot.index == 0 { Harness.hangHoldingTheLock(lock, &context) }
+        if parameters.faultHang && slot.index == 0 { lock.withLock(&context) { while true { sleep(3600) } } }
 
         while control.currentPhase() == GroupPhase.measure {
             let hold = drawHold(&random, mix)

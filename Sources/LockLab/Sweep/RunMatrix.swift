@@ -10,7 +10,7 @@ public struct RunMatrix: Sendable {
     public var threadCounts: [Int]
     public var repeats: Int
     /// Every workload of the matrix (`run` has one; an experiment file may sweep several).
-    public var workloads: [MicrobenchmarkParameters]
+    public var workloads: [WorkloadSpec]
     public var placements: [Placement]
     /// Run order: nil interleaves deterministically (repeat, threads, workload, placement, lock);
     /// a seed shuffles each repeat's runs with it (the sweep), repeats still outermost.
@@ -24,7 +24,7 @@ public struct RunMatrix: Sendable {
     public var experiment: String
 
     public init(locks: [LockSpec], threadCounts: [Int], repeats: Int = 1,
-                workloads: [MicrobenchmarkParameters] = [.init()], placements: [Placement] = [.compact],
+                workloads: [WorkloadSpec] = [.micro(.init())], placements: [Placement] = [.compact],
                 shuffleSeed: UInt64? = nil, memory: MemoryPolicy = .local, warmupSeconds: Double = 0.2, durationSeconds: Double = 1,
                 sampleEvery: Int = Harness.defaultSampleEvery, seed: UInt64 = 1, stallTimeoutSeconds: Double = 30,
                 experiment: String = "") {
@@ -73,12 +73,12 @@ public struct RunMatrix: Sendable {
         }
         if workloads.isEmpty || placements.isEmpty { throw LabError.impossible("no workload or no placement to run") }
         for workload in workloads {
-            if workload.csLines < 0 || workload.csLines > 1 << 16 {
-                throw LabError.badValue(flag: "--cs-lines", value: "\(workload.csLines)", accepted: "0...65536")
+            if let csLines = workload.csLines, csLines < 0 || csLines > 1 << 16 {
+                throw LabError.badValue(flag: "--cs-lines", value: "\(csLines)", accepted: "0...65536")
             }
             // At most a second each, as experiment files allow.
-            if !(0...1_000_000_000).contains(workload.csNanoseconds) {
-                throw LabError.badValue(flag: "--cs-ns", value: "\(workload.csNanoseconds)", accepted: "ns in 0...1000000000")
+            if let csNanoseconds = workload.csNanoseconds, !(0...1_000_000_000).contains(csNanoseconds) {
+                throw LabError.badValue(flag: "--cs-ns", value: "\(csNanoseconds)", accepted: "ns in 0...1000000000")
             }
             if !(0...1_000_000_000).contains(workload.ncsNanoseconds) {
                 throw LabError.badValue(flag: "--ncs-ns", value: "\(workload.ncsNanoseconds)", accepted: "ns in 0...1000000000")
@@ -119,7 +119,7 @@ public struct RunMatrix: Sendable {
     public struct PlannedRun: Sendable {
         public let spec: LockSpec
         public let threads: Int
-        public let workload: MicrobenchmarkParameters
+        public let workload: WorkloadSpec
         public let placement: Placement
         public let repeatIndex: Int
     }
@@ -242,12 +242,14 @@ extension RunMatrix {
     public func measure(_ run: PlannedRun, topology: Topology, runID: String, machine: String,
                         gitCommit: String, memory: LabMemory? = nil) throws -> (RunDescription, RunSummary) {
         let memory = memory ?? LabMemory(policy: self.memory)
-        let plan = try topology.plan(threads: run.threads, placement: run.placement)
+        let plan = try topology.plan(threads: run.threads, placement: run.placement,
+                                     helpers: run.spec.entry.descriptor.helperThreads)
         let config = RunConfig(
             spec: run.spec, threads: plan.slots, nodeCount: topology.nodeCount,
             length: .timed(warmupSeconds: warmupSeconds, measureSeconds: durationSeconds),
             sampleEvery: sampleEvery, trylockEvery: 0, memory: memory,
-            seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds)
+            seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds,
+            helpers: plan.helperSlots)
         let raw = try run.spec.entry.run(config, run.workload)
         let summary = RunSummary(raw)
         let description = RunDescription(
