@@ -130,11 +130,11 @@ private func top(_ key: String, _ value: String) -> String {
 }
 
 private let fieldCases: [FieldCase] = [
-    FieldCase(field: "name", document: { top("name", $0) }, read: { $0.name }, meaning: textMeaning),
-    FieldCase(field: "description", document: { top("description", $0) }, read: { $0.description }, meaning: textMeaning),
+    FieldCase(field: "name", document: { top("name", $0) }, read: { $0.name }, meaning: { textMeaning($0) }),
+    FieldCase(field: "description", document: { top("description", $0) }, read: { $0.description }, meaning: { textMeaning($0) }),
     FieldCase(field: "locks", document: { top("locks", "[\($0)]") }, read: { $0.locks.map(\.label).joined(separator: ",") },
               meaning: { $0 == "null" ? .value("null") : ($0 == "~" ? .refused("no value") : ($0.hasPrefix("!!") ? .refused("tags") : .refused("unknown lock"))) }),
-    FieldCase(field: "threads", document: { top("threads", "[\($0)]") }, read: { "\($0.threads)" }, meaning: threadsMeaning),
+    FieldCase(field: "threads", document: { top("threads", "[\($0)]") }, read: { "\($0.threads)" }, meaning: { threadsMeaning($0) }),
     FieldCase(field: "placements", document: { top("placements", "[\($0)]") }, read: { "\($0.placements)" },
               meaning: { $0 == "~" ? .refused("no value") : ($0.hasPrefix("!!") ? .refused("tags") : .refused("is not valid")) }),
     FieldCase(field: "repeats", document: { top("repeats", $0) }, read: { "\($0.repeats)" },
@@ -153,7 +153,7 @@ private let fieldCases: [FieldCase] = [
               meaning: { integerMeaning($0, range: 1...4096) }),
     FieldCase(field: "sample_every", document: { top("sample_every", $0) }, read: { "\($0.sampleEvery)" },
               meaning: { integerMeaning($0, range: 0...Int.max) }),
-    FieldCase(field: "mem_node", document: { top("mem_node", $0) }, read: { "\($0.memory)" }, meaning: memNodeMeaning),
+    FieldCase(field: "mem_node", document: { top("mem_node", $0) }, read: { "\($0.memory)" }, meaning: { memNodeMeaning($0) }),
     FieldCase(field: "workload.cs_lines", document: { top("workload", "\n  cs_lines: \($0)") },
               read: { $0.workloads[0].csLines.map(String.init) ?? "none" }, meaning: { integerMeaning($0, range: 0...65_536) }),
     FieldCase(field: "workload.cs_ns", document: { top("workload", "\n  cs_ns: [\($0)]") },
@@ -161,7 +161,7 @@ private let fieldCases: [FieldCase] = [
     FieldCase(field: "workload.ncs_ns", document: { top("workload", "\n  ncs_ns: \($0)") },
               read: { "\($0.workloads[0].ncsNanoseconds)" }, meaning: { integerMeaning($0, range: 0...1_000_000_000) }),
     FieldCase(field: "workload.ncs_random", document: { top("workload", "\n  ncs_random: \($0)") },
-              read: { "\($0.workloads[0].ncsRandom)" }, meaning: booleanMeaning),
+              read: { "\($0.workloads[0].ncsRandom)" }, meaning: { booleanMeaning($0) }),
     FieldCase(field: "report.figures", document: { top("report", "\n  figures: [\($0)]") }, read: { "\($0.figures)" },
               meaning: { $0 == "~" ? .refused("no value") : ($0.hasPrefix("!!") ? .refused("tags") : .refused("unknown figure")) }),
 ]
