@@ -15,7 +15,7 @@ struct ReportCommand: ParsableCommand {
             given are those DIR/report.json remembers from the last report (--defaults forgets them).
             """)
 
-    @Argument(help: ArgumentHelp("A results folder with runs.csv.", valueName: "DIR"))
+    @Argument(help: ArgumentHelp("A results folder with runs.csv (or a `locklab coherence --out` folder).", valueName: "DIR"))
     var directory: String
 
     @Option(help: ArgumentHelp("Comma-separated locks to draw (labels or names; default all).", valueName: "a,b,c"))

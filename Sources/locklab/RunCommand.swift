@@ -30,7 +30,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: ArgumentHelp("Repetitions of every (lock, threads).", valueName: "R"))
     var repeats: Int = 1
 
-    @Option(name: .customLong("cs-lines"), parsing: .unconditional, help: ArgumentHelp("Shared cache lines read-modify-written in the critical section.", valueName: "K"))
+    @Option(help: ArgumentHelp("Comma-separated workloads, each NAME[:KEY=VALUE...]: micro (default), counter, queue, stack, hashtable, list, pqueue; 'all' is every one (see README, Workloads).", valueName: "workloads"))
+    var workload: String = "micro"
+
+    @Option(name: .customLong("cs-lines"), parsing: .unconditional, help: ArgumentHelp("micro: shared cache lines read-modify-written in the critical section, the harness's record line included.", valueName: "K"))
     var csLines: Int = 1
 
     @Option(name: .customLong("cs-ns"), parsing: .unconditional, help: ArgumentHelp("Busy-wait inside the critical section, ns.", valueName: "ns"))
@@ -76,8 +79,8 @@ struct RunCommand: ParsableCommand {
         }
         let matrix = RunMatrix(
             locks: specs, threadCounts: counts, repeats: repeats,
-            workloads: [MicrobenchmarkParameters(csLines: csLines, csNanoseconds: csNanoseconds,
-                                                 ncsNanoseconds: ncsNanoseconds, ncsRandom: ncsRandom)],
+            workloads: try WorkloadSpec.parseList(workload, defaults: [
+                "cs-lines": csLines, "cs-ns": csNanoseconds, "ncs-ns": ncsNanoseconds, "ncs-random": ncsRandom ? 1 : 0]),
             placements: [try Placement(parsing: placement)], memory: try MemoryPolicy(parsing: memNode),
             warmupSeconds: warmup, durationSeconds: duration, sampleEvery: sample, seed: seed,
             stallTimeoutSeconds: stallTimeout)
@@ -93,37 +96,44 @@ struct RunCommand: ParsableCommand {
 
         let planned = matrix.plannedRuns
         print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.gitCommit) (\(build.configuration))")
+        for note in machine.clock?.notes ?? [] { print("note: \(note)") }
         for spec in matrix.skippedLocks {
             print("note: \(spec.label) runs at most \(spec.entry.descriptor.maxThreads ?? 0) thread(s): skipped")
         }
         for t in counts {
             if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }
         }
-        let header = ["lock", "thr", "rep", "ops/s", "ns/op", "jain", "p50", "p99", "same-node", "ctx invol", "status"]
+        let showWorkload = matrix.workloads.count > 1 || matrix.workloads.first?.kind != .micro
+        let header = ["lock"] + (showWorkload ? ["workload"] : [])
+            + ["thr", "rep", "ops/s", "ns/op", "jain", "p50", "p99", "same-node", "ctx invol", "status"]
         // Widths from this run's own labels and counts, so long labels (cna:threshold-ns=1000) and
         // collapsed runs keep the columns aligned.
-        let widest = [planned.map(\.spec.label).max { $0.count < $1.count } ?? "",
-                      "\(counts.max() ?? 1)", "\(repeats)", "1000 k", "1000 ms", "0.000", "1000 ms", "1000 ms",
-                      "0.000", "1000000", "mutex-violation"]
+        let widest = [planned.map(\.spec.label).max { $0.count < $1.count } ?? ""]
+            + (showWorkload ? [planned.map(\.workload.label).max { $0.count < $1.count } ?? ""] : [])
+            + ["\(counts.max() ?? 1)", "\(repeats)", "1000 k", "1000 ms", "0.000", "1000 ms", "1000 ms",
+               "0.000", "1000000", "mutex-violation"]
         let table = StreamedTable(header: header, widest: widest,
-                                  numeric: [false, true, true, true, true, true, true, true, true, true, false])
+                                  numeric: [false] + (showWorkload ? [false] : [])
+                                    + [true, true, true, true, true, true, true, true, true, false])
         print(table.line(header))
         var rows: [(String, Int, Double)] = []
         var twoThreadRuns: [TwoThreadRun] = []
         var failures: [String] = []
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
+            if case let .note(note) = event { print("note: \(note)") }
             guard case let .finished(_, _, run, summary, _) = event else { return }
-            rows.append((run.spec.label, run.threads, summary.opsPerSecond))
+            let name = showWorkload ? "\(run.spec.label) \(run.workload.label)" : run.spec.label
+            rows.append((name, run.threads, summary.opsPerSecond))
             if run.threads == 2, summary.status == .ok {
-                twoThreadRuns.append(TwoThreadRun(label: run.spec.label, lock: run.spec.name,
+                twoThreadRuns.append(TwoThreadRun(label: name, lock: run.spec.name,
                                                   opsPerSecond: summary.opsPerSecond,
                                                   handoversPerSecond: summary.handoversPerSecond))
             }
             // No latency sample: "-", never 0 (the CSV cell is empty).
             let sampled = summary.latency.samples > 0
-            let cells = [
-                run.spec.label, "\(run.threads)", "\(run.repeatIndex)",
+            let cells = [run.spec.label] + (showWorkload ? [run.workload.label] : []) + [
+                "\(run.threads)", "\(run.repeatIndex)",
                 siRate(summary.opsPerSecond), siNanoseconds(summary.nanosecondsPerOp),
                 String(format: "%.3f", summary.jainFairness),
                 sampled ? siNanoseconds(summary.latency.p50) : "-", sampled ? siNanoseconds(summary.latency.p99) : "-",
@@ -140,10 +150,11 @@ struct RunCommand: ParsableCommand {
             print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
         }
         printMedians(rows, repeats: repeats)
-        if let coherenceFile {
+        // The handover ceiling models the microbenchmark's lines only.
+        if let coherenceFile, let micro = matrix.workloads.first?.microParameters, matrix.workloads.count == 1 {
             if let note = coherenceFile.note { print(note) }
             try HandoverCeilingTable.print(runs: twoThreadRuns, coherencePath: coherenceFile.path, topology: machineTopology,
-                                           placement: matrix.placements[0], workload: matrix.workloads[0])
+                                           placement: matrix.placements[0], workload: micro)
         }
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
         if outcome.failed > 0 {

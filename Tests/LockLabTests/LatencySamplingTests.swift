@@ -20,7 +20,7 @@ struct LatencySamplingTests {
     private func row(_ summary: RunSummary, sampleEvery: Int = 64) throws -> [String: String] {
         let d = RunDescription(
             runID: "1", spec: try LockSpec(parsing: "mcs"), threads: summary.threads.count, placement: "compact",
-            nodes: 1, virtualNodes: nil, oversubscribed: false, workload: MicrobenchmarkParameters(csLines: 1),
+            nodes: 1, virtualNodes: nil, oversubscribed: false, workload: .micro(MicrobenchmarkParameters(csLines: 1)),
             memNode: "local", durationSeconds: 0, warmupSeconds: 0, repeatIndex: 1, seed: 1,
             sampleEvery: sampleEvery, machine: "test", gitCommit: "abc")
         return Dictionary(uniqueKeysWithValues: zip(RunRecord.runColumns, RunRecord.runRow(d, summary)))

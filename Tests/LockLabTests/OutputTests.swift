@@ -20,7 +20,7 @@ let requiredRunColumns = [
     "run_id", "lock", "threads", "placement", "nodes", "oversubscribed", "cs_lines", "cs_ns", "ncs_ns",
     "duration_s", "repeat", "ops", "ops_per_sec", "jain_fairness", "min_thread_ops", "max_thread_ops",
     "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns", "same_node_handover_frac", "cpu_user_s",
-    "cpu_sys_s", "ctx_vol", "ctx_invol", "mutex_ok", "machine", "git_commit",
+    "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "machine", "git_commit",
 ]
 
 @Suite("Output", .serialized)
@@ -31,7 +31,7 @@ struct OutputTests {
         let topology = try Topology.load(virtualNodes: 2)
         let settings = RunMatrix(
             locks: try LockSpec.parseList("null,tas,mcs"), threadCounts: [1, 2], repeats: 2,
-            workloads: [.init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true)],
+            workloads: [.micro(.init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true))],
             placements: [.scatter], warmupSeconds: 0.01, durationSeconds: 0.05, sampleEvery: 4)
         try settings.validate(on: topology)
         let writer = try ResultsWriter(directory: dir)
@@ -63,14 +63,25 @@ struct OutputTests {
             } else {
                 #expect(Double(row["lat_p99_ns"] ?? "") ?? -1 >= Double(row["lat_p50_ns"] ?? "") ?? 0)
             }
+            // CPU seconds per million acquisitions: (user + sys) / (ops / 1e6), to the CSV's precision.
+            if let ops = Double(row["ops"]!), ops > 0, let user = Double(row["cpu_user_s"]!),
+               let sys = Double(row["cpu_sys_s"]!) {
+                let perMop = (user + sys) / (ops / 1e6)
+                let written = Double(row["cpu_s_per_mop"]!) ?? -1
+                #expect(abs(written - perMop) <= 1e-6 + 1e-3 * perMop, "cpu_s_per_mop \(written), expected \(perMop)")
+            } else {
+                #expect(row["cpu_s_per_mop"] == "", "no acquisitions: cpu_s_per_mop must be empty")
+            }
             #expect(row["nodes"] == (row["threads"] == "1" ? "1" : "2"))
             #expect(row["virtual_nodes"] == "2")
             if row["threads"] == "2" {
-                // Two threads on two virtual nodes: every handover crosses nodes.
-                #expect(row["same_node_handover_frac"] == "0")
+                // Two threads on two virtual nodes: every handover crosses nodes. (A machine busy
+                // enough to run one thread through a whole 50 ms run leaves none: empty.)
+                #expect(row["same_node_handover_frac"] == "0" || row["same_node_handover_frac"] == "")
             }
             for (key, value) in row { #expect(value.unicodeScalars.allSatisfy { $0.isASCII }, "\(key) is not ASCII") }
         }
+        #expect(runs.rows.contains { $0["threads"] == "2" && $0["same_node_handover_frac"] == "0" })
         let threads = try readCSV(path: dir + "/threads.csv")
         #expect(threads.rows.count == runs.rows.reduce(0) { $0 + Int($1["threads"]!)! })
         #expect(Set(threads.rows.map { $0["node"]! }) == ["0", "1"])
@@ -187,6 +198,12 @@ struct CommandLineTests {
         (["overhead", "--seconds", "inf"], "--seconds: 'inf' is not valid"),
         (["overhead", "--cpu", "99999"], "--cpu: '99999' is not valid"),
         (["overhead", "--repeat", "0"], "--repeat: '0' is not valid"),
+        // Workload specs: unknown workload, unknown option, a read ratio over 100, a bad value.
+        (["run", "--lock", "mcs", "--workload", "btree", "--out", "/tmp/locklab-never"], "--workload: 'btree' is not valid"),
+        (["run", "--lock", "mcs", "--workload", "list:depth=3", "--out", "/tmp/locklab-never"], "--workload: 'list:depth=3' is not valid"),
+        (["run", "--lock", "mcs", "--workload", "hashtable:read-ratio=101", "--out", "/tmp/locklab-never"], "read-ratio an integer in 0...100"),
+        (["run", "--lock", "mcs", "--workload", "queue,pqueue:keys=x", "--out", "/tmp/locklab-never"], "--workload: 'pqueue:keys=x' is not valid"),
+        (["run", "--lock", "mcs", "--cs-lines", "-1", "--out", "/tmp/locklab-never"], "--cs-lines: '-1' is not valid"),
     ]
 
     @Test("bad input: one line, exit 2", arguments: badInputs.indices)
