@@ -108,13 +108,16 @@ struct RunCommand: ParsableCommand {
             + ["thr", "rep", "ops/s", "ns/op", "jain", "p50", "p99", "same-node", "ctx invol", "status"]
         // Widths from this run's own labels and counts, so long labels (cna:threshold-ns=1000) and
         // collapsed runs keep the columns aligned.
-        let widest = [planned.map(\.spec.label).max { $0.count < $1.count } ?? ""]
-            + (showWorkload ? [planned.map(\.workload.label).max { $0.count < $1.count } ?? ""] : [])
-            + ["\(counts.max() ?? 1)", "\(repeats)", "1000 k", "1000 ms", "0.000", "1000 ms", "1000 ms",
-               "0.000", "1000000", "mutex-violation"]
-        let table = StreamedTable(header: header, widest: widest,
-                                  numeric: [false] + (showWorkload ? [false] : [])
-                                    + [true, true, true, true, true, true, true, true, true, false])
+        let longestLabel: String = planned.map(\.spec.label).max { $0.count < $1.count } ?? ""
+        let longestWorkload: String = planned.map(\.workload.label).max { $0.count < $1.count } ?? ""
+        var widest: [String] = [longestLabel]
+        if showWorkload { widest.append(longestWorkload) }
+        widest += ["\(counts.max() ?? 1)", "\(repeats)", "1000 k", "1000 ms", "0.000", "1000 ms", "1000 ms",
+                   "0.000", "1000000", "mutex-violation"]
+        var numeric: [Bool] = [false]
+        if showWorkload { numeric.append(false) }
+        numeric += [true, true, true, true, true, true, true, true, true, false]
+        let table = StreamedTable(header: header, widest: widest, numeric: numeric)
         print(table.line(header))
         var rows: [(String, Int, Double)] = []
         var twoThreadRuns: [TwoThreadRun] = []

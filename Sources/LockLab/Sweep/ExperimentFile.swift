@@ -297,9 +297,9 @@ public struct Experiment: Sendable {
                 panels = try reportPanels(p, file: file)
             }
             if let b = rt["baseline"] {
-                guard let name = b.string, (try? LockSpec(parsing: name)) != nil else {
+                guard let name = b.text, (try? LockSpec(parsing: name)) != nil else {
                     throw ExperimentFileError(file: file, field: "report.baseline",
-                                              message: b.string.map { "unknown lock '\($0)' (see `locklab list`)" }
+                                              message: b.text.map { "unknown lock '\($0)' (see `locklab list`)" }
                                                 ?? "expected a lock name, got \(b.typeName)")
                 }
                 baseline = name
@@ -321,7 +321,7 @@ public struct Experiment: Sendable {
     /// `report.panels`: `family`, `none`, or a list of lists of lock names, returned as the report
     /// generator's `--panels` argument (a JSON list of lock lists).
     static func reportPanels(_ value: ConfigValue, file: String) throws -> String {
-        if let s = value.string, s == "family" || s == "none" { return s }
+        if let s = value.text, s == "family" || s == "none" { return s }
         let bad = ExperimentFileError(file: file, field: "report.panels",
                                       message: "expected family, none or a list of lock lists ([[mcs, cna], [tas]])")
         guard let groups = value.array, !groups.isEmpty else { throw bad }
@@ -330,9 +330,9 @@ public struct Experiment: Sendable {
             guard let members = g.array, !members.isEmpty else { throw bad }
             var names: [String] = []
             for m in members {
-                guard let name = m.string, (try? LockSpec(parsing: name)) != nil else {
+                guard let name = m.text, (try? LockSpec(parsing: name)) != nil else {
                     throw ExperimentFileError(file: file, field: "report.panels",
-                                              message: "unknown lock \(m.string.map { "'\($0)'" } ?? m.typeName) (see `locklab list`)")
+                                              message: "unknown lock \(m.text.map { "'\($0)'" } ?? m.typeName) (see `locklab list`)")
                 }
                 names.append("\"" + name + "\"")
             }
