@@ -1,12 +1,22 @@
 # LockLab: set-up, build, run and test. `make quick` is the main job, `make test` the tests.
 
 SHELL := /bin/bash
-APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc
+APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc python3-venv
 MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
-RESULTS ?= results/$(MACHINE)
-LOCKLAB := .build/release/locklab
-PYTHON ?= python3
+# Your runs: git ignores results/local/. Committed reference results are in results/reference/,
+# where no run writes (locklab refuses: see results/reference/README.md).
+RESULTS ?= results/local/$(MACHINE)
+LOCKLAB ?= .build/release/locklab
+QUICK_EXPERIMENT ?= Experiments/quick.yaml
+# The report's Python packages go into a virtual environment this Makefile owns (.venv, git-ignored),
+# never into the system's or the user's python3. It sees the system's site-packages, so pinned
+# versions already installed there are used as they are; anything missing or at another version is
+# installed into .venv. `locklab report` finds .venv beside Experiments/ (or set LOCKLAB_PYTHON).
+SYSTEM_PYTHON ?= python3
+VENV := .venv
+PYTHON := $(CURDIR)/$(VENV)/bin/python3
 REPORT_REQUIREMENTS := Experiments/report/requirements.txt
+export LOCKLAB_PYTHON := $(PYTHON)
 
 .PHONY: sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-tsan torture model-check ci compare-ck clean
 
@@ -21,9 +31,13 @@ setup-system:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
 	fi
 
-setup-python:
-	@if [ -f $(REPORT_REQUIREMENTS) ]; then \
-	  $(PYTHON) -m pip install -q --disable-pip-version-check -r $(REPORT_REQUIREMENTS); fi
+setup-python: $(VENV)/.installed
+
+$(VENV)/.installed: $(REPORT_REQUIREMENTS)
+	@[ -x $(PYTHON) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV) \
+	  || { echo "make: cannot create $(VENV) with $(SYSTEM_PYTHON) -m venv (Debian: apt-get install python3-venv)"; exit 2; }
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r $(REPORT_REQUIREMENTS)
+	@touch $@
 
 build: setup-system
 	swift build -c release --product locklab
@@ -33,14 +47,14 @@ build-debug: setup-system
 
 ## quick: the main job: Experiments/quick.yaml on this machine, then its report
 quick: build setup-python
-	$(LOCKLAB) sweep Experiments/quick.yaml --out $(RESULTS)/quick --replace-stale --report
+	$(LOCKLAB) sweep $(QUICK_EXPERIMENT) --out $(RESULTS)/quick --replace-stale --report
 
 ## sweep: any experiment, e.g. make sweep EXP=oversubscription (resumes if interrupted)
 EXP ?= quick
 sweep: build setup-python
 	$(LOCKLAB) sweep Experiments/$(EXP).yaml --out $(RESULTS)/$(EXP) --report
 
-## report: redraw a results folder, e.g. make report DIR=results/vm-2cpu/quick
+## report: redraw a results folder, e.g. make report DIR=results/reference/epyc-2vcpu-vm/quick
 report: setup-python
 	cd Experiments && $(PYTHON) -m report $(abspath $(DIR))
 
@@ -56,7 +70,7 @@ test-swift:
 	swift build --build-tests
 	swift test --skip-build
 
-test-python:
+test-python: setup-python
 	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q Experiments/report/tests; fi
 
 ## test-tsan: the Swift tests again under ThreadSanitizer, in their own build folder, then a short
@@ -88,4 +102,4 @@ model-check: setup-system
 ci: test test-tsan torture model-check
 
 clean:
-	rm -rf .build $(TSAN_SCRATCH)
+	rm -rf .build $(TSAN_SCRATCH) $(VENV)

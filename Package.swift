@@ -19,8 +19,14 @@ let package = Package(
                        providers: [.apt(["libhwloc-dev"])]),
         .systemLibrary(name: "CNuma", path: "Sources/CNuma", pkgConfig: "numa",
                        providers: [.apt(["libnuma-dev"])]),
-        .systemLibrary(name: "CCK", path: "Sources/CCK", pkgConfig: "ck",
-                       providers: [.apt(["libck-dev"])]),
+        // No pkgConfig: ck.pc's Cflags carry -D__x86_64__, which SwiftPM refuses with a warning on
+        // every build; the headers are in /usr/include and the module map links libck.
+        .systemLibrary(name: "CCK", path: "Sources/CCK", providers: [.apt(["libck-dev"])]),
+        // The build identity (a hash of every file that makes the build, and the commit), taken at
+        // build time into a generated source of the library: Plugins/BuildIdentityPlugin.
+        .executableTarget(name: "locklab-build-identity", path: "Plugins/BuildIdentityTool"),
+        .plugin(name: "BuildIdentityPlugin", capability: .buildTool(),
+                dependencies: ["locklab-build-identity"], path: "Plugins/BuildIdentityPlugin"),
         // The library: locks, topology, harness, results. The hot loop and the locks live in this
         // one module so each (lock, workload) pair specialises (SWIFT-PERF.md, pitfall 3).
         .target(
@@ -29,7 +35,8 @@ let package = Package(
                 "CShims", "CHwloc", "CNuma", "CCK",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            plugins: ["BuildIdentityPlugin"]
         ),
         // The CLI: one file per subcommand.
         .executableTarget(

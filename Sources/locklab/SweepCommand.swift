@@ -31,7 +31,7 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mixing"), help: "Append to a folder that holds another machine's, build's or topology's results.")
     var allowMixing = false
 
-    @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-COMMIT and start afresh.")
+    @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-BUILDID and start afresh.")
     var replaceStale = false
 
     @Flag(name: .customLong("dry-run"), help: "Print the planned runs and exit.")
@@ -46,9 +46,10 @@ struct SweepCommand: ParsableCommand {
             print("\(plural(settings.plannedRuns.count, "run")) planned on \(topology.summary)")
             return
         }
+        try Manifest.refuseReferenceFolder(out)
         if replaceStale, let existing = Manifest.read(in: out),
            let reason = existing.conflict(machine: MachineInfo.current(), build: BuildInfo.current(), topology: topology.summary) {
-            let aside = "\(out).stale-\(existing.build.gitCommit)"
+            let aside = "\(out).stale-\(existing.build.buildID ?? existing.build.gitCommit)"
             try? FileManager.default.removeItem(atPath: aside)
             do { try FileManager.default.moveItem(atPath: out, toPath: aside) } catch {
                 throw LabError.io("cannot move \(out) aside to \(aside): \(error.localizedDescription)")
