@@ -60,7 +60,7 @@ report: setup-python
 
 ## compare-ck: each Swift lock beside its Concurrency Kit twin, 5 repeats interleaved
 compare-ck: build
-	$(LOCKLAB) run --lock mcs,ck-mcs,ticket,ck-ticket,clh,ck-clh,tas,ck-fas,null --threads 1,2 --repeat 5 \
+	$(LOCKLAB) run --lock mcs,ck-mcs,ticket,ck-ticket,clh,ck-clh,tas,ck-fas,no-lock --threads 1,2 --repeat 5 \
 	  --out $(RESULTS)/compare-ck
 
 ## test: every test: the Swift suite (mutual exclusion, topology, output) and the report's tests

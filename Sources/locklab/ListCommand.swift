@@ -14,12 +14,13 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         let entries = LockRegistry.all.map(\.descriptor)
         if csv {
-            print("name,family,waiting,trylock,max_threads,options,paper")
-            for d in entries {
+            let rows = entries.map { d -> [String] in
                 let options = d.options.map { "\($0.key)=\($0.defaultValue)" }.joined(separator: ";")
-                print([d.name, d.family.rawValue, d.waiting.rawValue, d.supportsTryLock ? "1" : "0",
-                       d.maxThreads.map(String.init) ?? "", options, "\"\(d.paper)\""].joined(separator: ","))
+                return [d.name, d.family.rawValue, d.waiting.rawValue, d.supportsTryLock ? "1" : "0",
+                        d.maxThreads.map(String.init) ?? "", options, d.paper]
             }
+            print(CSVFormat.table(header: ["name", "family", "waiting", "trylock", "max_threads", "options", "paper"],
+                                  rows: rows), terminator: "")
             return
         }
         for family in LockFamily.allCases {

@@ -87,7 +87,7 @@ enum ConfigParser {
         case let .scalar(scalar):
             // Quoted or block scalars are strings whatever they look like; plain ones are typed.
             if scalar.style != .plain && scalar.style != .any { return .string(scalar.string) }
-            // Only an empty value is null: a lock is called `null`, and no field takes YAML's null.
+            // Only an empty value is null: a lock name is a plain string, and no field takes YAML's null.
             if scalar.string.isEmpty { return .null }
             if let b = node.bool { return .boolean(b) }
             if let n = node.int { return .integer(n) }

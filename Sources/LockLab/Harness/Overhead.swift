@@ -45,13 +45,13 @@ public enum Overhead {
         // The bare loop runs on the calling thread: pin it like the harness pins its thread.
         _ = cshims_pin_self_to_cpu(Int32(cpu))
         let labels = ["bare C loop, ck-fas", "harness ck-fas, no sampling", "harness ck-fas, sample every \(Harness.defaultSampleEvery)",
-                      "harness null, sample every \(Harness.defaultSampleEvery)"]
+                      "harness no-lock, sample every \(Harness.defaultSampleEvery)"]
         var samples = Array(repeating: [Double](), count: labels.count)
         for _ in 0..<repeats {
             samples[0].append(bareLoop(seconds: seconds))
             samples[1].append(try harness("ck-fas", sampleEvery: 0, seconds: seconds, cpu: cpu))
             samples[2].append(try harness("ck-fas", sampleEvery: Harness.defaultSampleEvery, seconds: seconds, cpu: cpu))
-            samples[3].append(try harness("null", sampleEvery: Harness.defaultSampleEvery, seconds: seconds, cpu: cpu))
+            samples[3].append(try harness("no-lock", sampleEvery: Harness.defaultSampleEvery, seconds: seconds, cpu: cpu))
         }
         return OverheadReport(medians: zip(labels, samples).map { ($0, median($1)) })
     }

@@ -82,7 +82,7 @@ public struct SessionSettings: Sendable {
         if !topology.isThisSystem {
             throw LabError.impossible("cannot run on a loaded topology (\(topology.sourceDescription)): use `locklab plan` for other machines")
         }
-        // A lock limited to fewer threads (null: 1) is left out at larger counts (`skippedLocks`
+        // A lock limited to fewer threads (no-lock: 1) is left out at larger counts (`skippedLocks`
         // says which); the matrix must still hold some run.
         if plannedRuns.isEmpty, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
             throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)

@@ -13,7 +13,8 @@ public enum WaitingPolicy: String, Sendable, CaseIterable {
     case spin
     case park
     case spinThenPark = "spin-then-park"
-    case none
+    /// Never waits (no-lock). Not "none": CSV readers may take that for a missing value.
+    case never
 }
 
 /// The families `locklab list` groups by (CATALOG.md's headings).
@@ -53,7 +54,7 @@ public struct LockDescriptor: Sendable {
     public let supportsTryLock: Bool
     /// `lock` and `unlock` may be called separately (false: only `withLock` works, e.g. swift-mutex).
     public let splitLockUnlock: Bool
-    /// Largest thread count the lock supports (`null`: 1); nil for no limit.
+    /// Largest thread count the lock supports (`no-lock`: 1); nil for no limit.
     public let maxThreads: Int?
     public let options: [LockOptionSpec]
 
