@@ -76,7 +76,7 @@ test-python: setup-python
 ## test-tsan: the Swift tests again under ThreadSanitizer, in their own build folder, then a short
 ## torture of every lock with the TSan build; any report fails. Locks whose synchronisation TSan
 ## cannot see (ck-*, swift-mutex) and the tests that race on purpose are skipped under TSan, each
-## saying why (Sources/LockLab/Harness/ThreadSanitizer.swift).
+## saying why (Sources/LockLab/Platform/ThreadSanitizer.swift).
 TSAN_SCRATCH := .build-tsan
 TSAN_ENV := TSAN_OPTIONS="exitcode=66 $(TSAN_OPTIONS)"
 test-tsan: setup-system

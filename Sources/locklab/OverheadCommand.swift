@@ -1,7 +1,6 @@
 // `locklab overhead`: the harness's own cost against a bare C loop around the same lock.
 
 import ArgumentParser
-import CShims
 import Foundation
 import LockLab
 
@@ -26,7 +25,7 @@ struct OverheadCommand: ParsableCommand {
         guard seconds.isFinite, seconds > 0, seconds <= 3600 else {
             throw LabError.badValue(flag: "--seconds", value: "\(seconds)", accepted: "seconds in (0, 3600]")
         }
-        let cpus = Int(cshims_online_cpus())
+        let cpus = Limits.onlineCPUs
         guard (0..<cpus).contains(cpu) else {
             throw LabError.badValue(flag: "--cpu", value: "\(cpu)", accepted: "a CPU of this machine, 0...\(cpus - 1)")
         }

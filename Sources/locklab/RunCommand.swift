@@ -18,7 +18,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Comma-separated locks, each NAME[:KEY=VALUE...] (see `locklab list`).", valueName: "locks"))
     var lock: String
 
-    @Option(help: ArgumentHelp("Comma-separated thread counts; 'all' is every CPU of the topology.", valueName: "list"))
+    @Option(help: ArgumentHelp("Comma-separated thread counts, as in experiment files: N, 'all', 'per-node', '2x' (twice the CPUs), '1..all', '1..16 step 4', '1..all step node'.", valueName: "list"))
     var threads: String = "1,2"
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Measured seconds per run.", valueName: "s"))
@@ -68,41 +68,40 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let machineTopology = try topology.load()
         let specs = try LockSpec.parseList(lock)
-        let counts = try parseThreadCounts(threads, cpus: machineTopology.cpus.count)
-        let settings = SessionSettings(
+        let counts = try ThreadCountSpec.parseList(threads, flag: "--threads").flatMap {
+            $0.resolve(cpus: machineTopology.cpus.count, nodes: machineTopology.nodeCount)
+        }
+        let matrix = RunMatrix(
             locks: specs, threadCounts: counts, repeats: repeats,
             workloads: [MicrobenchmarkParameters(csLines: csLines, csNanoseconds: csNanoseconds,
                                                  ncsNanoseconds: ncsNanoseconds, ncsRandom: ncsRandom)],
             placements: [try Placement(parsing: placement)], memory: try MemoryPolicy(parsing: memNode),
             warmupSeconds: warmup, durationSeconds: duration, sampleEvery: sample, seed: seed,
             stallTimeoutSeconds: stallTimeout)
-        try settings.validate(on: machineTopology)
+        try matrix.validate(on: machineTopology)
 
         let machine = MachineInfo.current()
         let build = BuildInfo.current()
         let writer = try ResultsWriter(directory: out)
         _ = try Manifest.record(in: out, machine: machine, build: build, topology: machineTopology.summary,
-                                latencySampling: Session.samplingNote(sample),
+                                latencySampling: RunMatrix.samplingNote(sample),
                                 command: CommandLine.arguments.joined(separator: " "), allowMixing: allowMixing)
 
-        let planned = settings.plannedRuns
+        let planned = matrix.plannedRuns
         print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.gitCommit) (\(build.configuration))")
-        for spec in settings.skippedLocks {
+        for spec in matrix.skippedLocks {
             print("note: \(spec.label) runs at most \(spec.entry.descriptor.maxThreads ?? 0) thread(s): skipped")
         }
         for t in counts {
-            if let note = try machineTopology.plan(threads: t, placement: settings.placements[0]).note { print("note: \(note)") }
+            if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }
         }
         let header = ["lock", "thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
         print(textTable(header: header, rows: []))
         var rows: [(String, Int, Double)] = []
-        var failures = 0
-        for run in planned {
-            let (description, summary) = try Session.execute(
-                run, settings: settings, topology: machineTopology, runID: writer.nextRunID(),
-                machine: machine.host, gitCommit: build.gitCommit)
-            try writer.append(description, summary)
-            if summary.status != .ok { failures += 1 }
+        var failures: [String] = []
+        let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
+                                         gitCommit: build.gitCommit, resume: false) { event in
+            guard case let .finished(_, _, run, summary, _) = event else { return }
             rows.append((run.spec.label, run.threads, summary.opsPerSecond))
             let cells = [
                 run.spec.label, "\(run.threads)", "\(run.repeatIndex)",
@@ -114,14 +113,20 @@ struct RunCommand: ParsableCommand {
             ]
             // Same widths as the header line: one table, streamed row by row.
             print(textTable(header: header, rows: [cells]).split(separator: "\n").last.map(String.init) ?? "")
-            if summary.status == .hung {
-                print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
-                break
+            if let failure = summary.failure {
+                print("note: \(run.spec.label) at \(run.threads) threads failed: \(failure)")
+                failures.append(failure)
             }
+        }
+        if outcome.hung != nil {
+            print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
         }
         printMedians(rows, repeats: repeats)
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
-        if failures > 0 { throw LabError.impossible("\(plural(failures, "run")) failed (see the status column)") }
+        if outcome.failed > 0 {
+            let reason = failures.first.map { ": \($0)" } ?? " (see the status column)"
+            throw LabError.impossible("\(plural(outcome.failed, "run")) failed\(reason)")
+        }
     }
 
     /// Median throughput per (lock, threads) over repeats, when there are repeats.
@@ -143,22 +148,4 @@ struct RunCommand: ParsableCommand {
         }
         print(textTable(header: ["lock", "thr", "median Mops/s", "range"], rows: table))
     }
-}
-
-/// "1,2,4" or "all" (every CPU of the topology) into thread counts.
-func parseThreadCounts(_ text: String, cpus: Int) throws -> [Int] {
-    let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-    var counts: [Int] = []
-    for item in items {
-        if item == "all" {
-            counts.append(cpus)
-        } else if let n = Int(item), n >= 1, n <= Harness.maxThreads {
-            counts.append(n)
-        } else {
-            throw LabError.badValue(flag: "--threads", value: item,
-                                    accepted: "whole numbers in 1...\(Harness.maxThreads) or 'all', comma-separated")
-        }
-    }
-    if counts.isEmpty { throw LabError.badValue(flag: "--threads", value: text, accepted: "at least one thread count") }
-    return counts
 }

@@ -41,9 +41,9 @@ struct SweepCommand: ParsableCommand {
         let experiment = try Experiment.load(path: file)
         let topology = try experiment.topology(virtualNodesOverride: virtualNodes)
         if dryRun {
-            let settings = try experiment.settings(on: topology)
-            for run in settings.plannedRuns { print(settings.configKey(run, topology: topology)) }
-            print("\(plural(settings.plannedRuns.count, "run")) planned on \(topology.summary)")
+            let matrix = try experiment.matrix(on: topology)
+            for run in matrix.plannedRuns { print(matrix.configKey(run, topology: topology)) }
+            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary)")
             return
         }
         try Manifest.refuseReferenceFolder(out)
@@ -60,7 +60,7 @@ struct SweepCommand: ParsableCommand {
         let terminal = isatty(STDOUT_FILENO) != 0
         let command = CommandLine.arguments.joined(separator: " ")
         do {
-            let outcome = try Sweep.run(experiment: experiment, topology: topology, out: out,
+            let outcome = try Sweep.execute(experiment: experiment, topology: topology, out: out,
                                         allowMixing: allowMixing, command: command) { event in
                 Self.show(event, terminal: terminal)
             }
@@ -91,7 +91,7 @@ struct SweepCommand: ParsableCommand {
         Foundation.exit(3)
     }
 
-    static func show(_ event: SweepEvent, terminal: Bool) {
+    static func show(_ event: MatrixEvent, terminal: Bool) {
         switch event {
         case let .started(total, recorded, toRun):
             print("\(plural(total, "run")) planned, \(recorded) already recorded, \(toRun) to run")

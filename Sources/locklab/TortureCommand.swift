@@ -3,7 +3,6 @@
 // violated, and the command exits 1 (bad input exits 2, as everywhere).
 
 import ArgumentParser
-import CShims
 import Foundation
 import LockLab
 
@@ -51,9 +50,9 @@ struct TortureCommand: ParsableCommand {
         guard stallTimeout.isFinite, stallTimeout >= 0.1, stallTimeout <= 86_400 else {
             throw LabError.badValue(flag: "--stall-timeout", value: "\(stallTimeout)", accepted: "seconds in [0.1, 86400]")
         }
-        let threadCount = threads ?? 2 * max(1, Int(cshims_online_cpus()))
-        guard (1...Harness.maxThreads).contains(threadCount) else {
-            throw LabError.badValue(flag: "--threads", value: "\(threadCount)", accepted: "a thread count in 1...\(Harness.maxThreads)")
+        let threadCount = threads ?? 2 * Limits.onlineCPUs
+        guard (1...Limits.maxThreads).contains(threadCount) else {
+            throw LabError.badValue(flag: "--threads", value: "\(threadCount)", accepted: "a thread count in 1...\(Limits.maxThreads)")
         }
         guard (1...threadCount).contains(nodes) else {
             throw LabError.badValue(flag: "--nodes", value: "\(nodes)", accepted: "a node count in 1...\(threadCount) (at most the threads)")
@@ -76,7 +75,7 @@ struct TortureCommand: ParsableCommand {
         var skipped = 0
         for spec in specs {
             // A ThreadSanitizer build (make test-tsan) skips what TSan cannot see (it would report
-            // false races): see Sources/LockLab/Harness/ThreadSanitizer.swift.
+            // false races): see Sources/LockLab/Platform/ThreadSanitizer.swift.
             if ThreadSanitizer.isActive, let reason = ThreadSanitizer.blindSpot(spec.name) {
                 print("note: \(spec.label) skipped under ThreadSanitizer: \(reason)")
                 skipped += 1

@@ -134,7 +134,7 @@ struct CohortStressTests {
         for limit in [0, 1, 2] {
             let config = RunConfig(
                 spec: try LockSpec(parsing: "\(lock):\(limitKey(lock))=\(limit)"),
-                threads: (0..<threads).map { HarnessThread(index: $0, cpu: nil, node: $0 % 3) },
+                threads: (0..<threads).map { ThreadSlot(index: $0, cpu: nil, node: $0 % 3) },
                 nodeCount: 3,
                 length: .iterations(perThread: iterations),
                 sampleEvery: 0, trylockEvery: 3, stallTimeoutSeconds: 120)

@@ -36,7 +36,7 @@ enum ParseOutcome {
 func feed(_ data: Data, file: String, topology: Topology) -> ParseOutcome {
     do {
         let experiment = try Experiment.parse(data: data, file: file)
-        _ = try experiment.settings(on: topology)
+        _ = try experiment.matrix(on: topology)
         return .parsed
     } catch let e as ExperimentFileError {
         return .rejected(e)

@@ -26,7 +26,7 @@ func validate(_ entry: LockEntry, threads: Int, pinned: Bool = false) throws -> 
     let cpus = max(1, Int(cshims_online_cpus()))
     let config = RunConfig(
         spec: spec,
-        threads: (0..<threads).map { HarnessThread(index: $0, cpu: pinned ? $0 % cpus : nil, node: $0 % 2) },
+        threads: (0..<threads).map { ThreadSlot(index: $0, cpu: pinned ? $0 % cpus : nil, node: $0 % 2) },
         nodeCount: 2,
         length: .iterations(perThread: validatorIterations(threads: threads)),
         sampleEvery: 7,
@@ -77,13 +77,13 @@ struct MutualExclusionTests {
         // ten runs, each its own chance. Seen once on a busy 2-core machine: 4000000 of 4000000.
         let spec = try LockSpec(parsing: "no-lock")
         let config = RunConfig(
-            spec: spec, threads: (0..<2).map { HarnessThread(index: $0, cpu: nil, node: 0) },
+            spec: spec, threads: (0..<2).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
             length: .iterations(perThread: 2_000_000), sampleEvery: 0)
         var attempts = 0
         var result: RawRunResult
         repeat {
             attempts += 1
-            result = try Harness.run(NotALock.self, workload: Microbenchmark(.init(csLines: 4), memory: LabMemory()),
+            result = try Harness.measure(NotALock.self, workload: Microbenchmark(.init(csLines: 4), memory: LabMemory()),
                                      config: config)
         } while result.status == .ok && attempts < 10
         #expect(result.status == .mutexViolation, "no lost update in \(attempts) runs")

@@ -29,19 +29,19 @@ struct OutputTests {
         let dir = temporaryDirectory("session")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let topology = try Topology.load(virtualNodes: 2)
-        let settings = SessionSettings(
+        let settings = RunMatrix(
             locks: try LockSpec.parseList("no-lock,tas,mcs"), threadCounts: [1, 2], repeats: 2,
             workloads: [.init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true)],
             placements: [.scatter], warmupSeconds: 0.01, durationSeconds: 0.05, sampleEvery: 4)
         try settings.validate(on: topology)
         let writer = try ResultsWriter(directory: dir)
         _ = try Manifest.record(in: dir, machine: MachineInfo.current(), build: BuildInfo.current(),
-                                topology: topology.summary, latencySampling: Session.samplingNote(4), command: "test")
+                                topology: topology.summary, latencySampling: RunMatrix.samplingNote(4), command: "test")
         let planned = settings.plannedRuns
         #expect(planned.count == 10) // no-lock runs at 1 thread only
         #expect(planned.map(\.spec.name).prefix(3) == ["no-lock", "tas", "mcs"]) // interleaved a b c
         for run in planned {
-            let (d, s) = try Session.execute(run, settings: settings, topology: topology, runID: writer.nextRunID(),
+            let (d, s) = try settings.measure(run, topology: topology, runID: writer.nextRunID(),
                                              machine: "test-machine", gitCommit: "abc")
             try writer.append(d, s)
         }

@@ -54,7 +54,7 @@ struct ExperimentFileTests {
         for name in ["quick", "scaling", "oversubscription", "cs-length", "locality"] {
             let experiment = try Experiment.load(path: root.appendingPathComponent("\(name).yaml").path)
             #expect(experiment.name == name)
-            let settings = try experiment.settings(on: topology)
+            let settings = try experiment.matrix(on: topology)
             #expect(!settings.plannedRuns.isEmpty)
         }
     }
@@ -72,7 +72,7 @@ struct ExperimentFileTests {
     @Test func testSmallExperimentPlansTheFullMatrixShuffledWithRepeatsOutermost() throws {
         let experiment = try Experiment.parse(smallExperiment, file: "small.yaml")
         let topology = try Topology.load()
-        let settings = try experiment.settings(on: topology)
+        let settings = try experiment.matrix(on: topology)
         let runs = settings.plannedRuns
         let cpus = topology.cpus.count
         #expect(runs.count == 2 * cpus * 2 * 4)
@@ -81,10 +81,10 @@ struct ExperimentFileTests {
         // Repeats outermost: every configuration runs r times before any runs r + 1 times.
         #expect(runs.map(\.repeatIndex) == runs.map(\.repeatIndex).sorted())
         // Seeded: the same seed gives the same order, another seed another order.
-        #expect(try experiment.settings(on: topology).plannedRuns.map { settings.configKey($0, topology: topology) } == keys)
+        #expect(try experiment.matrix(on: topology).plannedRuns.map { settings.configKey($0, topology: topology) } == keys)
         var other = experiment
         other.seed = 6
-        let otherKeys = try other.settings(on: topology).plannedRuns.map { settings.configKey($0, topology: topology) }
+        let otherKeys = try other.matrix(on: topology).plannedRuns.map { settings.configKey($0, topology: topology) }
         #expect(Set(otherKeys) == Set(keys))
     }
 
@@ -148,7 +148,7 @@ struct SweepInterruptionTests {
 
     func checkComplete(_ dir: String, experiment: String) throws {
         let topology = try Topology.load()
-        let settings = try Experiment.parse(experiment, file: "small.yaml").settings(on: topology)
+        let settings = try Experiment.parse(experiment, file: "small.yaml").matrix(on: topology)
         let planned = Set(settings.plannedRuns.map { settings.configKey($0, topology: topology) })
         let runs = try readCSV(path: dir + "/runs.csv").rows
         let keys = runs.map { $0["config_key"]! }

@@ -61,10 +61,10 @@ struct WatchdogTests {
         defer { NeverGrantsSecondThread.openGate() }
         let config = RunConfig(
             spec: try LockSpec(parsing: "no-lock"),
-            threads: (0..<2).map { HarnessThread(index: $0, cpu: nil, node: 0) },
+            threads: (0..<2).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
             length: .timed(warmupSeconds: 0, measureSeconds: 0.2), sampleEvery: 0, stallTimeoutSeconds: 1)
         let started = Date()
-        let result = try Harness.run(NeverGrantsSecondThread.self, workload: Microbenchmark(.init(), memory: LabMemory()),
+        let result = try Harness.measure(NeverGrantsSecondThread.self, workload: Microbenchmark(.init(), memory: LabMemory()),
                                      config: config)
         let seconds = Date().timeIntervalSince(started)
         #expect(result.status == .hung)
@@ -109,7 +109,7 @@ struct SweepHangTests {
 
         // Every planned run is recorded exactly once: tas ok, ticket hung.
         let topology = try Topology.load()
-        let settings = try Experiment.parse(Self.experiment, file: "hang.yaml").settings(on: topology)
+        let settings = try Experiment.parse(Self.experiment, file: "hang.yaml").matrix(on: topology)
         let planned = Set(settings.plannedRuns.map { settings.configKey($0, topology: topology) })
         let rows = try readCSV(path: dir + "/runs.csv").rows
         #expect(rows.count == planned.count, "\(rows.count) rows for \(planned.count) planned runs")

@@ -9,6 +9,8 @@ public enum RunStatus: String, Sendable {
     case mutexViolation = "mutex-violation"
     /// No progress for the stall timeout: threads were left running and the run abandoned.
     case hung
+    /// The run could not start (a thread could not be created or pinned): `failure` says why.
+    case failed
 }
 
 /// The harness's raw result: per-thread outcomes and the mutual-exclusion check.
@@ -23,6 +25,8 @@ public struct RawRunResult {
     /// Acquisitions over the whole run (all threads, warm-up included).
     public let progressOps: UInt64
     public let workloadCheck: Bool
+    /// Why the run failed (status `failed`); nil otherwise.
+    public let failure: String?
 }
 
 /// Latency percentiles in nanoseconds.
@@ -82,9 +86,12 @@ public struct RunSummary: Sendable {
     public let counter: UInt64
     public let totalAcquisitions: UInt64
     public let threads: [ThreadSummary]
+    /// Why the run failed (status `failed`); nil otherwise.
+    public let failure: String?
 
     public init(_ raw: RawRunResult) {
         status = raw.status
+        failure = raw.failure
         elapsedSeconds = raw.elapsedSeconds
         let perThread = raw.threads.map(\.measuredOps)
         ops = perThread.reduce(0, +)

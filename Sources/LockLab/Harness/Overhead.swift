@@ -35,7 +35,7 @@ public enum Overhead {
     /// Harness ns/op for `lock` at one thread pinned to `cpu`.
     static func harness(_ lock: String, sampleEvery: Int, seconds: Double, cpu: Int) throws -> Double {
         let spec = try LockSpec(parsing: lock)
-        let config = RunConfig(spec: spec, threads: [HarnessThread(index: 0, cpu: cpu, node: 0)], nodeCount: 1,
+        let config = RunConfig(spec: spec, threads: [ThreadSlot(index: 0, cpu: cpu, node: 0)], nodeCount: 1,
                                length: .timed(warmupSeconds: 0.05, measureSeconds: seconds), sampleEvery: sampleEvery)
         let summary = RunSummary(try spec.entry.run(config, MicrobenchmarkParameters(csLines: 0)))
         return summary.nanosecondsPerOp

@@ -1,9 +1,8 @@
-// The generic runner: T pinned threads, one lock, one workload, one specialised loop.
+// The generic runner: T threads (a ThreadGroup), one lock, one workload, one specialised loop.
 //
-// Phases (the control word): 0 wait at the start barrier, 1 warm-up, 2 measure, 3 stop. Threads
-// read the phase with a relaxed load once per iteration (its line is written three times per run,
-// so it stays shared in every cache). Each thread counts its own operations in registers and
-// publishes progress every `progressInterval` operations for the watchdog.
+// Phases (the group's phase word): 0 wait at the start barrier, 1 warm-up, 2 measure, 3 stop.
+// Threads read the phase with a relaxed load once per iteration. Each thread counts its own
+// operations in registers and publishes progress every 256 operations for the watchdog.
 //
 // Per iteration, in order: [sampled: read the cycle counter] acquire [sampled: read it again]
 // plain counter += 1; handover bookkeeping; workload's critical section; release; [sampled: record
@@ -16,19 +15,6 @@ import CShims
 import Foundation
 import Histogram
 
-/// One thread of a run: its index, where it runs, and its NUMA node (real or virtual).
-public struct HarnessThread: Sendable, Equatable {
-    public let index: Int
-    /// The CPU to pin to, or nil to leave the thread unpinned.
-    public let cpu: Int?
-    public let node: Int
-    public init(index: Int, cpu: Int?, node: Int) {
-        self.index = index
-        self.cpu = cpu
-        self.node = node
-    }
-}
-
 /// How long a run lasts.
 public enum RunLength: Sendable, Equatable {
     /// Warm up, then measure for a wall-clock time.
@@ -39,7 +25,7 @@ public enum RunLength: Sendable, Equatable {
 
 public struct RunConfig: Sendable {
     public var spec: LockSpec
-    public var threads: [HarnessThread]
+    public var threads: [ThreadSlot]
     /// NUMA nodes of the run; thread node ids are below this.
     public var nodeCount: Int
     public var length: RunLength
@@ -53,7 +39,7 @@ public struct RunConfig: Sendable {
     /// A run whose threads make no progress for this long is declared hung.
     public var stallTimeoutSeconds: Double
 
-    public init(spec: LockSpec, threads: [HarnessThread], nodeCount: Int = 1,
+    public init(spec: LockSpec, threads: [ThreadSlot], nodeCount: Int = 1,
                 length: RunLength = .timed(warmupSeconds: 0.2, measureSeconds: 1),
                 sampleEvery: Int = Harness.defaultSampleEvery, trylockEvery: Int = 0,
                 memory: LabMemory = LabMemory(), seed: UInt64 = 1, stallTimeoutSeconds: Double = 30) {
@@ -69,33 +55,6 @@ public struct RunConfig: Sendable {
     }
 }
 
-/// The words every thread reads or writes, each on its own 128-byte block.
-@usableFromInline
-struct ControlBlock {
-    @usableFromInline let base: UnsafeMutableRawPointer
-    static let bytes = 3 * 128
-
-    init() {
-        base = LabMemory().allocate(bytes: Self.bytes)
-    }
-
-    /// 0 barrier, 1 warm-up, 2 measure, 3 stop.
-    @usableFromInline var phase: UnsafeMutablePointer<UInt32> { (base + 0).assumingMemoryBound(to: UInt32.self) }
-    /// Threads that reached the start barrier.
-    @usableFromInline var ready: UnsafeMutablePointer<UInt32> { (base + 128).assumingMemoryBound(to: UInt32.self) }
-    /// Threads that left the loop and published their outcome.
-    @usableFromInline var finished: UnsafeMutablePointer<UInt32> { (base + 256).assumingMemoryBound(to: UInt32.self) }
-
-    func deallocate() { LabMemory().deallocate(base, bytes: Self.bytes) }
-}
-
-@usableFromInline enum Phase {
-    @usableFromInline static let barrier: UInt32 = 0
-    @usableFromInline static let warmup: UInt32 = 1
-    @usableFromInline static let measure: UInt32 = 2
-    @usableFromInline static let stop: UInt32 = 3
-}
-
 /// Data only the lock holder touches, on its own block: the plain (non-atomic) counter that must
 /// equal the number of acquisitions, and the previous holder's thread (index + 1) and node.
 @usableFromInline
@@ -107,7 +66,7 @@ struct GuardedRecord {
 
 /// What one thread measured.
 public struct ThreadOutcome {
-    public var thread: HarnessThread
+    public var thread: ThreadSlot
     /// Acquisitions in the measured phase.
     public var measuredOps: UInt64
     /// Acquisitions over the whole run (warm-up included): what the counter check adds up.
@@ -127,43 +86,7 @@ public struct ThreadOutcome {
     public var lastCPU: Int
 }
 
-/// The per-thread progress words the watchdog reads, one 128-byte block each.
-@usableFromInline
-struct ProgressBoard {
-    @usableFromInline let base: UnsafeMutableRawPointer
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        base = LabMemory().allocate(bytes: count * 128)
-    }
-    @usableFromInline func slot(_ i: Int) -> UnsafeMutablePointer<UInt64> {
-        (base + i &* 128).assumingMemoryBound(to: UInt64.self)
-    }
-    func total() -> UInt64 {
-        var s: UInt64 = 0
-        for i in 0..<count { s &+= cshims_u64_load_relaxed(slot(i)) }
-        return s
-    }
-    func deallocate() { LabMemory().deallocate(base, bytes: count * 128) }
-}
-
-final class ThreadStart {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// The C entry point of every harness and torture thread: runs a retained `ThreadStart`.
-let threadEntry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { arg in
-    let start = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
-    start.body()
-    return nil
-}
-
 public enum Harness {
-    /// Most threads one run may have (`--threads`, experiment files, torture): beyond any machine's
-    /// oversubscription experiments, and small enough that a typo fails at once instead of
-    /// planning or starting a hundred million threads.
-    public static let maxThreads = 8192
     /// Default latency sampling: every 64th acquisition of each thread.
     public static let defaultSampleEvery = 64
     /// Threads publish their op count for the watchdog this often (a power of two).
@@ -181,9 +104,10 @@ public enum Harness {
         return name
     }()
 
-    /// Runs one configuration of lock `L` with workload `W` and returns what every thread measured.
-    /// `W` is consumed: its memory is freed when the run ends (unless the run hung).
-    public static func run<L: LockAlgorithm, W: Workload>(
+    /// Measures one configuration of lock `L` with workload `W` and returns what every thread
+    /// measured. `W` is consumed: its memory is freed when the run ends (unless the run hung).
+    /// A thread that cannot be created or pinned ends the run as `failed`, with the reason.
+    public static func measure<L: LockAlgorithm, W: Workload>(
         _ lockType: L.Type, workload: W, config: RunConfig
     ) throws -> RawRunResult {
         let threadCount = config.threads.count
@@ -194,8 +118,7 @@ public enum Harness {
         let environment = LockEnvironment(maxThreads: threadCount, nodeCount: config.nodeCount,
                                           memory: config.memory, options: config.spec.options)
         let lock = try L(environment)
-        let control = ControlBlock()
-        let progress = ProgressBoard(count: threadCount)
+        let group = ThreadGroup(slots: config.threads)
         let guarded = config.memory.allocate(bytes: 128).bindMemory(to: GuardedRecord.self, capacity: 1)
         let outcomes = UnsafeMutablePointer<ThreadOutcome>.allocate(capacity: threadCount)
 
@@ -211,55 +134,52 @@ public enum Harness {
             histogramMaxCycles: histogramMaxCycles,
             faultHang: faultHangLock == L.descriptor.name)
 
-        var handles = [pthread_t]()
-        handles.reserveCapacity(threadCount)
-        for thread in config.threads {
-            let slot = ThreadSlot(index: thread.index, cpu: thread.cpu ?? -1, node: thread.node)
-            let out = outcomes + thread.index
-            let start = ThreadStart {
-                threadBody(lock: lock, workload: workload, slot: slot, pin: thread.cpu != nil,
-                           loop: loop, control: control, progress: progress.slot(thread.index),
-                           guarded: guarded, out: out)
+        do {
+            try group.start { slot, control in
+                threadBody(lock: lock, workload: workload, slot: slot, loop: loop, control: control,
+                           guarded: guarded, out: outcomes + slot.index)
             }
-            var handle = pthread_t()
-            let rc = cshims_thread_start(&handle, threadEntry, Unmanaged.passRetained(start).toOpaque(), 0)
-            guard rc == 0 else { fatalError("pthread_create failed: errno \(rc)") }
-            handles.append(handle)
+            // Start barrier: every thread pinned, context made, waiting.
+            try group.waitUntilReady()
+        } catch let error as ThreadGroupError {
+            // Every started thread has left at the barrier without publishing an outcome.
+            outcomes.deallocate()
+            lock.deallocate()
+            workload.deallocate()
+            config.memory.deallocate(UnsafeMutableRawPointer(guarded), bytes: 128)
+            return RawRunResult(lock: L.descriptor.name, status: .failed, elapsedSeconds: 0, threads: [],
+                                counter: 0, progressOps: 0, workloadCheck: true, failure: error.description)
         }
-
-        // Start barrier: every thread pinned, context made, waiting.
-        while cshims_u32_load_acquire(control.ready) < UInt32(threadCount) { usleep(200) }
 
         var measureStart: UInt64 = 0
         var measureEnd: UInt64 = 0
         var hung = false
         switch config.length {
         case let .timed(warmup, measure):
-            cshims_u32_store_release(control.phase, Phase.warmup)
+            group.setPhase(GroupPhase.warmup)
             sleepSeconds(warmup)
-            cshims_u32_store_release(control.phase, Phase.measure)
+            group.setPhase(GroupPhase.measure)
             measureStart = CycleClock.monotonicNanoseconds()
             sleepSeconds(measure)
-            cshims_u32_store_release(control.phase, Phase.stop)
+            group.setPhase(GroupPhase.stop)
             measureEnd = CycleClock.monotonicNanoseconds()
-            hung = !waitForThreads(control: control, progress: progress, count: threadCount,
-                                   stallTimeout: config.stallTimeoutSeconds)
+            hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds)
         case .iterations:
             measureStart = CycleClock.monotonicNanoseconds()
-            cshims_u32_store_release(control.phase, Phase.measure)
-            hung = !waitForThreads(control: control, progress: progress, count: threadCount,
-                                   stallTimeout: config.stallTimeoutSeconds)
+            group.setPhase(GroupPhase.measure)
+            hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds)
             measureEnd = CycleClock.monotonicNanoseconds()
         }
 
         if hung {
             // Threads still spin on memory we own: leave it (and them) alone rather than free it
             // under them. The caller records the run as hung.
-            for h in handles { pthread_detach(h) }
+            let progress = group.control.totalProgress()
+            group.abandon()
             return RawRunResult(lock: L.descriptor.name, status: .hung, elapsedSeconds: 0, threads: [],
-                                counter: 0, progressOps: progress.total(), workloadCheck: true)
+                                counter: 0, progressOps: progress, workloadCheck: true, failure: nil)
         }
-        for h in handles { pthread_join(h, nil) }
+        group.join()
 
         var threads: [ThreadOutcome] = []
         threads.reserveCapacity(threadCount)
@@ -271,34 +191,11 @@ public enum Harness {
         lock.deallocate()
         workload.deallocate()
         config.memory.deallocate(UnsafeMutableRawPointer(guarded), bytes: 128)
-        control.deallocate()
-        progress.deallocate()
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
         let status: RunStatus = (counter == total && workloadOK) ? .ok : .mutexViolation
         return RawRunResult(lock: L.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
-                            counter: counter, progressOps: total, workloadCheck: workloadOK)
-    }
-
-    /// Waits until every thread finished. False if the total progress stalled for `stallTimeout`.
-    static func waitForThreads(control: ControlBlock, progress: ProgressBoard, count: Int,
-                               stallTimeout: Double) -> Bool {
-        var lastProgress = progress.total()
-        var lastChange = CycleClock.monotonicNanoseconds()
-        var pollMicroseconds: UInt32 = 50
-        while cshims_u32_load_acquire(control.finished) < UInt32(count) {
-            usleep(pollMicroseconds)
-            pollMicroseconds = min(pollMicroseconds * 2, 20_000)
-            let now = CycleClock.monotonicNanoseconds()
-            let p = progress.total() &+ UInt64(cshims_u32_load_relaxed(control.finished))
-            if p != lastProgress {
-                lastProgress = p
-                lastChange = now
-            } else if Double(now &- lastChange) / 1e9 > stallTimeout {
-                return false
-            }
-        }
-        return true
+                            counter: counter, progressOps: total, workloadCheck: workloadOK, failure: nil)
     }
 
     static func sleepSeconds(_ s: Double) {
@@ -324,14 +221,12 @@ extension Harness {
     /// One thread's whole life. Specialised per (L, W): the loop below is the measured code.
     @inline(never)
     static func threadBody<L: LockAlgorithm, W: Workload>(
-        lock: L, workload: W, slot: ThreadSlot, pin: Bool, loop: LoopParameters,
-        control: ControlBlock, progress: UnsafeMutablePointer<UInt64>,
+        lock: L, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl,
         guarded: UnsafeMutablePointer<GuardedRecord>, out: UnsafeMutablePointer<ThreadOutcome>
     ) {
-        if pin {
-            let rc = cshims_pin_self_to_cpu(Int32(slot.cpu))
-            if rc != 0 { fatalError("cannot pin thread \(slot.index) to CPU \(slot.cpu): errno \(rc)") }
-        }
+        // Pinned already (ThreadGroup): the context and the histogram are first touched here, on
+        // the thread's node.
+        let progress = control.progress(slot.index)
         var context = lock.makeContext(for: slot)
         var state = workload.makeThreadState(for: slot, seed: loop.seed)
         var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: loop.histogramMaxCycles,
@@ -339,13 +234,13 @@ extension Harness {
         var usageStart = cshims_thread_usage()
         var usageEnd = cshims_thread_usage()
 
-        _ = cshims_u32_fetch_add_acq_rel(control.ready, 1)
-        var phase = cshims_u32_load_acquire(control.phase)
-        while phase == Phase.barrier {
-            sched_yield() // oversubscribed runs: let the other threads reach the barrier
-            phase = cshims_u32_load_acquire(control.phase)
+        var phase = control.arriveAndWait()
+        if phase == GroupPhase.stop {
+            // The group could not start every thread: leave without an outcome.
+            lock.freeContext(&context)
+            return
         }
-        if phase == Phase.measure { _ = cshims_thread_usage_now(&usageStart) }
+        if phase == GroupPhase.measure { _ = cshims_thread_usage_now(&usageStart) }
         if loop.faultHang && slot.index == 0 { hangHoldingTheLock(lock, &context) }
 
         let me = UInt64(slot.index + 1)
@@ -354,7 +249,7 @@ extension Harness {
         let trylockEvery = loop.trylockEvery
         let limit = loop.opsLimit
         var ops: UInt64 = 0
-        var opsAtMeasureStart: UInt64 = phase == Phase.measure ? 0 : .max
+        var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
         var handovers: UInt64 = 0
         var sameNode: UInt64 = 0
         var sampleCountdown = sampleEvery == 0 ? UInt64.max : sampleEvery
@@ -364,8 +259,8 @@ extension Harness {
             let now = cshims_u32_load_relaxed(control.phase)
             if now != phase {
                 phase = now
-                if phase == Phase.stop { break }
-                if phase == Phase.measure {
+                if phase == GroupPhase.stop { break }
+                if phase == GroupPhase.measure {
                     // Warm-up is over: measure from here.
                     opsAtMeasureStart = ops
                     handovers = 0
@@ -415,7 +310,7 @@ extension Harness {
         }
 
         out.initialize(to: ThreadOutcome(
-            thread: HarnessThread(index: slot.index, cpu: pin ? slot.cpu : nil, node: slot.node),
+            thread: slot,
             measuredOps: ops &- opsAtMeasureStart,
             totalOps: ops,
             handoversIn: handovers,
@@ -427,7 +322,6 @@ extension Harness {
             involuntarySwitches: usageEnd.involuntary_switches &- usageStart.involuntary_switches,
             lastCPU: Int(cshims_current_cpu())))
         lock.freeContext(&context)
-        _ = cshims_u32_fetch_add_acq_rel(control.finished, 1)
     }
 
     /// A timed and/or trylock iteration: the rare kind, kept out of the common loop body.

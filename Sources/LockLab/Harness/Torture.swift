@@ -117,47 +117,23 @@ struct TortureCounts {
     var yieldsHolding: UInt64 = 0
 }
 
-/// The words the torture threads share, each on its own 128-byte block.
+/// The words the torture threads share besides the group's (phase, barrier, progress), each on
+/// its own 128-byte block.
 @usableFromInline
 struct TortureShared {
     @usableFromInline let base: UnsafeMutableRawPointer
-    let threadCount: Int
-    static let fixedSlots = 6
-    var bytes: Int { (Self.fixedSlots + threadCount) * 128 }
+    static let bytes = 3 * 128
 
-    init(threadCount: Int) {
-        self.threadCount = threadCount
-        base = LabMemory().allocate(bytes: (Self.fixedSlots + threadCount) * 128)
-    }
+    init() { base = LabMemory().allocate(bytes: Self.bytes) }
 
-    /// 0 barrier, 1 run, 2 stop.
-    @usableFromInline var phase: UnsafeMutablePointer<UInt32> { (base + 0).assumingMemoryBound(to: UInt32.self) }
-    @usableFromInline var ready: UnsafeMutablePointer<UInt32> { (base + 128).assumingMemoryBound(to: UInt32.self) }
-    @usableFromInline var finished: UnsafeMutablePointer<UInt32> { (base + 256).assumingMemoryBound(to: UInt32.self) }
     /// The first violation seen (`TortureViolation.code`), 0 while none.
-    @usableFromInline var violation: UnsafeMutablePointer<UInt64> { (base + 384).assumingMemoryBound(to: UInt64.self) }
+    @usableFromInline var violation: UnsafeMutablePointer<UInt64> { (base + 0).assumingMemoryBound(to: UInt64.self) }
     /// The owner word: 0 or the holder's thread index + 1.
-    @usableFromInline var owner: UnsafeMutablePointer<UInt64> { (base + 512).assumingMemoryBound(to: UInt64.self) }
+    @usableFromInline var owner: UnsafeMutablePointer<UInt64> { (base + 128).assumingMemoryBound(to: UInt64.self) }
     /// The plain counter: only ever touched with a plain read-modify-write, lock held.
-    @usableFromInline var counter: UnsafeMutablePointer<UInt64> { (base + 640).assumingMemoryBound(to: UInt64.self) }
-    /// Thread i's acquisitions so far, for the watchdog.
-    @usableFromInline func progress(_ i: Int) -> UnsafeMutablePointer<UInt64> {
-        (base + (Self.fixedSlots + i) &* 128).assumingMemoryBound(to: UInt64.self)
-    }
+    @usableFromInline var counter: UnsafeMutablePointer<UInt64> { (base + 256).assumingMemoryBound(to: UInt64.self) }
 
-    func totalProgress() -> UInt64 {
-        var sum: UInt64 = 0
-        for i in 0..<threadCount { sum &+= cshims_u64_load_relaxed(progress(i)) }
-        return sum
-    }
-
-    func deallocate() { LabMemory().deallocate(base, bytes: bytes) }
-}
-
-@usableFromInline enum TorturePhase {
-    @usableFromInline static let barrier: UInt32 = 0
-    @usableFromInline static let run: UInt32 = 1
-    @usableFromInline static let stop: UInt32 = 2
+    func deallocate() { LabMemory().deallocate(base, bytes: Self.bytes) }
 }
 
 /// How a thread entered the critical section (named in violation reports).
@@ -219,7 +195,7 @@ public enum Torture {
                      "torture mix: every 1-in-N chance needs N >= 1")
         let nodeCount = max(1, config.nodeCount)
         let lock = try L(LockEnvironment(maxThreads: threadCount, nodeCount: nodeCount, options: config.spec.options))
-        let shared = TortureShared(threadCount: threadCount)
+        let shared = TortureShared()
         let outcomes = UnsafeMutablePointer<TortureCounts>.allocate(capacity: threadCount)
         let parameters = TortureParameters(
             mix: mix, seed: config.seed,
@@ -227,68 +203,53 @@ public enum Torture {
             canTry: descriptor.supportsTryLock && descriptor.splitLockUnlock,
             faultHang: Harness.faultHangLock == descriptor.name)
 
-        var handles = [pthread_t]()
-        for index in 0..<threadCount {
-            let slot = ThreadSlot(index: index, cpu: -1, node: index % nodeCount)
-            let out = outcomes + index
-            let start = ThreadStart {
-                tortureThread(lock: lock, slot: slot, parameters: parameters, shared: shared, out: out)
+        // Unpinned threads; thread i on node i mod nodeCount.
+        let group = ThreadGroup(slots: (0..<threadCount).map { ThreadSlot(index: $0, cpu: nil, node: $0 % nodeCount) })
+        do {
+            try group.start { slot, control in
+                tortureThread(lock: lock, slot: slot, parameters: parameters, control: control, shared: shared,
+                              out: outcomes + slot.index)
             }
-            var handle = pthread_t()
-            let rc = cshims_thread_start(&handle, threadEntry, Unmanaged.passRetained(start).toOpaque(), 0)
-            guard rc == 0 else { fatalError("pthread_create failed: errno \(rc)") }
-            handles.append(handle)
+            try group.waitUntilReady()
+        } catch let error as ThreadGroupError {
+            outcomes.deallocate()
+            lock.deallocate()
+            shared.deallocate()
+            throw LockError.unsupported("torture \(label): \(error.description)")
         }
-        while cshims_u32_load_acquire(shared.ready) < UInt32(threadCount) { usleep(200) }
 
-        cshims_u32_store_release(shared.phase, TorturePhase.run)
-        let start = CycleClock.monotonicNanoseconds()
-        let stallNanoseconds = UInt64(config.stallTimeoutSeconds * 1e9)
-        let durationNanoseconds = UInt64(config.durationSeconds * 1e9)
-        var lastProgress = shared.totalProgress()
-        var lastChange = start
-        var stalled = false
-        var now = start
-        while true {
-            usleep(5_000)
-            now = CycleClock.monotonicNanoseconds()
-            if cshims_u64_load_acquire(shared.violation) != 0 || now &- start >= durationNanoseconds { break }
-            let p = shared.totalProgress()
-            if p != lastProgress {
-                lastProgress = p
-                lastChange = now
-            } else if now &- lastChange > stallNanoseconds {
-                stalled = true
-                break
-            }
-        }
-        cshims_u32_store_release(shared.phase, TorturePhase.stop)
-        let elapsed = Double(now &- start) / 1e9
+        group.setPhase(GroupPhase.measure)
+        let (stalled, elapsedNanoseconds) = group.watch(
+            seconds: config.durationSeconds, stallTimeoutSeconds: config.stallTimeoutSeconds,
+            stopEarly: { cshims_u64_load_acquire(shared.violation) != 0 })
+        group.setPhase(GroupPhase.stop)
+        let elapsed = Double(elapsedNanoseconds) / 1e9
 
         // Threads finish their current acquisition and leave. A thread stuck in the lock makes no
         // progress: give up after the stall timeout (one second if the run already stalled).
-        let finished = waitForFinish(shared, count: threadCount,
-                                     stallNanoseconds: stalled ? min(stallNanoseconds, 1_000_000_000) : stallNanoseconds)
+        let finished = group.waitForFinish(
+            stallTimeoutSeconds: stalled ? min(config.stallTimeoutSeconds, 1) : config.stallTimeoutSeconds)
         let violationCode = cshims_u64_load_acquire(shared.violation)
         if !finished {
             // Threads still spin on memory we own: leave it (and them) alone.
-            for h in handles { pthread_detach(h) }
-            let done = Int(cshims_u32_load_acquire(shared.finished))
+            let done = group.finishedCount
+            let progress = group.control.totalProgress()
+            group.abandon()
             let stuck = "\(threadCount - done) of \(threadCount) threads stuck"
             let verdict: TortureVerdict
             if violationCode != 0 {
                 verdict = .violation(TortureViolation.describe(violationCode) + " (then \(stuck) in the lock)")
             } else if stalled {
-                verdict = .hung("no acquisition for \(formatSeconds(config.stallTimeoutSeconds)) s after \(shared.totalProgress()) acquisitions; \(stuck)")
+                verdict = .hung("no acquisition for \(formatSeconds(config.stallTimeoutSeconds)) s after \(progress) acquisitions; \(stuck)")
             } else {
                 verdict = .hung("\(stuck) in the lock after the run was told to stop")
             }
             return TortureResult(lock: label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
-                                 acquisitions: shared.totalProgress(), lockCalls: 0, withLockCalls: 0, trylockAttempts: 0,
+                                 acquisitions: progress, lockCalls: 0, withLockCalls: 0, trylockAttempts: 0,
                                  trylockSuccesses: 0, sleepsHolding: 0, yieldsHolding: 0, counter: shared.counter.pointee,
                                  minThreadAcquisitions: 0, maxThreadAcquisitions: 0)
         }
-        for h in handles { pthread_join(h, nil) }
+        group.join()
 
         var total = TortureCounts()
         var minimum = UInt64.max
@@ -328,24 +289,6 @@ public enum Torture {
                              minThreadAcquisitions: minimum, maxThreadAcquisitions: maximum)
     }
 
-    /// Waits until every thread has left; false if progress stalled for `stallNanoseconds` first.
-    static func waitForFinish(_ shared: TortureShared, count: Int, stallNanoseconds: UInt64) -> Bool {
-        var last = shared.totalProgress()
-        var lastChange = CycleClock.monotonicNanoseconds()
-        while cshims_u32_load_acquire(shared.finished) < UInt32(count) {
-            usleep(1_000)
-            let now = CycleClock.monotonicNanoseconds()
-            let p = shared.totalProgress() &+ UInt64(cshims_u32_load_relaxed(shared.finished))
-            if p != last {
-                last = p
-                lastChange = now
-            } else if now &- lastChange > stallNanoseconds {
-                return false
-            }
-        }
-        return true
-    }
-
     /// Seconds as a short text: "10", "0.5".
     public static func formatSeconds(_ s: Double) -> String {
         s == s.rounded() ? String(Int(s)) : String(format: "%.1f", s)
@@ -368,21 +311,24 @@ extension Torture {
     /// One torture thread. Specialised per lock type.
     @inline(never)
     static func tortureThread<L: LockAlgorithm>(
-        lock: L, slot: ThreadSlot, parameters: TortureParameters, shared: TortureShared,
+        lock: L, slot: ThreadSlot, parameters: TortureParameters, control: GroupControl, shared: TortureShared,
         out: UnsafeMutablePointer<TortureCounts>
     ) {
         var context = lock.makeContext(for: slot)
         var random = SplitMix64(seed: parameters.seed ^ (UInt64(slot.index + 1) &* 0x9E37_79B9_7F4A_7C15))
         var counts = TortureCounts()
         let me = UInt64(slot.index + 1)
-        let progress = shared.progress(slot.index)
+        let progress = control.progress(slot.index)
         let mix = parameters.mix
 
-        _ = cshims_u32_fetch_add_acq_rel(shared.ready, 1)
-        while cshims_u32_load_acquire(shared.phase) == TorturePhase.barrier { sched_yield() }
+        if control.arriveAndWait() == GroupPhase.stop {
+            // The group could not start every thread: leave without an outcome.
+            lock.freeContext(&context)
+            return
+        }
         if parameters.faultHang && slot.index == 0 { Harness.hangHoldingTheLock(lock, &context) }
 
-        while cshims_u32_load_relaxed(shared.phase) == TorturePhase.run {
+        while control.currentPhase() == GroupPhase.measure {
             let hold = drawHold(&random, mix)
             let choice = random.next()
             if parameters.canTry && choice % mix.trylockEvery == 0 {
@@ -392,17 +338,17 @@ extension Torture {
                     continue
                 }
                 counts.trylockSuccesses &+= 1
-                criticalSection(shared, me: me, entry: .tryLock, hold: hold)
+                criticalSection(shared, control, me: me, entry: .tryLock, hold: hold)
                 lock.unlock(&context)
             } else if parameters.canSplit && (choice >> 16) % mix.withLockEvery != 0 {
                 counts.lockCalls &+= 1
                 lock.lock(&context)
-                criticalSection(shared, me: me, entry: .lock, hold: hold)
+                criticalSection(shared, control, me: me, entry: .lock, hold: hold)
                 lock.unlock(&context)
             } else {
                 counts.withLockCalls &+= 1
                 lock.withLock(&context) {
-                    criticalSection(shared, me: me, entry: .withLock, hold: hold)
+                    criticalSection(shared, control, me: me, entry: .withLock, hold: hold)
                 }
             }
             switch hold {
@@ -416,14 +362,13 @@ extension Torture {
         }
         out.initialize(to: counts)
         lock.freeContext(&context)
-        _ = cshims_u32_fetch_add_acq_rel(shared.finished, 1)
     }
 
     /// The torture's critical section: owner word in, plain counter, the hold, owner word out.
     @inline(__always)
-    static func criticalSection(_ shared: TortureShared, me: UInt64, entry: TortureEntry, hold: TortureHold) {
+    static func criticalSection(_ shared: TortureShared, _ control: GroupControl, me: UInt64, entry: TortureEntry, hold: TortureHold) {
         let seen = cshims_u64_load_relaxed(shared.owner)
-        if seen != 0 { report(shared, TortureViolation.code(kind: TortureViolation.enteredWhileHeld, entry: entry, thread: me, other: seen)) }
+        if seen != 0 { report(shared, control, TortureViolation.code(kind: TortureViolation.enteredWhileHeld, entry: entry, thread: me, other: seen)) }
         cshims_u64_store_relaxed(shared.owner, me)
         shared.counter.pointee &+= 1
         switch hold {
@@ -433,16 +378,16 @@ extension Torture {
         case let .sleep(microseconds): usleep(microseconds)
         }
         let still = cshims_u64_load_relaxed(shared.owner)
-        if still != me { report(shared, TortureViolation.code(kind: TortureViolation.intruderDuringHold, entry: entry, thread: me, other: still)) }
+        if still != me { report(shared, control, TortureViolation.code(kind: TortureViolation.intruderDuringHold, entry: entry, thread: me, other: still)) }
         cshims_u64_store_relaxed(shared.owner, 0)
     }
 
     /// Records the first violation and stops every thread.
     @inline(never)
-    static func report(_ shared: TortureShared, _ code: UInt64) {
+    static func report(_ shared: TortureShared, _ control: GroupControl, _ code: UInt64) {
         var expected: UInt64 = 0
         _ = cshims_u64_cas_acq_rel(shared.violation, &expected, code)
-        cshims_u32_store_release(shared.phase, TorturePhase.stop)
+        cshims_u32_store_release(control.phase, GroupPhase.stop)
     }
 
     @inline(__always)

@@ -57,10 +57,13 @@ public struct LockDescriptor: Sendable {
     /// Largest thread count the lock supports (`no-lock`: 1); nil for no limit.
     public let maxThreads: Int?
     public let options: [LockOptionSpec]
+    /// Helper threads an executor runs besides the clients (a delegation server), each on a CPU
+    /// the plan reserves; 0 for every lock.
+    public let helperThreads: Int
 
     public init(name: String, family: LockFamily, waiting: WaitingPolicy, paper: String,
                 supportsTryLock: Bool, splitLockUnlock: Bool = true, maxThreads: Int? = nil,
-                options: [LockOptionSpec] = []) {
+                options: [LockOptionSpec] = [], helperThreads: Int = 0) {
         self.name = name
         self.family = family
         self.waiting = waiting
@@ -69,19 +72,7 @@ public struct LockDescriptor: Sendable {
         self.splitLockUnlock = splitLockUnlock
         self.maxThreads = maxThreads
         self.options = options
-    }
-}
-
-/// The thread a context is made for: its index in the run, its CPU and its NUMA node (real or
-/// virtual, from the placement; never computed from the CPU number by a lock).
-public struct ThreadSlot: Sendable, Equatable {
-    public let index: Int
-    public let cpu: Int
-    public let node: Int
-    public init(index: Int, cpu: Int, node: Int) {
-        self.index = index
-        self.cpu = cpu
-        self.node = node
+        self.helperThreads = helperThreads
     }
 }
 

@@ -5,7 +5,7 @@
 // as harness + lock. The harness refuses it above one thread: without a lock the counter would race.
 // It was called `null`, which pandas, R and spreadsheets read as a missing value (issue 15).
 
-public struct NullLock: LockAlgorithm {
+public struct NoLock: LockAlgorithm {
     public typealias Context = NoContext
 
     public static let descriptor = LockDescriptor(

@@ -76,16 +76,27 @@ public struct ThreadPlacement: Sendable, Equatable {
         self.realNode = realNode
         self.package = package
     }
+
+    /// The thread as the run, the lock and the group know it: pinned to this CPU, on this node.
+    public var slot: ThreadSlot { ThreadSlot(index: thread, cpu: cpu, node: node) }
 }
 
 /// The cpu of every thread of a run.
 public struct Plan: Sendable {
     /// One entry per thread, in thread order.
     public let threads: [ThreadPlacement]
+    /// CPUs reserved for helper threads (a delegation server), each its own CPU, taken first from
+    /// the placement's order; their thread numbers follow the clients'. Empty for a plain run.
+    public let helpers: [ThreadPlacement]
     /// True when some cpu runs more than one thread (threads > distinct cpus used).
     public let oversubscribed: Bool
     /// What a reader should know about the plan: oversubscription, shared cores. Nil when nothing.
     public let note: String?
+
+    /// The client threads' slots, in thread order.
+    public var slots: [ThreadSlot] { threads.map(\.slot) }
+    /// The helper threads' slots (indices after the clients').
+    public var helperSlots: [ThreadSlot] { helpers.map(\.slot) }
 
     /// Distinct nodes (as the run sees them) that have a thread.
     public var nodesUsed: Int { Set(threads.map(\.node)).count }
@@ -94,12 +105,22 @@ public struct Plan: Sendable {
 }
 
 extension Topology {
-    /// Places `threads` threads. Throws a `LabError` for threads < 1 or a cpu the topology lacks.
-    public func plan(threads: Int, placement: Placement) throws -> Plan {
-        guard threads >= 1, threads <= Harness.maxThreads else {
-            throw LabError.badValue(flag: "--threads", value: "\(threads)", accepted: "a whole number in 1...\(Harness.maxThreads)")
+    /// Places `threads` client threads, after reserving the placement's first `helpers` CPUs for
+    /// helper threads (one each; clients never share them). Throws a `LabError` for threads < 1,
+    /// a cpu the topology lacks, or helpers that leave no CPU for the clients.
+    public func plan(threads: Int, placement: Placement, helpers: Int = 0) throws -> Plan {
+        guard threads >= 1, threads <= Limits.maxThreads else {
+            throw LabError.badValue(flag: "--threads", value: "\(threads)", accepted: "a whole number in 1...\(Limits.maxThreads)")
         }
-        let slots = try self.slots(for: placement)
+        let all = try self.slots(for: placement)
+        guard helpers >= 0, helpers < all.count else {
+            throw LabError.impossible("\(TopologyText.plural(helpers, "helper thread")) need their own CPUs, but placement \(placement) "
+                + "has \(TopologyText.plural(all.count, "CPU")): none would be left for the clients")
+        }
+        let helperPlaced = all.prefix(helpers).enumerated().map { k, c in
+            ThreadPlacement(thread: threads + k, cpu: c.cpu, core: c.core, node: c.node, realNode: c.realNode, package: c.package)
+        }
+        let slots = Array(all.dropFirst(helpers))
         let placed = (0..<threads).map { thread -> ThreadPlacement in
             let c = slots[thread % slots.count]
             return ThreadPlacement(thread: thread, cpu: c.cpu, core: c.core, node: c.node, realNode: c.realNode,
@@ -117,7 +138,10 @@ extension Topology {
         if cpusUsed > coresUsed {
             notes.append("\(TopologyText.plural(cpusUsed, "CPU")) on \(TopologyText.plural(coresUsed, "core")): SMT siblings share cores")
         }
-        return Plan(threads: placed, oversubscribed: oversubscribed,
+        if helpers > 0 {
+            notes.append("\(TopologyText.plural(helpers, "CPU")) reserved for helper threads: \(helperPlaced.map { String($0.cpu) }.joined(separator: ","))")
+        }
+        return Plan(threads: placed, helpers: helperPlaced, oversubscribed: oversubscribed,
                     note: notes.isEmpty ? nil : notes.joined(separator: "; "))
     }
 

@@ -87,13 +87,25 @@ public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
             self = .all
         } else if t == "per-node" {
             self = .perNode
-        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1, k <= Harness.maxThreads {
+        } else if t.hasSuffix("x"), let k = Int(t.dropLast()), k >= 1, k <= Limits.maxThreads {
             self = .timesCPUs(k)
-        } else if let n = Int(t), n >= 1, n <= Harness.maxThreads {
+        } else if let n = Int(t), n >= 1, n <= Limits.maxThreads {
             self = .count(n)
         } else {
             throw LabError.badValue(flag: "threads", value: text,
-                                    accepted: "N or Kx (1...\(Harness.maxThreads)), 'all', 'per-node' or a range 'A..B [step S|node]'")
+                                    accepted: "N or Kx (1...\(Limits.maxThreads)), 'all', 'per-node' or a range 'A..B [step S|node]'")
+        }
+    }
+
+    /// Parses a comma-separated list (`--threads 1,2,all`, `"1..all step node"`): the one grammar
+    /// of `run`, `plan` and experiment files. Errors name `flag`.
+    public static func parseList(_ text: String, flag: String) throws -> [ThreadCountSpec] {
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if items.isEmpty { throw LabError.badValue(flag: flag, value: text, accepted: "at least one thread count") }
+        return try items.map { item in
+            do { return try ThreadCountSpec(parsing: item) } catch let LabError.badValue(_, value, accepted) {
+                throw LabError.badValue(flag: flag, value: value, accepted: accepted)
+            }
         }
     }
 
@@ -112,7 +124,7 @@ public enum ThreadCountSpec: Sendable, Equatable, CustomStringConvertible {
         let perNode = max(1, cpus / max(1, nodes))
         // Values above the thread limit are clamped to just above it (the session then refuses
         // them), so that a range never expands to more than the limit's worth of counts.
-        func one(_ s: ThreadCountSpec) -> Int { min(unclamped(s), Harness.maxThreads + 1) }
+        func one(_ s: ThreadCountSpec) -> Int { min(unclamped(s), Limits.maxThreads + 1) }
         func unclamped(_ s: ThreadCountSpec) -> Int {
             switch s {
             case let .count(n): return n
@@ -281,13 +293,13 @@ public struct Experiment: Sendable {
         return Array(Set(threads.flatMap { $0.resolve(cpus: cpus, nodes: topology.nodeCount) })).sorted()
     }
 
-    /// The session this experiment runs on `topology`: its runs shuffled with the seed.
-    public func settings(on topology: Topology) throws -> SessionSettings {
+    /// The run matrix this experiment runs on `topology`: its runs shuffled with the seed.
+    public func matrix(on topology: Topology) throws -> RunMatrix {
         let counts = threadCounts(on: topology)
         if counts.isEmpty {
             throw ExperimentFileError(file: file, field: "threads", message: "gives no thread count on this machine (\(topology.cpus.count) CPUs)")
         }
-        let s = SessionSettings(locks: locks, threadCounts: counts, repeats: repeats, workloads: workloads,
+        let s = RunMatrix(locks: locks, threadCounts: counts, repeats: repeats, workloads: workloads,
                                 placements: placements, shuffleSeed: seed, memory: memory, warmupSeconds: warmupSeconds,
                                 durationSeconds: durationSeconds, sampleEvery: sampleEvery, seed: seed,
                                 stallTimeoutSeconds: stallTimeoutSeconds, experiment: name)

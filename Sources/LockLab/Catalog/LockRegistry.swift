@@ -1,12 +1,14 @@
-import Foundation
+// The catalog of locks: one line per algorithm. A lock added here is listed by `locklab list`,
+// runnable by `locklab run`, tortured by `locklab torture` and checked by the generic
+// mutual-exclusion validator with no new test code. A spec (`mcs`, `cna:threshold=1000`) is
+// resolved here once, at parse time, into its entry: nothing below looks a lock up by name.
 
-// The lock registry: one line per algorithm. A lock added here is listed by `locklab list`, runnable
-// by `locklab run`, and checked by the generic mutual-exclusion validator with no new test code.
+import Foundation
 
 public enum LockRegistry {
     /// Every lock the lab carries, in `locklab list` order.
     public static let all: [LockEntry] = [
-        LockEntry(NullLock.self),
+        LockEntry(NoLock.self),
         // Baselines
         LockEntry(PthreadMutexLock.self),
         LockEntry(PthreadAdaptiveLock.self),
@@ -45,7 +47,7 @@ public enum LockRegistry {
 }
 
 /// A registered lock with its specialised entry points. Built with the concrete type, so the
-/// closures below call `Harness.run` specialised for that lock (an existential opened at run time
+/// closures below call `Harness.measure` specialised for that lock (an existential opened at run time
 /// would run the unspecialised generic loop).
 public struct LockEntry: Sendable {
     public let type: any LockAlgorithm.Type
@@ -57,7 +59,7 @@ public struct LockEntry: Sendable {
         self.type = type
         runMicrobenchmark = { config, parameters in
             let workload = Microbenchmark(parameters, memory: config.memory)
-            return try Harness.run(L.self, workload: workload, config: config)
+            return try Harness.measure(L.self, workload: workload, config: config)
         }
         runTorture = { config in try Torture.run(L.self, config: config) }
     }
@@ -76,6 +78,8 @@ public struct LockEntry: Sendable {
 /// A lock as named on the command line or in an experiment file: `name[:key=value[:key=value…]]`.
 public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
     public let name: String
+    /// The lock's catalog entry, resolved when the spec was parsed.
+    public let entry: LockEntry
     /// Options given explicitly, in the order given.
     public let explicit: [(key: String, value: Int)]
     /// Every option of the lock with its value (explicit or default).
@@ -93,15 +97,13 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { label }
 
-    public var entry: LockEntry { LockRegistry.lookup(name)! }
-
     public init(parsing text: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard let first = parts.first, !first.isEmpty else { throw LockError.malformedSpec(text) }
-        guard let type = LockRegistry.lookup(first)?.type else {
+        guard let entry = LockRegistry.lookup(first) else {
             throw LockError.unknownLock(first, known: LockRegistry.names)
         }
-        let specs = type.descriptor.options
+        let specs = entry.descriptor.options
         var values: [String: Int] = [:]
         for s in specs { values[s.key] = s.defaultValue }
         var explicit: [(key: String, value: Int)] = []
@@ -120,6 +122,7 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
             explicit.append((kv[0], v))
         }
         self.name = first
+        self.entry = entry
         self.explicit = explicit
         self.options = LockOptions(values)
     }

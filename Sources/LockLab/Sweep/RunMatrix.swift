@@ -1,10 +1,11 @@
-// A session: a matrix of runs (locks x thread counts x repeats) on one topology and placement,
-// executed in an order that interleaves the locks (a b a b …) so slow phases of the machine hit
-// every lock alike, each finished run appended to the results folder at once.
+// A run matrix: locks x thread counts x workloads x placements x repeats on one topology, in an
+// order that interleaves the locks (a b a b ...) so slow phases of the machine hit every lock
+// alike; and the one loop that runs a matrix for both `run` and `sweep`, each finished run
+// appended to the results folder at once.
 
 import Foundation
 
-public struct SessionSettings: Sendable {
+public struct RunMatrix: Sendable {
     public var locks: [LockSpec]
     public var threadCounts: [Int]
     public var repeats: Int
@@ -45,10 +46,10 @@ public struct SessionSettings: Sendable {
     /// Checks everything that can be checked before the first run; throws one clear error.
     public func validate(on topology: Topology) throws {
         if locks.isEmpty { throw LabError.badValue(flag: "--lock", value: "", accepted: "at least one lock") }
-        if threadCounts.isEmpty || threadCounts.contains(where: { $0 < 1 || $0 > Harness.maxThreads }) {
-            let bad = threadCounts.first { $0 < 1 || $0 > Harness.maxThreads }.map(String.init)
+        if threadCounts.isEmpty || threadCounts.contains(where: { $0 < 1 || $0 > Limits.maxThreads }) {
+            let bad = threadCounts.first { $0 < 1 || $0 > Limits.maxThreads }.map(String.init)
             throw LabError.badValue(flag: "--threads", value: bad ?? "",
-                                    accepted: "thread counts in 1...\(Harness.maxThreads)")
+                                    accepted: "thread counts in 1...\(Limits.maxThreads)")
         }
         if repeats < 1 { throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count >= 1") }
         // Finite and at most a day, as experiment files allow: nan and inf must not reach the clock.
@@ -139,39 +140,90 @@ public struct SessionSettings: Sendable {
     }
 }
 
-/// A small, fixed, seedable generator (Swift's default generator is not seedable): SplitMix64.
-public struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// What the matrix loop reports as it goes.
+public enum MatrixEvent {
+    /// Before the first run: runs planned in all, already recorded, to run now.
+    case started(total: Int, alreadyRecorded: Int, toRun: Int)
+    /// A run finished and was written.
+    case finished(done: Int, toRun: Int, run: RunMatrix.PlannedRun, summary: RunSummary, etaSeconds: Double)
+    /// Stopped on request after a run; `remaining` runs are left for a resume.
+    case interrupted(remaining: Int)
 }
 
-public enum Session {
-    /// Runs one planned run and returns its description and summary (not yet written).
-    public static func execute(_ run: SessionSettings.PlannedRun, settings: SessionSettings, topology: Topology,
-                               runID: String, machine: String, gitCommit: String) throws -> (RunDescription, RunSummary) {
+/// What the matrix loop did.
+public struct MatrixOutcome: Sendable {
+    public var planned: Int
+    public var skipped: Int
+    public var ran: Int
+    /// Runs of this process whose status is not ok (hung, mutex-violation, failed).
+    public var failed: Int
+    /// Runs already recorded when this process started whose status is not ok: after a hang the
+    /// sweep continues in a fresh process, which must still report the hung run.
+    public var failedEarlier: Int
+    public var interrupted: Bool
+    /// The run that hung, which ended the loop (its threads still spin), and the runs left after it.
+    public var hung: (configKey: String, remaining: Int)?
+}
+
+extension RunMatrix {
+    /// The one run loop of `run` and `sweep`: runs the planned runs in order, appending each to
+    /// `writer` as it finishes. With `resume`, runs whose config key `writer` already holds are
+    /// skipped. Stops after the current run when a stop was requested (SIGINT/SIGTERM), and after
+    /// a hung run (its threads still spin: measuring more in this process would measure them too).
+    public func execute(topology: Topology, writer: ResultsWriter, machine: String, gitCommit: String,
+                        resume: Bool, onEvent: (MatrixEvent) -> Void) throws -> MatrixOutcome {
+        let planned = plannedRuns
+        let recorded = resume ? writer.recordedConfigKeys : []
+        let todo = planned.filter { !recorded.contains(configKey($0, topology: topology)) }
+        let plannedKeys = Set(planned.map { configKey($0, topology: topology) })
+        let failedEarlier = resume ? writer.existingRows.filter {
+            plannedKeys.contains($0["config_key"] ?? "") && $0["status"] != RunStatus.ok.rawValue
+        }.count : 0
+        onEvent(.started(total: planned.count, alreadyRecorded: planned.count - todo.count, toRun: todo.count))
+
+        var outcome = MatrixOutcome(planned: planned.count, skipped: planned.count - todo.count, ran: 0, failed: 0,
+                                    failedEarlier: failedEarlier, interrupted: false, hung: nil)
+        let started = CycleClock.monotonicNanoseconds()
+        for (i, run) in todo.enumerated() {
+            if StopRequest.requested {
+                outcome.interrupted = true
+                onEvent(.interrupted(remaining: todo.count - i))
+                break
+            }
+            let (description, summary) = try measure(run, topology: topology, runID: writer.nextRunID(),
+                                                     machine: machine, gitCommit: gitCommit)
+            try writer.append(description, summary)
+            outcome.ran += 1
+            if summary.status != .ok { outcome.failed += 1 }
+            let perRun = Double(CycleClock.monotonicNanoseconds() &- started) / 1e9 / Double(i + 1)
+            onEvent(.finished(done: i + 1, toRun: todo.count, run: run, summary: summary,
+                              etaSeconds: perRun * Double(todo.count - i - 1)))
+            if summary.status == .hung {
+                outcome.hung = (description.configKey, todo.count - i - 1)
+                break
+            }
+        }
+        return outcome
+    }
+
+    /// Measures one planned run and returns its description and summary (not yet written).
+    public func measure(_ run: PlannedRun, topology: Topology, runID: String, machine: String,
+                        gitCommit: String) throws -> (RunDescription, RunSummary) {
         let plan = try topology.plan(threads: run.threads, placement: run.placement)
-        let threads = plan.threads.map { HarnessThread(index: $0.thread, cpu: $0.cpu, node: $0.node) }
         let config = RunConfig(
-            spec: run.spec, threads: threads, nodeCount: topology.nodeCount,
-            length: .timed(warmupSeconds: settings.warmupSeconds, measureSeconds: settings.durationSeconds),
-            sampleEvery: settings.sampleEvery, trylockEvery: 0, memory: LabMemory(policy: settings.memory),
-            seed: settings.seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: settings.stallTimeoutSeconds)
+            spec: run.spec, threads: plan.slots, nodeCount: topology.nodeCount,
+            length: .timed(warmupSeconds: warmupSeconds, measureSeconds: durationSeconds),
+            sampleEvery: sampleEvery, trylockEvery: 0, memory: LabMemory(policy: memory),
+            seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds)
         let raw = try run.spec.entry.run(config, run.workload)
         let summary = RunSummary(raw)
         let description = RunDescription(
             runID: runID, spec: run.spec, threads: run.threads, placement: run.placement.description,
             nodes: plan.nodesUsed, virtualNodes: topology.virtualNodes, oversubscribed: plan.oversubscribed,
-            workload: run.workload, memNode: settings.memory.description,
-            durationSeconds: settings.durationSeconds, warmupSeconds: settings.warmupSeconds,
-            repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: settings.sampleEvery,
-            machine: machine, gitCommit: gitCommit, experiment: settings.experiment)
+            workload: run.workload, memNode: memory.description,
+            durationSeconds: durationSeconds, warmupSeconds: warmupSeconds,
+            repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: sampleEvery,
+            machine: machine, gitCommit: gitCommit, experiment: experiment)
         return (description, summary)
     }
 
