@@ -100,7 +100,9 @@ public struct LockEnvironment: Sendable {
 /// Conformers are structs of pointers (cheap to copy, no ARC) living in this module, with
 /// `@inline(__always)` on `lock`/`unlock`/`tryLock`: the harness is generic over the type and is
 /// entered through `LockEntry`, so each lock compiles into its own specialised loop.
-public protocol LockAlgorithm {
+/// `SendableMetatype`: the registry's `LockEntry` (Sendable) keeps each lock's type, and a type
+/// is shared by every thread of a run; a lock's statics are immutable descriptors.
+public protocol LockAlgorithm: SendableMetatype {
     /// Per-thread state: queue nodes, a ticket, nothing (`NoContext`).
     associatedtype Context
 
