@@ -66,8 +66,13 @@ compare-ck: build
 ## test: every test: the Swift suite (mutual exclusion, topology, output) and the report's tests
 test: setup test-swift test-python
 
+## test-swift: build (failing on any compiler or SwiftPM warning: a clean build prints none; an
+## incremental build only shows the warnings of what it recompiles), then the Swift tests.
+BUILD_LOG := .build/build-output.log
 test-swift:
-	swift build --build-tests
+	@mkdir -p .build
+	set -o pipefail; swift build --build-tests 2>&1 | tee $(BUILD_LOG)
+	@if grep -n "warning:" $(BUILD_LOG); then echo "make: the build printed the warnings above; a clean build prints none"; exit 1; fi
 	swift test --skip-build
 
 test-python: setup-python
