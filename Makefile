@@ -11,12 +11,12 @@ QUICK_EXPERIMENT ?= Experiments/quick.yaml
 # The report's Python packages go into a virtual environment this Makefile owns (.venv, git-ignored),
 # never into the system's or the user's python3. It sees the system's site-packages, so pinned
 # versions already installed there are used as they are; anything missing or at another version is
-# installed into .venv. `locklab report` finds .venv beside Experiments/ (or set LOCKLAB_PYTHON).
+# installed into .venv. `locklab report` uses the .venv beside Experiments/ when there is one
+# (LOCKLAB_PYTHON overrides).
 SYSTEM_PYTHON ?= python3
 VENV := .venv
 PYTHON := $(CURDIR)/$(VENV)/bin/python3
 REPORT_REQUIREMENTS := Experiments/report/requirements.txt
-export LOCKLAB_PYTHON := $(PYTHON)
 
 .PHONY: sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-tsan torture model-check ci compare-ck clean
 

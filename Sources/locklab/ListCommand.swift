@@ -29,9 +29,9 @@ struct ListCommand: ParsableCommand {
             print("\(family.rawValue):")
             let rows = members.map { d -> [String] in
                 let options = d.options.map { "\($0.key)=\($0.defaultValue)" }.joined(separator: " ")
-                return [d.name, d.waiting.rawValue, d.supportsTryLock ? "trylock" : "", options, d.paper]
+                return [d.name, d.waiting.rawValue, d.supportsTryLock ? "yes" : "no", options, d.paper]
             }
-            let table = textTable(header: ["lock", "waits", "", "options (default)", "paper"], rows: rows)
+            let table = textTable(header: ["lock", "waits", "trylock", "options (default)", "paper"], rows: rows)
             print(table.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         }
         print("Options: NAME:KEY=VALUE[:KEY=VALUE], e.g. backoff:max-backoff=4096.")

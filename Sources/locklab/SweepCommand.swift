@@ -9,10 +9,10 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Run an experiment file's matrix into DIR; rerun the same command to resume.",
         discussion: """
-            Runs go in a seeded random order, repeats outermost. Each finished run is appended to
-            DIR/runs.csv and DIR/threads.csv at once (fsynced). Restarted on the same DIR, the sweep
-            skips every run already recorded. Ctrl-C stops after the current run; a second Ctrl-C
-            stops at once. A hung run is recorded with status=hung and the sweep continues in a fresh
+            Runs go in a seeded random order, repeats outermost. Each finished run is appended to \
+            DIR/runs.csv and DIR/threads.csv at once (fsynced). Restarted on the same DIR, the sweep \
+            skips every run already recorded. Ctrl-C stops after the current run; a second Ctrl-C \
+            stops at once. A hung run is recorded with status=hung and the sweep continues in a fresh \
             process. See Experiments/*.yaml for the file format.
             """)
 
@@ -40,21 +40,20 @@ struct SweepCommand: ParsableCommand {
     func run() throws {
         let experiment = try Experiment.load(path: file)
         let topology = try experiment.topology(virtualNodesOverride: virtualNodes)
+        let matrix = try experiment.matrix(on: topology)
+        for note in matrix.notes + matrix.limitNotes { print("note: \(note)") }
         if dryRun {
-            let matrix = try experiment.matrix(on: topology)
             for run in matrix.plannedRuns { print(matrix.configKey(run, topology: topology)) }
-            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary)")
+            let seconds = matrix.estimatedSeconds()
+            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary); about \(formatDuration(seconds)) "
+                  + "(each run: warm-up \(csvNumber(matrix.warmupSeconds)) s + \(csvNumber(matrix.durationSeconds)) s measured "
+                  + "+ about 0.05 s to start; runs already in DIR are skipped)")
             return
         }
         try Manifest.refuseReferenceFolder(out)
-        if replaceStale, let existing = Manifest.read(in: out),
-           let reason = existing.conflict(machine: MachineInfo.current(), build: BuildInfo.current(), topology: topology.summary) {
-            let aside = "\(out).stale-\(existing.build.buildID ?? existing.build.gitCommit)"
-            try? FileManager.default.removeItem(atPath: aside)
-            do { try FileManager.default.moveItem(atPath: out, toPath: aside) } catch {
-                throw LabError.io("cannot move \(out) aside to \(aside): \(error.localizedDescription)")
-            }
-            print("note: \(out) held results of \(reason); moved to \(aside)")
+        if replaceStale, let note = try Manifest.moveStaleAside(out, machine: MachineInfo.current(), build: BuildInfo.current(),
+                                                                 topology: topology.summary) {
+            print("note: \(note)")
         }
         StopRequest.install()
         let terminal = isatty(STDOUT_FILENO) != 0

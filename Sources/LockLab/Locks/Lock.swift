@@ -157,13 +157,20 @@ public enum LockError: Error, CustomStringConvertible, Equatable {
     case unknownOption(lock: String, key: String, accepted: [String])
     case badOptionValue(lock: String, key: String, value: String, accepted: String)
     case malformedSpec(String)
+    case repeatedOption(spec: String, key: String)
     case tooManyThreads(lock: String, threads: Int, max: Int)
     case unsupported(String)
 
     public var description: String {
         switch self {
         case let .unknownLock(name, known):
-            return "unknown lock '\(name)'; known locks: \(known.joined(separator: ", "))"
+            var hint = ""
+            if name.lowercased() == "null" && known.contains("no-lock") {
+                hint = "; did you mean 'no-lock'? (it was called 'null', which CSV readers take for a missing value)"
+            } else if let near = closestName(to: name, among: known) {
+                hint = "; did you mean '\(near)'?"
+            }
+            return "unknown lock '\(name)'\(hint); known locks: \(known.joined(separator: ", "))"
         case let .unknownOption(lock, key, accepted):
             let list = accepted.isEmpty ? "it takes no options" : "accepted: \(accepted.joined(separator: ", "))"
             return "lock '\(lock)' has no option '\(key)'; \(list)"
@@ -171,12 +178,35 @@ public enum LockError: Error, CustomStringConvertible, Equatable {
             return "lock '\(lock)': option \(key)=\(value) is not valid; expected \(accepted)"
         case let .malformedSpec(spec):
             return "malformed lock spec '\(spec)'; expected NAME or NAME:KEY=VALUE[:KEY=VALUE...]"
+        case let .repeatedOption(spec, key):
+            return "lock spec '\(spec)' sets option '\(key)' more than once; give each option once"
         case let .tooManyThreads(lock, threads, max):
             return "lock '\(lock)' supports at most \(max) thread(s), asked for \(threads)"
         case let .unsupported(what):
             return what
         }
     }
+}
+
+/// The name in `names` nearest to `name` (edit distance at most a third of its length, at least 1,
+/// or one is a prefix of the other), for "did you mean".
+func closestName(to name: String, among names: [String]) -> String? {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1]
+            for (j, cb) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let lower = Array(name.lowercased())
+    let scored = names.map { ($0, distance(lower, Array($0))) }.sorted { $0.1 < $1.1 }
+    if let best = scored.first, best.1 <= max(1, lower.count / 3) { return best.0 }
+    if lower.count >= 2, let prefixed = names.first(where: { $0.hasPrefix(String(lower)) }) { return prefixed }
+    return nil
 }
 
 /// Resolved option values of one lock: every declared key, explicit or default.

@@ -277,6 +277,22 @@ public struct Manifest: Codable, Sendable {
         }
     }
 
+    /// `--replace-stale`: when `directory` holds results of another machine, build or topology,
+    /// moves it to DIR.stale-BUILDID (replacing an older such folder) and returns the note to
+    /// print; nil when it holds none. Never moves a reference folder.
+    public static func moveStaleAside(_ directory: String, machine: MachineInfo, build: BuildInfo,
+                                      topology: String) throws -> String? {
+        try refuseReferenceFolder(directory)
+        guard let existing = read(in: directory),
+              let reason = existing.conflict(machine: machine, build: build, topology: topology) else { return nil }
+        let aside = "\(directory).stale-\(existing.build.buildID ?? existing.build.gitCommit)"
+        try? FileManager.default.removeItem(atPath: aside)
+        do { try FileManager.default.moveItem(atPath: directory, toPath: aside) } catch {
+            throw LabError.io("cannot move \(directory) aside to \(aside): \(error.localizedDescription)")
+        }
+        return "\(directory) held results of \(reason); moved to \(aside)"
+    }
+
     /// Records this invocation in DIR/manifest.json, creating it, or refusing when the folder holds
     /// another machine's or another build's results (unless `allowMixing`), or is a reference folder.
     public static func record(in directory: String, machine: MachineInfo, build: BuildInfo, topology: String,
@@ -295,7 +311,7 @@ public struct Manifest: Codable, Sendable {
                 throw LabError.io("\(path) is not a LockLab manifest; use a new output folder")
             }
             if !allowMixing, let reason = existing.conflict(machine: machine, build: build, topology: topology) {
-                throw LabError.impossible("\(directory) holds results of \(reason); refusing to mix (pass --allow-mixing to override)")
+                throw LabError.impossible("\(directory) holds results of \(reason); refusing to mix (--replace-stale moves them aside, --allow-mixing mixes them)")
             }
             manifest = existing
             manifest.invocations.append(invocation)
