@@ -29,7 +29,7 @@ let package = Package(
         .plugin(name: "BuildIdentityPlugin", capability: .buildTool(),
                 dependencies: ["locklab-build-identity"], path: "Plugins/BuildIdentityPlugin"),
         // The library: locks, topology, harness, results. The hot loop and the locks live in this
-        // one module so each (lock, workload) pair specialises (SWIFT-PERF.md, pitfall 3).
+        // one module so each (lock, workload) pair specialises (docs/performance.md, "Specialisation across modules").
         .target(
             name: "LockLab",
             dependencies: [

@@ -21,7 +21,7 @@ struct ConfigIdentityTests {
     }
 
     @Test func testDuplicatesInAnExperimentFileRunOnceWithANote() throws {
-        // ../shared/field/duplicate-lock.yaml, as reported.
+        // The field report's duplicate-lock.yaml (issue 15), as reported.
         let text = """
             name: duplicate-lock
             locks: [tas, tas, "backoff", "backoff:max-backoff=1024"]

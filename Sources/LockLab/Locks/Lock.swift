@@ -2,7 +2,7 @@
 //
 // A lock is a trivial struct over memory it allocated itself (with `LabMemory`, so that it lands on
 // the NUMA node the run asks for). Copying the struct copies pointers, never state: the harness
-// hands one copy to each thread, and there is no ARC traffic in the hot loop (SWIFT-PERF.md, 4).
+// hands one copy to each thread, and there is no ARC traffic in the hot loop (docs/performance.md).
 // The lock's storage never moves: it is a manually allocated, 128-byte aligned block.
 //
 // Per-thread state (queue nodes and the like) is a `Context` made once per thread, on that thread,
@@ -17,7 +17,7 @@ public enum WaitingPolicy: String, Sendable, CaseIterable {
     case never
 }
 
-/// The families `locklab list` groups by (CATALOG.md's headings).
+/// The families `locklab list` groups by.
 public enum LockFamily: String, Sendable, CaseIterable {
     case baseline
     case reference = "ck-reference"
