@@ -41,7 +41,9 @@ struct ResultsFolderTests {
         #expect(throws: Never.self) { try Manifest.refuseReferenceFolder(temporaryDirectory("reference")) }
     }
 
-    @Test(.timeLimit(.minutes(5)))
+    // About 40 s (a venv, a tiny sweep and its report): not again under ThreadSanitizer, where it
+    // would check nothing new (it runs the ordinary build).
+    @Test(.timeLimit(.minutes(5)), .disabled(if: ThreadSanitizer.isActive, "the Makefile and git, not concurrency"))
     func testMakeQuickInAFreshCloneLeavesGitStatusCleanAndTheReferenceUntouched() throws {
         let scratch = temporaryDirectory("clone")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
