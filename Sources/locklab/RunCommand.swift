@@ -76,6 +76,8 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-BUILDID and start afresh.")
     var replaceStale = false
+    @Option(help: ArgumentHelp("A coherence.csv (`locklab coherence --out`) for the handover ceiling at two threads; default: DIR/coherence.csv or DIR/../coherence/coherence.csv of this machine.", valueName: "FILE"))
+    var coherence: String?
 
     func run() throws {
         let machineTopology = try Topology.load(.thisMachine, virtualNodes: virtualNodes)
@@ -99,6 +101,7 @@ struct RunCommand: ParsableCommand {
                                                                  topology: machineTopology.summary) {
             print("note: \(note)")
         }
+        let coherenceFile = try HandoverCeilingTable.locate(explicit: coherence, out: out, machine: machine)
         let writer = try ResultsWriter(directory: out)
         _ = try Manifest.record(in: out, machine: machine, build: build, topology: machineTopology.summary,
                                 latencySampling: RunMatrix.samplingNote(sample),
@@ -119,11 +122,17 @@ struct RunCommand: ParsableCommand {
         let header = ["lock", "thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
         print(textTable(header: header, rows: []))
         var rows: [(String, Int, Double)] = []
+        var twoThreadRuns: [TwoThreadRun] = []
         var failures: [String] = []
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
             guard case let .finished(_, _, run, summary, _) = event else { return }
             rows.append((run.spec.label, run.threads, summary.opsPerSecond))
+            if run.threads == 2, summary.status == .ok {
+                twoThreadRuns.append(TwoThreadRun(label: run.spec.label, lock: run.spec.name,
+                                                  opsPerSecond: summary.opsPerSecond,
+                                                  handoversPerSecond: summary.handoversPerSecond))
+            }
             let cells = [
                 run.spec.label, "\(run.threads)", "\(run.repeatIndex)",
                 String(format: "%.3f", summary.opsPerSecond / 1e6), String(format: "%.1f", summary.nanosecondsPerOp),
@@ -143,6 +152,11 @@ struct RunCommand: ParsableCommand {
             print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
         }
         printMedians(rows, repeats: repeats)
+        if let coherenceFile {
+            if let note = coherenceFile.note { print(note) }
+            try HandoverCeilingTable.print(runs: twoThreadRuns, coherencePath: coherenceFile.path, topology: machineTopology,
+                                           placement: matrix.placements[0], workload: matrix.workloads[0])
+        }
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
         if outcome.failed > 0 {
             let reason = failures.first.map { ": \($0)" } ?? " (see the status column)"

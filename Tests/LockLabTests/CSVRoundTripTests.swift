@@ -64,9 +64,13 @@ struct CSVRoundTripTests {
         let rows = try readCSV(path: out + "/runs.csv").rows
         #expect(rows.contains { $0["lock"] == "no-lock" })
         #expect(rows.allSatisfy { $0["experiment"] == "a \"quoted\", name" })
-        var paths = [dir + "/list.csv", dir + "/plan.csv", out + "/runs.csv", out + "/threads.csv"]
+        // The coherence probe's coherence.csv and handover_lines.csv (lock names, line models).
+        let probe = try locklab(["coherence", "--reps", "50", "--out", dir + "/coherence"])
+        #expect(probe.status == 0, "\(probe.stderr)")
+        var paths = [dir + "/list.csv", dir + "/plan.csv", out + "/runs.csv", out + "/threads.csv",
+                     dir + "/coherence/coherence.csv", dir + "/coherence/handover_lines.csv"]
         if FileManager.default.fileExists(atPath: out + "/fits.csv") { paths.append(out + "/fits.csv") }
-        #expect(paths.count == 5, "the report wrote no fits.csv: \(sweep.stderr)")
+        #expect(paths.count == 7, "the report wrote no fits.csv: \(sweep.stderr)")
         try roundTrip(paths)
     }
 
