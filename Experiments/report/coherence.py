@@ -373,6 +373,15 @@ def markdown(cdf, lines, path, figures, ceiling_rows, manifest=None):
                     f"{_fmt(r['fraction'], '.2f')} | "
                     f"{_fmt(r['handover_fraction'], '.2f')} |")
             out.append("")
+            over = sorted(r["lock"] for r in ceiling_rows
+                          if r["handover_fraction"] > 1.05)
+            if over:
+                out += [f"**Note: {', '.join(over)} handed over faster "
+                        "than the ceiling allows: this coherence result does "
+                        "not describe the CPUs these runs had (another "
+                        "machine, or another boot of a VM whose vCPUs the "
+                        "host placed elsewhere). Measure both in one "
+                        "session.**", ""]
         elif t is not None or len(meds):
             out += ["| lock | lock lines | why | " + " | ".join(
                 f"ceiling {d} (M/s, cs_lines 1)" for d in meds) + " |",

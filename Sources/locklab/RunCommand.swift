@@ -34,7 +34,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: ArgumentHelp("Repetitions of every (lock, threads).", valueName: "R"))
     var repeats: Int = 1
 
-    @Option(name: .customLong("cs-lines"), parsing: .unconditional, help: ArgumentHelp("Shared cache lines read-modify-written in the critical section.", valueName: "K"))
+    @Option(help: ArgumentHelp("Comma-separated workloads, each NAME[:KEY=VALUE...]: micro (default), counter, queue, stack, hashtable, list, pqueue; 'all' is every one (see README, Workloads).", valueName: "workloads"))
+    var workload: String = "micro"
+
+    @Option(name: .customLong("cs-lines"), parsing: .unconditional, help: ArgumentHelp("micro: shared cache lines read-modify-written in the critical section, the harness's record line included.", valueName: "K"))
     var csLines: Int = 1
 
     @Option(name: .customLong("cs-ns"), parsing: .unconditional, help: ArgumentHelp("Busy-wait inside the critical section, ns.", valueName: "ns"))
@@ -87,8 +90,8 @@ struct RunCommand: ParsableCommand {
         }
         var matrix = RunMatrix(
             locks: specs, threadCounts: counts, repeats: repeats,
-            workloads: [MicrobenchmarkParameters(csLines: csLines, csNanoseconds: csNanoseconds,
-                                                 ncsNanoseconds: ncsNanoseconds, ncsRandom: ncsRandom)],
+            workloads: try WorkloadSpec.parseList(workload, defaults: [
+                "cs-lines": csLines, "cs-ns": csNanoseconds, "ncs-ns": ncsNanoseconds, "ncs-random": ncsRandom ? 1 : 0]),
             placements: [try Placement(parsing: placement)], memory: try MemoryPolicy(parsing: memNode),
             warmupSeconds: warmup, durationSeconds: duration, sampleEvery: sample, seed: seed,
             stallTimeoutSeconds: stallTimeout)
@@ -119,7 +122,8 @@ struct RunCommand: ParsableCommand {
         for t in counts {
             if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }
         }
-        let header = ["lock", "thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
+        let showWorkload = matrix.workloads.count > 1 || matrix.workloads.first?.kind != .micro
+        let header = ["lock"] + (showWorkload ? ["workload"] : []) + ["thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
         print(textTable(header: header, rows: []))
         var rows: [(String, Int, Double)] = []
         var twoThreadRuns: [TwoThreadRun] = []
@@ -127,14 +131,15 @@ struct RunCommand: ParsableCommand {
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
             guard case let .finished(_, _, run, summary, _) = event else { return }
-            rows.append((run.spec.label, run.threads, summary.opsPerSecond))
+            let name = showWorkload ? "\(run.spec.label) \(run.workload.label)" : run.spec.label
+            rows.append((name, run.threads, summary.opsPerSecond))
             if run.threads == 2, summary.status == .ok {
-                twoThreadRuns.append(TwoThreadRun(label: run.spec.label, lock: run.spec.name,
+                twoThreadRuns.append(TwoThreadRun(label: name, lock: run.spec.name,
                                                   opsPerSecond: summary.opsPerSecond,
                                                   handoversPerSecond: summary.handoversPerSecond))
             }
-            let cells = [
-                run.spec.label, "\(run.threads)", "\(run.repeatIndex)",
+            let cells = [run.spec.label] + (showWorkload ? [run.workload.label] : []) + [
+                "\(run.threads)", "\(run.repeatIndex)",
                 String(format: "%.3f", summary.opsPerSecond / 1e6), String(format: "%.1f", summary.nanosecondsPerOp),
                 String(format: "%.3f", summary.jainFairness),
                 String(format: "%.0f", summary.latency.p50), String(format: "%.0f", summary.latency.p99),
@@ -152,10 +157,11 @@ struct RunCommand: ParsableCommand {
             print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
         }
         printMedians(rows, repeats: repeats)
-        if let coherenceFile {
+        // The handover ceiling models the microbenchmark's lines only.
+        if let coherenceFile, let micro = matrix.workloads.first?.microParameters, matrix.workloads.count == 1 {
             if let note = coherenceFile.note { print(note) }
             try HandoverCeilingTable.print(runs: twoThreadRuns, coherencePath: coherenceFile.path, topology: machineTopology,
-                                           placement: matrix.placements[0], workload: matrix.workloads[0])
+                                           placement: matrix.placements[0], workload: micro)
         }
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
         if outcome.failed > 0 {

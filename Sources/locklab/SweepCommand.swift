@@ -95,9 +95,11 @@ struct SweepCommand: ParsableCommand {
         case let .started(total, recorded, toRun):
             print("\(plural(total, "run")) planned, \(recorded) already recorded, \(toRun) to run")
         case let .finished(done, toRun, run, summary, eta):
-            let line = String(format: "[%d/%d] %@ t=%d %@ cl=%d cs=%d ncs=%d r%d: %.3f Mops/s %@ (ETA %@)",
-                              done, toRun, run.spec.label, run.threads, run.placement.description, run.workload.csLines,
-                              run.workload.csNanoseconds, run.workload.ncsNanoseconds, run.repeatIndex,
+            let what = run.workload.kind == .micro
+                ? "cl=\(run.workload.csLines ?? 1) cs=\(run.workload.csNanoseconds ?? 0)" : run.workload.label
+            let line = String(format: "[%d/%d] %@ t=%d %@ %@ ncs=%d r%d: %.3f Mops/s %@ (ETA %@)",
+                              done, toRun, run.spec.label, run.threads, run.placement.description, what,
+                              run.workload.ncsNanoseconds, run.repeatIndex,
                               summary.opsPerSecond / 1e6, summary.status.rawValue, formatDuration(eta))
             if terminal {
                 // One line that rewrites itself; a newline at the end.

@@ -81,6 +81,7 @@ struct CSVRoundTripTests {
         var names = LockRegistry.all.map(\.descriptor).flatMap { d in
             [d.name, d.family.rawValue, d.waiting.rawValue] + d.options.map(\.key)
         }
+        names += WorkloadKind.allCases.flatMap { [$0.rawValue] + $0.options.map(\.key) }
         names += ["ok", "mutex-violation", "hung", "failed", "compact", "scatter", "local", "interleave"]
         names += [RunStatus.ok.rawValue, RunStatus.hung.rawValue, RunStatus.mutexViolation.rawValue]
         for name in names {

@@ -28,7 +28,7 @@ private func limitKey(_ lock: String) -> String { lock == "hmcs" ? "threshold" :
 private func probe(_ lock: String, options: String = "", nodeCount: Int = 2, holderNode: Int = 0,
                    waiterNodes: [Int], holdMicroseconds: Int = 0) throws -> ProbeResult {
     let entry = try #require(LockRegistry.lookup(lock))
-    return try probeAcquisitionOrder(entry.type, options: options, nodeCount: nodeCount,
+    return try probeAcquisitionOrder(entry.type!, options: options, nodeCount: nodeCount,
                                      holderNode: holderNode, waiterNodes: waiterNodes,
                                      holdMicroseconds: holdMicroseconds)
 }
@@ -116,7 +116,7 @@ struct CohortPolicyTests {
     @Test("trylock from another node fails while held and leaves no lock behind", arguments: hierarchical)
     func testTrylockFromOtherNodeBacksOut(lock: String) throws {
         let entry = try #require(LockRegistry.lookup(lock))
-        try checkCrossNodeTrylock(entry.type)
+        try checkCrossNodeTrylock(entry.type!)
     }
 }
 

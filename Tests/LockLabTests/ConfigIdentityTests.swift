@@ -56,6 +56,12 @@ struct ConfigIdentityTests {
         #expect(matrix.placements == [.compact])
         #expect(matrix.notes.count == 4, "\(matrix.notes)")
         #expect(matrix.plannedRuns.count == 4)
+        // Workloads by their resolved settings too: the default spelled out is the same workload.
+        let workloads = RunMatrix(locks: try LockSpec.parseList("tas"), threadCounts: [1],
+                                  workloads: [try WorkloadSpec(parsing: "hashtable"), try WorkloadSpec(parsing: "hashtable"),
+                                              try WorkloadSpec(parsing: "queue")])
+        #expect(workloads.workloads.map(\.name) == ["hashtable", "queue"])
+        #expect(throws: LabError.self) { try WorkloadSpec(parsing: "hashtable:keys=64:keys=128") }
     }
 
     @Test func testASecondRunIntoAFolderAddsRepeatsWithNewNumbers() throws {

@@ -163,3 +163,20 @@ def test_bad_coherence_file_is_one_line_exit_2(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "lacks" in r.stderr
     r = report(runs, "--coherence", str(tmp_path / "missing.csv"))
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_handovers_above_the_ceiling_are_flagged(tmp_path):
+    """Every acquisition a handover, at ~20 M/s against a 2.5 M/s ceiling:
+    the coherence file cannot describe these runs' CPUs."""
+    import pandas as pd
+    runs = tmp_path / "quick"
+    write_runs_csv(runs)
+    df = pd.read_csv(runs / "runs.csv", dtype=str, keep_default_na=False)
+    df["handovers_per_sec"] = df["ops_per_sec"]
+    df.to_csv(runs / "runs.csv", index=False)
+    write_threads_csv(runs)
+    write_coherence(tmp_path / "coherence")
+    r = report(runs)
+    assert r.returncode == 0, r.stderr
+    text = (runs / "report.md").read_text()
+    assert "**Note: mcs, tas handed over faster than the ceiling" in text

@@ -46,32 +46,61 @@ public enum LockRegistry {
     }
 }
 
-/// A registered lock with its specialised entry points. Built with the concrete type, so the
-/// closures below call `Harness.measure` specialised for that lock (an existential opened at run time
-/// would run the unspecialised generic loop).
-public struct LockEntry: Sendable {
-    public let type: any LockAlgorithm.Type
-    public var descriptor: LockDescriptor { type.descriptor }
-    private let runMicrobenchmark: @Sendable (RunConfig, MicrobenchmarkParameters) throws -> RawRunResult
-    private let runTorture: @Sendable (TortureConfig) throws -> TortureResult
+/// A registered executor (every lock, through `LockExecutor`) with its specialised entry points.
+/// Built with the concrete type, so the closures below call `Harness.measure` specialised for it
+/// and, through `WorkloadSpec.bind`, for each workload (an existential opened at run time would
+/// run the unspecialised generic loop).
+public struct LockEntry: @unchecked Sendable {
+    /// The lock type (nil for an executor that is not a lock, such as a delegation executor).
+    public let type: (any LockAlgorithm.Type)?
+    public let descriptor: LockDescriptor
+    private let runWorkload: @Sendable (RunConfig, WorkloadSpec) throws -> RawRunResult
+    private let runTorture: (@Sendable (TortureConfig) throws -> TortureResult)?
 
+    /// A lock: measured through `LockExecutor<L>`, tortured by `Torture`.
     public init<L: LockAlgorithm>(_ type: L.Type) {
         self.type = type
-        runMicrobenchmark = { config, parameters in
-            let workload = Microbenchmark(parameters, memory: config.memory)
-            return try Harness.measure(L.self, workload: workload, config: config)
+        descriptor = L.descriptor
+        runWorkload = { config, workload in
+            try workload.bind(MeasureBinder<LockExecutor<L>>(config: config),
+                              environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
         }
         runTorture = { config in try Torture.run(L.self, config: config) }
     }
 
-    /// Runs the lock microbenchmark with this lock.
+    /// An executor that is not a lock (delegation): measured on every workload; no torture yet.
+    public init<E: Executor>(executor: E.Type) {
+        type = nil
+        descriptor = E.descriptor
+        runWorkload = { config, workload in
+            try workload.bind(MeasureBinder<E>(config: config),
+                              environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
+        }
+        runTorture = nil
+    }
+
+    /// Runs `workload` with this executor.
+    public func run(_ config: RunConfig, _ workload: WorkloadSpec) throws -> RawRunResult {
+        try runWorkload(config, workload)
+    }
+
+    /// Runs the lock microbenchmark with this executor.
     public func run(_ config: RunConfig, _ parameters: MicrobenchmarkParameters) throws -> RawRunResult {
-        try runMicrobenchmark(config, parameters)
+        try runWorkload(config, .micro(parameters))
     }
 
     /// Tortures this lock (`locklab torture`).
     public func torture(_ config: TortureConfig) throws -> TortureResult {
-        try runTorture(config)
+        guard let runTorture else { throw LockError.unsupported("\(descriptor.name): torture drives locks only") }
+        return try runTorture(config)
+    }
+}
+
+/// Runs `Harness.measure` for executor `E` with whichever workload the spec builds.
+struct MeasureBinder<E: Executor>: WorkloadBinder {
+    let config: RunConfig
+    func run<W: Workload>(_ workload: W) throws -> RawRunResult {
+        try Harness.measure(executor: E.self, workload: workload, config: config)
     }
 }
 

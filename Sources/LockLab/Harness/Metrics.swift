@@ -24,8 +24,9 @@ public struct RawRunResult {
     public let counter: UInt64
     /// Acquisitions over the whole run (all threads, warm-up included).
     public let progressOps: UInt64
-    public let workloadCheck: Bool
-    /// Why the run failed (status `failed`); nil otherwise.
+    /// The workload's checks (invariants, and the model replay when the operations were logged).
+    public let workloadCheck: WorkloadCheck
+    /// Why the run failed (status `failed`) or which workload check failed; nil otherwise.
     public let failure: String?
 }
 

@@ -1,15 +1,20 @@
-// The generic runner: T threads (a ThreadGroup), one lock, one workload, one specialised loop.
+// The generic runner: T client threads (and an executor's helper threads) in one ThreadGroup, one
+// executor, one workload, one specialised loop.
 //
 // Phases (the group's phase word): 0 wait at the start barrier, 1 warm-up, 2 measure, 3 stop.
 // Threads read the phase with a relaxed load once per iteration. Each thread counts its own
 // operations in registers and publishes progress every 256 operations for the watchdog.
 //
-// Per iteration, in order: [sampled: read the cycle counter] acquire [sampled: read it again]
-// plain counter += 1; handover bookkeeping; workload's critical section; release; [sampled: record
-// the acquire latency into the thread's histogram]; workload's outside section.
+// Per iteration, in order: op = next operation; [sampled: read the cycle counter] result =
+// execute(op) [sampled: the target stamps the cycle counter when the operation starts being
+// applied; the acquire latency is the difference]; completed(op, result); the workload's outside
+// section. Inside `execute`, the applying thread's target bumps the harness record's plain counter
+// (in the workload's first shared line), notes a handover when the previous applier was another
+// thread, and applies the operation to the structure.
 //
-// Nothing in the loop allocates, retains or calls through an existential: `run` is generic over the
-// lock and the workload, and is entered through `LockEntry`, which is built with concrete types.
+// Nothing in the loop allocates, retains or calls through an existential: `measure` is generic
+// over the executor and the workload, and is entered through the catalog, which is built with
+// concrete types.
 
 import CShims
 import Foundation
@@ -25,7 +30,10 @@ public enum RunLength: Sendable, Equatable {
 
 public struct RunConfig: Sendable {
     public var spec: LockSpec
+    /// The client threads.
     public var threads: [ThreadSlot]
+    /// The executor's helper threads, on CPUs the plan reserved (indices after the clients').
+    public var helpers: [ThreadSlot]
     /// NUMA nodes of the run; thread node ids are below this.
     public var nodeCount: Int
     public var length: RunLength
@@ -38,13 +46,19 @@ public struct RunConfig: Sendable {
     public var seed: UInt64
     /// A run whose threads make no progress for this long is declared hung.
     public var stallTimeoutSeconds: Double
+    /// Record every applied operation and its result, in application order, for the workload's
+    /// model check (the validator; `.iterations` runs only).
+    public var logOperations: Bool
 
     public init(spec: LockSpec, threads: [ThreadSlot], nodeCount: Int = 1,
                 length: RunLength = .timed(warmupSeconds: 0.2, measureSeconds: 1),
                 sampleEvery: Int = Harness.defaultSampleEvery, trylockEvery: Int = 0,
-                memory: LabMemory = LabMemory(), seed: UInt64 = 1, stallTimeoutSeconds: Double = 30) {
+                memory: LabMemory = LabMemory(), seed: UInt64 = 1, stallTimeoutSeconds: Double = 30,
+                helpers: [ThreadSlot] = [], logOperations: Bool = false) {
         self.spec = spec
         self.threads = threads
+        self.helpers = helpers
+        self.logOperations = logOperations
         self.nodeCount = nodeCount
         self.length = length
         self.sampleEvery = sampleEvery
@@ -55,23 +69,81 @@ public struct RunConfig: Sendable {
     }
 }
 
-/// Data only the lock holder touches, on its own block: the plain (non-atomic) counter that must
-/// equal the number of acquisitions, and the previous holder's thread (index + 1) and node.
+/// One applying thread's own words (its own 128-byte block, written only by that thread): the
+/// handovers it saw and when its timed operation started being applied.
 @usableFromInline
-struct GuardedRecord {
-    @usableFromInline var counter: UInt64
-    @usableFromInline var lastHolder: UInt64
-    @usableFromInline var lastNode: UInt64
+struct ApplierWords {
+    /// Operations applied (measured phase) where the previous applier was another thread.
+    @usableFromInline var handovers: UInt64
+    /// ... and that thread was on this thread's node.
+    @usableFromInline var sameNode: UInt64
+    /// Cycle counter when the sampled operation started being applied (0: not applied by us).
+    @usableFromInline var appliedAt: UInt64
+}
+
+/// The target a thread hands its executor: the workload's structure, applied as this thread,
+/// with the harness's part of every critical section around it.
+@usableFromInline @frozen
+struct MeasuredTarget<S: SequentialStructure>: OperationTarget {
+    @usableFromInline let structure: S
+    @usableFromInline let record: UnsafeMutablePointer<HarnessRecord>
+    @usableFromInline let me: UInt64
+    @usableFromInline let myNode: UInt64
+    @usableFromInline let words: UnsafeMutablePointer<ApplierWords>
+    /// The validator's log (nil in measured runs) and its capacity.
+    @usableFromInline let log: UnsafeMutablePointer<AppliedOperation>?
+    @usableFromInline let logCapacity: UInt64
+
+    @inline(__always) @usableFromInline
+    func apply(_ op: Operation) -> UInt64 {
+        // Plain, non-atomic: any overlap of two applications loses an increment.
+        let n = record.pointee.counter
+        record.pointee.counter = n &+ 1
+        if record.pointee.lastApplier != me { noteHandover() }
+        let result = structure.apply(op)
+        if let log, n < logCapacity { log[Int(n)] = AppliedOperation(operation: op, result: result) }
+        return result
+    }
+
+    /// The operation's lines came from another thread.
+    @inline(__always) @usableFromInline
+    func noteHandover() {
+        if record.pointee.lastApplier != 0 {
+            words.pointee.handovers &+= 1
+            if record.pointee.lastNode == myNode { words.pointee.sameNode &+= 1 }
+        }
+        record.pointee.lastApplier = me
+        record.pointee.lastNode = myNode
+    }
+}
+
+/// The target of a sampled iteration: stamps the cycle counter when the operation starts being
+/// applied (the end of the acquire, for a lock), then applies it.
+@usableFromInline @frozen
+struct TimedTarget<S: SequentialStructure>: OperationTarget {
+    @usableFromInline let inner: MeasuredTarget<S>
+    @inline(__always) @usableFromInline
+    func apply(_ op: Operation) -> UInt64 {
+        inner.words.pointee.appliedAt = cshims_cycles()
+        return inner.apply(op)
+    }
+}
+
+/// The target of the injected hang: holds the exclusion forever.
+struct HangingTarget: OperationTarget {
+    func apply(_ op: Operation) -> UInt64 {
+        while true { sleep(3600) }
+    }
 }
 
 /// What one thread measured.
 public struct ThreadOutcome {
     public var thread: ThreadSlot
-    /// Acquisitions in the measured phase.
+    /// Operations in the measured phase.
     public var measuredOps: UInt64
-    /// Acquisitions over the whole run (warm-up included): what the counter check adds up.
+    /// Operations over the whole run (warm-up included): what the counter check adds up.
     public var totalOps: UInt64
-    /// Acquisitions (measured phase) where the previous holder was another thread.
+    /// Operations this thread applied (measured phase) where the previous applier was another thread.
     public var handoversIn: UInt64
     /// ... and that thread was on this thread's node.
     public var sameNodeHandoversIn: UInt64
@@ -104,51 +176,73 @@ public enum Harness {
         return name
     }()
 
-    /// Measures one configuration of lock `L` with workload `W` and returns what every thread
-    /// measured. `W` is consumed: its memory is freed when the run ends (unless the run hung).
-    /// A thread that cannot be created or pinned ends the run as `failed`, with the reason.
+    /// Measures lock `L` (through `LockExecutor<L>`) with workload `W`; see `measure(executor:)`.
     public static func measure<L: LockAlgorithm, W: Workload>(
         _ lockType: L.Type, workload: W, config: RunConfig
     ) throws -> RawRunResult {
-        let threadCount = config.threads.count
-        precondition(threadCount > 0)
-        if let maxThreads = L.descriptor.maxThreads, threadCount > maxThreads {
-            throw LockError.tooManyThreads(lock: L.descriptor.name, threads: threadCount, max: maxThreads)
+        try measure(executor: LockExecutor<L>.self, workload: workload, config: config)
+    }
+
+    /// Measures one configuration of executor `E` with workload `W` and returns what every thread
+    /// measured. `W` is consumed: its memory is freed when the run ends (unless the run hung).
+    /// A thread that cannot be created or pinned ends the run as `failed`, with the reason.
+    public static func measure<E: Executor, W: Workload>(
+        executor executorType: E.Type, workload: W, config: RunConfig
+    ) throws -> RawRunResult {
+        let clientCount = config.threads.count
+        precondition(clientCount > 0)
+        precondition(config.helpers.count == E.descriptor.helperThreads, "the plan must reserve the executor's helper CPUs")
+        if let maxThreads = E.descriptor.maxThreads, clientCount > maxThreads {
+            workload.deallocate()
+            throw LockError.tooManyThreads(lock: E.descriptor.name, threads: clientCount, max: maxThreads)
         }
-        let environment = LockEnvironment(maxThreads: threadCount, nodeCount: config.nodeCount,
-                                          memory: config.memory, options: config.spec.options)
-        let lock = try L(environment)
-        let group = ThreadGroup(slots: config.threads)
-        let guarded = config.memory.allocate(bytes: 128).bindMemory(to: GuardedRecord.self, capacity: 1)
-        let outcomes = UnsafeMutablePointer<ThreadOutcome>.allocate(capacity: threadCount)
+        let executor: E
+        do {
+            executor = try E(ExecutorEnvironment(clientThreads: clientCount, nodeCount: config.nodeCount,
+                                                 memory: config.memory, options: config.spec.options))
+        } catch {
+            workload.deallocate()
+            throw error
+        }
+        let group = ThreadGroup(slots: config.threads + config.helpers)
+        let outcomes = UnsafeMutablePointer<ThreadOutcome>.allocate(capacity: clientCount)
 
         let opsLimit: UInt64
+        var logCapacity = 0
         switch config.length {
         case .timed: opsLimit = .max
-        case let .iterations(n): opsLimit = UInt64(max(0, n))
+        case let .iterations(n):
+            opsLimit = UInt64(max(0, n))
+            if config.logOperations { logCapacity = max(0, n) * clientCount }
         }
+        let log = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
+        defer { log?.deallocate() }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
-            trylockEvery: L.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
+            trylockEvery: E.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
             opsLimit: opsLimit, seed: config.seed,
             histogramMaxCycles: histogramMaxCycles,
-            faultHang: faultHangLock == L.descriptor.name)
+            faultHang: faultHangLock == E.descriptor.name,
+            log: log, logCapacity: UInt64(logCapacity))
 
         do {
             try group.start { slot, control in
-                threadBody(lock: lock, workload: workload, slot: slot, loop: loop, control: control,
-                           guarded: guarded, out: outcomes + slot.index)
+                if slot.index < clientCount {
+                    clientBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control,
+                               out: outcomes + slot.index)
+                } else {
+                    helperBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control)
+                }
             }
             // Start barrier: every thread pinned, context made, waiting.
             try group.waitUntilReady()
         } catch let error as ThreadGroupError {
             // Every started thread has left at the barrier without publishing an outcome.
             outcomes.deallocate()
-            lock.deallocate()
+            executor.deallocate()
             workload.deallocate()
-            config.memory.deallocate(UnsafeMutableRawPointer(guarded), bytes: 128)
-            return RawRunResult(lock: L.descriptor.name, status: .failed, elapsedSeconds: 0, threads: [],
-                                counter: 0, progressOps: 0, workloadCheck: true, failure: error.description)
+            return RawRunResult(lock: E.descriptor.name, status: .failed, elapsedSeconds: 0, threads: [],
+                                counter: 0, progressOps: 0, workloadCheck: .ok, failure: error.description)
         }
 
         var measureStart: UInt64 = 0
@@ -167,8 +261,11 @@ public enum Harness {
         case .iterations:
             measureStart = CycleClock.monotonicNanoseconds()
             group.setPhase(GroupPhase.measure)
-            hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds)
+            // The clients stop by themselves; helper threads serve until told to stop.
+            hung = !group.waitForFinish(threads: clientCount, stallTimeoutSeconds: config.stallTimeoutSeconds)
             measureEnd = CycleClock.monotonicNanoseconds()
+            group.setPhase(GroupPhase.stop)
+            if !hung { hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds) }
         }
 
         if hung {
@@ -176,26 +273,26 @@ public enum Harness {
             // under them. The caller records the run as hung.
             let progress = group.control.totalProgress()
             group.abandon()
-            return RawRunResult(lock: L.descriptor.name, status: .hung, elapsedSeconds: 0, threads: [],
-                                counter: 0, progressOps: progress, workloadCheck: true, failure: nil)
+            return RawRunResult(lock: E.descriptor.name, status: .hung, elapsedSeconds: 0, threads: [],
+                                counter: 0, progressOps: progress, workloadCheck: .ok, failure: nil)
         }
         group.join()
 
         var threads: [ThreadOutcome] = []
-        threads.reserveCapacity(threadCount)
-        for i in 0..<threadCount { threads.append((outcomes + i).move()) }
+        threads.reserveCapacity(clientCount)
+        for i in 0..<clientCount { threads.append((outcomes + i).move()) }
         outcomes.deallocate()
-        let counter = guarded.pointee.counter
+        let counter = workload.record.pointee.counter
         let total = threads.reduce(UInt64(0)) { $0 &+ $1.totalOps }
-        let workloadOK = workload.verify(acquisitions: total)
-        lock.deallocate()
+        let logged = log.map { UnsafeBufferPointer(start: $0, count: Int(min(counter, UInt64(logCapacity)))) }
+        let check = workload.verify(applied: counter, log: logged)
+        executor.deallocate()
         workload.deallocate()
-        config.memory.deallocate(UnsafeMutableRawPointer(guarded), bytes: 128)
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
-        let status: RunStatus = (counter == total && workloadOK) ? .ok : .mutexViolation
-        return RawRunResult(lock: L.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
-                            counter: counter, progressOps: total, workloadCheck: workloadOK, failure: nil)
+        let status: RunStatus = (counter == total && check.passed) ? .ok : .mutexViolation
+        return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
+                            counter: counter, progressOps: total, workloadCheck: check, failure: check.failure)
     }
 
     static func sleepSeconds(_ s: Double) {
@@ -207,7 +304,7 @@ public enum Harness {
 }
 
 @usableFromInline
-struct LoopParameters: Sendable {
+struct LoopParameters: @unchecked Sendable {
     @usableFromInline let sampleEvery: UInt64
     @usableFromInline let trylockEvery: UInt64
     @usableFromInline let opsLimit: UInt64
@@ -215,88 +312,89 @@ struct LoopParameters: Sendable {
     @usableFromInline let histogramMaxCycles: UInt64
     /// Injected fault (`Harness.faultHangLock`): thread 0 holds the lock forever.
     @usableFromInline let faultHang: Bool
+    /// The validator's log of applied operations (nil: not logged).
+    @usableFromInline let log: UnsafeMutablePointer<AppliedOperation>?
+    @usableFromInline let logCapacity: UInt64
 }
 
 extension Harness {
-    /// One thread's whole life. Specialised per (L, W): the loop below is the measured code.
+    /// One client thread's whole life. Specialised per (E, W): the loop below is the measured code.
     @inline(never)
-    static func threadBody<L: LockAlgorithm, W: Workload>(
-        lock: L, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl,
-        guarded: UnsafeMutablePointer<GuardedRecord>, out: UnsafeMutablePointer<ThreadOutcome>
+    static func clientBody<E: Executor, W: Workload>(
+        executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl,
+        out: UnsafeMutablePointer<ThreadOutcome>
     ) {
-        // Pinned already (ThreadGroup): the context and the histogram are first touched here, on
-        // the thread's node.
+        // Pinned already (ThreadGroup): the context, the thread's own words and the histogram are
+        // first touched here, on the thread's node.
         let progress = control.progress(slot.index)
-        var context = lock.makeContext(for: slot)
+        var context = executor.makeContext(for: slot)
         var state = workload.makeThreadState(for: slot, seed: loop.seed)
+        let words = LabMemory().allocate(bytes: 128).bindMemory(to: ApplierWords.self, capacity: 1)
+        let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
+                                    myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
         var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: loop.histogramMaxCycles,
                                           numberOfSignificantValueDigits: .three)
         var usageStart = cshims_thread_usage()
         var usageEnd = cshims_thread_usage()
+        defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
 
         var phase = control.arriveAndWait()
-        if phase == GroupPhase.stop {
+        if phase == GroupPhase.abort {
             // The group could not start every thread: leave without an outcome.
-            lock.freeContext(&context)
+            executor.freeContext(&context)
             return
         }
         if phase == GroupPhase.measure { _ = cshims_thread_usage_now(&usageStart) }
-        if loop.faultHang && slot.index == 0 { hangHoldingTheLock(lock, &context) }
+        if loop.faultHang && slot.index == 0 { _ = executor.execute(Operation(code: 0), on: HangingTarget(), &context) }
 
-        let me = UInt64(slot.index + 1)
-        let myNode = UInt64(slot.node)
         let sampleEvery = loop.sampleEvery
         let trylockEvery = loop.trylockEvery
         let limit = loop.opsLimit
         var ops: UInt64 = 0
         var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
-        var handovers: UInt64 = 0
-        var sameNode: UInt64 = 0
         var sampleCountdown = sampleEvery == 0 ? UInt64.max : sampleEvery
         var trylockCountdown = trylockEvery == 0 ? UInt64.max : trylockEvery
 
-        while ops < limit {
-            let now = cshims_u32_load_relaxed(control.phase)
-            if now != phase {
-                phase = now
-                if phase == GroupPhase.stop { break }
-                if phase == GroupPhase.measure {
-                    // Warm-up is over: measure from here.
-                    opsAtMeasureStart = ops
-                    handovers = 0
-                    sameNode = 0
-                    histogram.reset()
-                    _ = cshims_thread_usage_now(&usageStart)
+        // A thread descheduled from the barrier to the end of a short run sees `stop` first: it
+        // did nothing, and says so.
+        if phase != GroupPhase.stop {
+            while ops < limit {
+                let now = control.currentPhase()
+                if now != phase {
+                    phase = now
+                    if phase == GroupPhase.stop { break }
+                    if phase == GroupPhase.measure {
+                        // Warm-up is over: measure from here.
+                        opsAtMeasureStart = ops
+                        words.pointee.handovers = 0
+                        words.pointee.sameNode = 0
+                        histogram.reset()
+                        _ = cshims_thread_usage_now(&usageStart)
+                    }
                 }
-            }
-            // Every Kth iteration is timed, every Jth a trylock: both out of line, so the common
-            // iteration below stays small (the countdowns start at .max when off: never zero).
-            sampleCountdown &-= 1
-            trylockCountdown &-= 1
-            let entry: CriticalEntry
-            if sampleCountdown == 0 || trylockCountdown == 0 {
-                let timed = sampleCountdown == 0
-                let useTrylock = trylockCountdown == 0
-                if timed { sampleCountdown = sampleEvery }
-                if useTrylock { trylockCountdown = trylockEvery }
-                entry = specialIteration(lock: lock, context: &context, timed: timed, trylock: useTrylock,
-                                         guarded: guarded, me: me, myNode: myNode, workload: workload,
-                                         state: &state, histogram: &histogram)
-            } else {
-                // The critical section returns what it saw; the counting happens out here, in
-                // registers (no variable of this loop is captured by reference).
-                entry = lock.withLock(&context) {
-                    criticalSection(guarded: guarded, me: me, myNode: myNode, timed: false,
-                                    workload: workload, state: &state)
+                let op = workload.nextOperation(&state)
+                // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
+                // common iteration below stays small (the countdowns start at .max when off).
+                sampleCountdown &-= 1
+                trylockCountdown &-= 1
+                let result: UInt64
+                if sampleCountdown == 0 || trylockCountdown == 0 {
+                    let timed = sampleCountdown == 0
+                    let useTry = trylockCountdown == 0
+                    if timed { sampleCountdown = sampleEvery }
+                    if useTry { trylockCountdown = trylockEvery }
+                    result = specialIteration(executor: executor, context: &context, op: op, target: target,
+                                              timed: timed, useTry: useTry, histogram: &histogram)
+                } else {
+                    result = executor.execute(op, on: target, &context)
                 }
+                workload.completed(op, result: result, &state)
+                ops &+= 1
+                if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
+                workload.outsideCriticalSection(&state)
+                // Keeps the optimiser from merging iterations of lock-free (no-lock) loops.
+                cshims_compiler_barrier()
             }
-            handovers &+= entry.handover
-            sameNode &+= entry.sameNode
-            ops &+= 1
-            if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
-            workload.outsideCriticalSection(&state)
-            // Keeps the optimiser from merging iterations of lock-free (no-lock) loops.
-            cshims_compiler_barrier()
         }
         _ = cshims_thread_usage_now(&usageEnd)
         cshims_u64_store_relaxed(progress, ops)
@@ -304,8 +402,8 @@ extension Harness {
             // Never saw the measure phase (stopped before it began, or waited through all of it, as
             // a culled malthusian thread does): nothing of its warm-up belongs in the measurement.
             opsAtMeasureStart = ops
-            handovers = 0
-            sameNode = 0
+            words.pointee.handovers = 0
+            words.pointee.sameNode = 0
             histogram.reset()
         }
 
@@ -313,78 +411,60 @@ extension Harness {
             thread: slot,
             measuredOps: ops &- opsAtMeasureStart,
             totalOps: ops,
-            handoversIn: handovers,
-            sameNodeHandoversIn: sameNode,
+            handoversIn: words.pointee.handovers,
+            sameNodeHandoversIn: words.pointee.sameNode,
             latencyCycles: histogram,
             userNanoseconds: usageEnd.user_ns &- usageStart.user_ns,
             systemNanoseconds: usageEnd.sys_ns &- usageStart.sys_ns,
             voluntarySwitches: usageEnd.voluntary_switches &- usageStart.voluntary_switches,
             involuntarySwitches: usageEnd.involuntary_switches &- usageStart.involuntary_switches,
             lastCPU: Int(cshims_current_cpu())))
-        lock.freeContext(&context)
+        executor.freeContext(&context)
     }
 
-    /// A timed and/or trylock iteration: the rare kind, kept out of the common loop body.
+    /// A helper thread (a delegation server): the executor serves through this thread's own
+    /// target until the group stops. Its handovers are not reported per thread.
     @inline(never)
-    static func specialIteration<L: LockAlgorithm, W: Workload>(
-        lock: L, context: inout L.Context, timed: Bool, trylock: Bool,
-        guarded: UnsafeMutablePointer<GuardedRecord>, me: UInt64, myNode: UInt64,
-        workload: W, state: inout W.ThreadState, histogram: inout Histogram<UInt64>
-    ) -> CriticalEntry {
-        let acquireStart: UInt64 = timed ? cshims_cycles() : 0
-        let entry: CriticalEntry
-        if trylock {
-            while !lock.tryLock(&context) { cshims_pause() }
-            entry = criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
-                                    workload: workload, state: &state)
-            lock.unlock(&context)
+    static func helperBody<E: Executor, W: Workload>(
+        executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl
+    ) {
+        let words = LabMemory().allocate(bytes: 128).bindMemory(to: ApplierWords.self, capacity: 1)
+        defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
+        let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
+                                    myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
+        executor.serve(helper: slot, target: target, control: control)
+    }
+
+    /// A timed and/or tryExecute iteration: the rare kind, kept out of the common loop body.
+    @inline(never)
+    static func specialIteration<E: Executor, S: SequentialStructure>(
+        executor: E, context: inout E.Context, op: Operation, target: MeasuredTarget<S>, timed: Bool, useTry: Bool,
+        histogram: inout Histogram<UInt64>
+    ) -> UInt64 {
+        target.words.pointee.appliedAt = 0
+        let start: UInt64 = timed ? cshims_cycles() : 0
+        var result: UInt64?
+        if useTry {
+            if timed {
+                repeat { result = executor.tryExecute(op, on: TimedTarget(inner: target), &context) } while result == nil && pause()
+            } else {
+                repeat { result = executor.tryExecute(op, on: target, &context) } while result == nil && pause()
+            }
         } else {
-            entry = lock.withLock(&context) {
-                criticalSection(guarded: guarded, me: me, myNode: myNode, timed: timed,
-                                workload: workload, state: &state)
-            }
+            result = timed ? executor.execute(op, on: TimedTarget(inner: target), &context)
+                           : executor.execute(op, on: target, &context)
         }
-        if timed { _ = histogram.record(entry.acquiredAt &- acquireStart) }
-        return entry
-    }
-
-    /// The injected hang: take the lock and never release it (sleeping, so it costs no CPU); the
-    /// other threads wait in the lock and the watchdog sees no progress.
-    @inline(never)
-    static func hangHoldingTheLock<L: LockAlgorithm>(_ lock: L, _ context: inout L.Context) -> Never {
-        lock.withLock(&context) {
-            while true { sleep(3600) }
+        if timed {
+            // A delegation executor may have applied it on another thread: then the whole round trip.
+            let appliedAt = target.words.pointee.appliedAt
+            _ = histogram.record((appliedAt != 0 ? appliedAt : cshims_cycles()) &- start)
         }
+        return result!
     }
 
-    /// What a critical section reports: whether the lock came from another thread, from this
-    /// thread's node, and when it was entered (timed iterations only).
-    @usableFromInline
-    struct CriticalEntry {
-        @usableFromInline var handover: UInt64
-        @usableFromInline var sameNode: UInt64
-        @usableFromInline var acquiredAt: UInt64
-    }
-
-    /// The harness's part of every critical section, then the workload's.
     @inline(__always)
-    static func criticalSection<W: Workload>(
-        guarded: UnsafeMutablePointer<GuardedRecord>, me: UInt64, myNode: UInt64, timed: Bool,
-        workload: W, state: inout W.ThreadState
-    ) -> CriticalEntry {
-        var entry = CriticalEntry(handover: 0, sameNode: 0, acquiredAt: timed ? cshims_cycles() : 0)
-        // Plain, non-atomic: any overlap of two critical sections loses an increment.
-        guarded.pointee.counter &+= 1
-        let previous = guarded.pointee.lastHolder
-        if previous != me {
-            if previous != 0 {
-                entry.handover = 1
-                entry.sameNode = guarded.pointee.lastNode == myNode ? 1 : 0
-            }
-            guarded.pointee.lastHolder = me
-            guarded.pointee.lastNode = myNode
-        }
-        workload.criticalSection(&state)
-        return entry
+    static func pause() -> Bool {
+        cshims_pause()
+        return true
     }
 }

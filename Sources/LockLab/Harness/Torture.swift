@@ -321,12 +321,12 @@ extension Torture {
         let progress = control.progress(slot.index)
         let mix = parameters.mix
 
-        if control.arriveAndWait() == GroupPhase.stop {
+        if control.arriveAndWait() == GroupPhase.abort {
             // The group could not start every thread: leave without an outcome.
             lock.freeContext(&context)
             return
         }
-        if parameters.faultHang && slot.index == 0 { Harness.hangHoldingTheLock(lock, &context) }
+        if parameters.faultHang && slot.index == 0 { lock.withLock(&context) { while true { sleep(3600) } } }
 
         while control.currentPhase() == GroupPhase.measure {
             let hold = drawHold(&random, mix)

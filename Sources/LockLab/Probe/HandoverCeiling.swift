@@ -52,13 +52,15 @@ public enum HandoverModel {
         return table
     }()
 
-    /// Lines the harness itself moves per handover: the guarded record (plain counter, last holder).
+    /// Lines the harness itself moves per handover: its record (plain counter, last applier),
+    /// which is the first of the workload's `cs-lines` (micro: `cs-lines K` is K lines in all).
     public static let harnessLines = 1
 
-    /// Lines per handover of a lock with `csLines` workload lines, or nil when the lock has no model.
+    /// Lines per handover of a lock with `csLines` micro lines (the harness record's included;
+    /// 0 counts as 1), or nil when the lock has no model.
     public static func linesPerHandover(lock: String, csLines: Int) -> Int? {
         guard let own = lockLines[lock] else { return nil }
-        return own.lines + harnessLines + max(0, csLines)
+        return own.lines + max(harnessLines, csLines)
     }
 
     static let header = ["lock", "lock_lines", "harness_lines", "why"]

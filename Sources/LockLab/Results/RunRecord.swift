@@ -11,7 +11,7 @@ public struct RunDescription: Sendable {
     public var nodes: Int
     public var virtualNodes: Int?
     public var oversubscribed: Bool
-    public var workload: MicrobenchmarkParameters
+    public var workload: WorkloadSpec
     public var memNode: String
     public var durationSeconds: Double
     public var warmupSeconds: Double
@@ -27,7 +27,7 @@ public struct RunDescription: Sendable {
     public var buildID: String = BuildInfo.current().buildID ?? ""
 
     public init(runID: String, spec: LockSpec, threads: Int, placement: String, nodes: Int, virtualNodes: Int?,
-                oversubscribed: Bool, workload: MicrobenchmarkParameters, memNode: String, durationSeconds: Double,
+                oversubscribed: Bool, workload: WorkloadSpec, memNode: String, durationSeconds: Double,
                 warmupSeconds: Double, repeatIndex: Int, seed: UInt64, sampleEvery: Int, machine: String,
                 gitCommit: String, experiment: String = "") {
         self.runID = runID
@@ -57,18 +57,22 @@ public struct RunDescription: Sendable {
     }
 
     public static func configKey(spec: LockSpec, threads: Int, placement: String, virtualNodes: Int?,
-                                 workload w: MicrobenchmarkParameters, memNode: String, durationSeconds: Double,
+                                 workload w: WorkloadSpec, memNode: String, durationSeconds: Double,
                                  repeatIndex: Int) -> String {
-        [spec.label, "t\(threads)", placement, "vn\(virtualNodes ?? 0)", "cl\(w.csLines)", "cs\(w.csNanoseconds)",
-         "ncs\(w.ncsNanoseconds)\(w.ncsRandom ? "r" : "")", "mem\(memNode)", "d\(csvNumber(durationSeconds))",
-         "r\(repeatIndex)"].joined(separator: "|")
+        // The microbenchmark keeps the keys it always had (folders recorded before workloads
+        // existed resume); any other workload is named with every option.
+        let what = w.kind == .micro
+            ? ["cl\(w.csLines ?? 1)", "cs\(w.csNanoseconds ?? 0)", "ncs\(w.ncsNanoseconds)\(w.ncsRandom ? "r" : "")"]
+            : ["w\(w.name):\(w.options.csvText)"]
+        return ([spec.label, "t\(threads)", placement, "vn\(virtualNodes ?? 0)"] + what
+            + ["mem\(memNode)", "d\(csvNumber(durationSeconds))", "r\(repeatIndex)"]).joined(separator: "|")
     }
 }
 
 public enum RunRecord {
     public static let runColumns = [
         "run_id", "experiment", "config_key", "lock", "lock_name", "lock_options", "threads", "placement", "nodes",
-        "virtual_nodes", "oversubscribed", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
+        "virtual_nodes", "oversubscribed", "workload", "workload_options", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
         "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status",
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
@@ -90,7 +94,8 @@ public enum RunRecord {
             "threads": "\(d.threads)", "placement": d.placement, "nodes": "\(d.nodes)",
             "virtual_nodes": d.virtualNodes.map(String.init) ?? "0",
             "oversubscribed": d.oversubscribed ? "1" : "0",
-            "cs_lines": "\(d.workload.csLines)", "cs_ns": "\(d.workload.csNanoseconds)",
+            "workload": d.workload.label, "workload_options": d.workload.options.csvText,
+            "cs_lines": d.workload.csLines.map(String.init) ?? "", "cs_ns": d.workload.csNanoseconds.map(String.init) ?? "",
             "ncs_ns": "\(d.workload.ncsNanoseconds)", "ncs_random": d.workload.ncsRandom ? "1" : "0",
             "mem_node": d.memNode,
             "duration_s": csvNumber(d.durationSeconds), "warmup_s": csvNumber(d.warmupSeconds),

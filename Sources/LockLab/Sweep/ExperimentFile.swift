@@ -21,7 +21,9 @@
 //   mem_node: local                # local | interleave | N
 //   sample_every: 64
 //   workload:
+//     name: [micro, "hashtable:read-ratio=90"]   # optional, default micro: workload specs
 //     cs_lines: [1]                # each a number or a list: the matrix takes every combination
+//                                  # (cs_lines and cs_ns apply to micro only)
 //     cs_ns: [0]
 //     ncs_ns: [0, 100]
 //     ncs_random: false
@@ -165,13 +167,13 @@ public struct Experiment: Sendable {
     public var memory: MemoryPolicy
     public var sampleEvery: Int
     public var stallTimeoutSeconds: Double
-    public var workloads: [MicrobenchmarkParameters]
+    public var workloads: [WorkloadSpec]
     public var figures: [String]
 
     public static let knownFigures = ["throughput", "fairness", "latency_p99", "handover", "cpu_per_mop"]
     static let topKeys = ["name", "description", "locks", "threads", "placements", "repeats", "duration_s", "warmup_s",
                           "seed", "virtual_nodes", "min_nodes", "mem_node", "sample_every", "stall_timeout_s", "workload", "report"]
-    static let workloadKeys = ["cs_lines", "cs_ns", "ncs_ns", "ncs_random"]
+    static let workloadKeys = ["name", "cs_lines", "cs_ns", "ncs_ns", "ncs_random"]
     static let reportKeys = ["figures"]
 
     /// Reads and checks an experiment file. Every problem is an `ExperimentFileError`.
@@ -240,18 +242,28 @@ public struct Experiment: Sendable {
         let sampleEvery = try reader.int(table, "sample_every", range: 0...Int.max) ?? Harness.defaultSampleEvery
         let stall = try reader.double(table, "stall_timeout_s", range: 0.1...86_400) ?? 30
 
-        var workloads: [MicrobenchmarkParameters] = [.init()]
+        var workloads: [WorkloadSpec] = [.micro(.init())]
         if let w = table["workload"] {
             guard let wt = w.table else { throw ExperimentFileError(file: file, field: "workload", message: "expected a mapping (workload: with indented fields)") }
             try reader.rejectUnknown(wt, known: workloadKeys, prefix: "workload.")
+            let names = try reader.strings(wt, "name", required: false, field: "workload.name") ?? ["micro"]
             let csLines = try reader.intList(wt, "cs_lines", field: "workload.cs_lines", range: 0...65_536) ?? [1]
             let csNs = try reader.intList(wt, "cs_ns", field: "workload.cs_ns", range: 0...1_000_000_000) ?? [0]
             let ncsNs = try reader.intList(wt, "ncs_ns", field: "workload.ncs_ns", range: 0...1_000_000_000) ?? [0]
             let random = try reader.bool(wt, "ncs_random", field: "workload.ncs_random") ?? false
             workloads = []
-            for l in csLines { for c in csNs { for n in ncsNs {
-                workloads.append(.init(csLines: l, csNanoseconds: c, ncsNanoseconds: n, ncsRandom: random))
-            } } }
+            for name in names {
+                // cs_lines and cs_ns multiply the micro runs only; ncs_* every workload.
+                let micro = name.split(separator: ":").first == "micro"
+                for l in micro ? csLines : [1] { for c in micro ? csNs : [0] { for n in ncsNs {
+                    let defaults = ["cs-lines": l, "cs-ns": c, "ncs-ns": n, "ncs-random": random ? 1 : 0]
+                    do {
+                        workloads.append(try WorkloadSpec(parsing: name, defaults: defaults, flag: "workload.name"))
+                    } catch let e as LabError {
+                        throw ExperimentFileError(file: file, field: "workload.name", message: e.description)
+                    }
+                } } }
+            }
         }
         var figures = knownFigures
         if let r = table["report"] {

@@ -10,7 +10,7 @@ public struct RunMatrix: Sendable {
     public var threadCounts: [Int]
     public var repeats: Int
     /// Every workload of the matrix (`run` has one; an experiment file may sweep several).
-    public var workloads: [MicrobenchmarkParameters]
+    public var workloads: [WorkloadSpec]
     public var placements: [Placement]
     /// Run order: nil interleaves deterministically (repeat, threads, workload, placement, lock);
     /// a seed shuffles each repeat's runs with it (the sweep), repeats still outermost.
@@ -31,18 +31,21 @@ public struct RunMatrix: Sendable {
     public private(set) var notes: [String] = []
 
     public init(locks: [LockSpec], threadCounts: [Int], repeats: Int = 1,
-                workloads: [MicrobenchmarkParameters] = [.init()], placements: [Placement] = [.compact],
+                workloads: [WorkloadSpec] = [.micro(.init())], placements: [Placement] = [.compact],
                 shuffleSeed: UInt64? = nil, memory: MemoryPolicy = .local, warmupSeconds: Double = 0.2, durationSeconds: Double = 1,
                 sampleEvery: Int = Harness.defaultSampleEvery, seed: UInt64 = 1, stallTimeoutSeconds: Double = 30,
                 experiment: String = "") {
         let merged = LockSpec.mergingDuplicates(locks)
         self.locks = merged.specs
         var notes = merged.notes
-        func once<T: Equatable>(_ items: [T], _ what: String, _ show: (T) -> String) -> [T] {
+        // Each axis once, by resolved settings (`identity`), in first-given order.
+        func once<T>(_ items: [T], _ what: String, identity: (T) -> String, show: (T) -> String) -> [T] {
             var kept: [T] = []
             for item in items {
-                if kept.contains(item) {
-                    let note = "\(what) \(show(item)) is listed more than once: run once"
+                if let first = kept.first(where: { identity($0) == identity(item) }) {
+                    let same = show(first) == show(item) ? "\(show(item)) is listed more than once"
+                        : "\(show(first)) and \(show(item)) have the same settings"
+                    let note = "\(what) \(same): run once"
                     if !notes.contains(note) { notes.append(note) }
                 } else {
                     kept.append(item)
@@ -50,12 +53,11 @@ public struct RunMatrix: Sendable {
             }
             return kept
         }
-        self.threadCounts = once(threadCounts, "thread count", String.init)
+        self.threadCounts = once(threadCounts, "thread count", identity: String.init, show: String.init)
         self.repeats = repeats
-        self.workloads = once(workloads, "workload", {
-            "cs_lines=\($0.csLines) cs_ns=\($0.csNanoseconds) ncs_ns=\($0.ncsNanoseconds)\($0.ncsRandom ? " ncs_random" : "")"
-        })
-        self.placements = once(placements, "placement", \.description)
+        self.workloads = once(workloads, "workload", identity: { "\($0.kind.rawValue) \($0.options.csvText)" },
+                              show: { "'\($0.label)'" })
+        self.placements = once(placements, "placement", identity: \.description, show: \.description)
         self.notes = notes
         self.shuffleSeed = shuffleSeed
         self.memory = memory
@@ -88,12 +90,12 @@ public struct RunMatrix: Sendable {
         }
         if workloads.isEmpty || placements.isEmpty { throw LabError.impossible("no workload or no placement to run") }
         for workload in workloads {
-            if workload.csLines < 0 || workload.csLines > 1 << 16 {
-                throw LabError.badValue(flag: "--cs-lines", value: "\(workload.csLines)", accepted: "0...65536")
+            if let csLines = workload.csLines, csLines < 0 || csLines > 1 << 16 {
+                throw LabError.badValue(flag: "--cs-lines", value: "\(csLines)", accepted: "0...65536")
             }
             // At most a second each, as experiment files allow.
-            if !(0...1_000_000_000).contains(workload.csNanoseconds) {
-                throw LabError.badValue(flag: "--cs-ns", value: "\(workload.csNanoseconds)", accepted: "ns in 0...1000000000")
+            if let csNanoseconds = workload.csNanoseconds, !(0...1_000_000_000).contains(csNanoseconds) {
+                throw LabError.badValue(flag: "--cs-ns", value: "\(csNanoseconds)", accepted: "ns in 0...1000000000")
             }
             if !(0...1_000_000_000).contains(workload.ncsNanoseconds) {
                 throw LabError.badValue(flag: "--ncs-ns", value: "\(workload.ncsNanoseconds)", accepted: "ns in 0...1000000000")
@@ -119,7 +121,7 @@ public struct RunMatrix: Sendable {
     public struct PlannedRun: Sendable {
         public let spec: LockSpec
         public let threads: Int
-        public let workload: MicrobenchmarkParameters
+        public let workload: WorkloadSpec
         public let placement: Placement
         public let repeatIndex: Int
     }
@@ -269,12 +271,14 @@ extension RunMatrix {
     /// Measures one planned run and returns its description and summary (not yet written).
     public func measure(_ run: PlannedRun, topology: Topology, runID: String, machine: String,
                         gitCommit: String) throws -> (RunDescription, RunSummary) {
-        let plan = try topology.plan(threads: run.threads, placement: run.placement)
+        let plan = try topology.plan(threads: run.threads, placement: run.placement,
+                                     helpers: run.spec.entry.descriptor.helperThreads)
         let config = RunConfig(
             spec: run.spec, threads: plan.slots, nodeCount: topology.nodeCount,
             length: .timed(warmupSeconds: warmupSeconds, measureSeconds: durationSeconds),
             sampleEvery: sampleEvery, trylockEvery: 0, memory: LabMemory(policy: memory),
-            seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds)
+            seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds,
+            helpers: plan.helperSlots)
         let raw = try run.spec.entry.run(config, run.workload)
         let summary = RunSummary(raw)
         let description = RunDescription(

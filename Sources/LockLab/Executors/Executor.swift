@@ -1,0 +1,91 @@
+// Executors: what runs an operation on a shared structure with mutual exclusion and returns its
+// result. A lock does it in place (LockExecutor: acquire, apply, release); a delegation executor
+// (flat combining, CC-Synch, H-Synch, ffwd, RCL: CATALOG.md's Delegation section) publishes the
+// operation in a request line and gets the result back from whichever thread applies it, a
+// combiner or a server (helper) thread.
+//
+// The harness is generic over the executor and the workload, so each pair compiles into one
+// specialised loop: `op = next(); result = execute(op); completed(op, result); outside()`.
+//
+// The contract:
+//  - `execute(op, on: target, &context)` returns `target.apply(op)`'s result, and no two `apply`
+//    calls on one structure overlap. The target a thread passes is its own: a combiner or server
+//    applying another thread's operation applies it through the target *it* holds, so the
+//    harness's handover locality counts the thread that ran the operation (that is what moves
+//    the data's cache lines).
+//  - Helper threads: an executor whose descriptor asks for `helperThreads` gets that many extra
+//    threads, each on a CPU the plan reserved, started by the run's ThreadGroup with the clients.
+//    Each runs `serve(helper:target:control:)` until the group's phase is `GroupPhase.stop`,
+//    publishing progress on `control.progress(helper.index)` so that a hung server is a hung run.
+//  - `tryExecute` is optional (descriptor.supportsTryLock): apply only if exclusion is free now.
+
+/// What an executor is told when it is made.
+public struct ExecutorEnvironment: Sendable {
+    /// Client threads that will hold a context (helper threads not included).
+    public let clientThreads: Int
+    /// NUMA nodes of the run (virtual nodes count); thread node ids are 0..<nodeCount.
+    public let nodeCount: Int
+    /// Where the executor's shared memory goes.
+    public let memory: LabMemory
+    /// The executor's options, every key resolved.
+    public let options: LockOptions
+
+    public init(clientThreads: Int, nodeCount: Int, memory: LabMemory = .init(), options: LockOptions) {
+        self.clientThreads = clientThreads
+        self.nodeCount = max(1, nodeCount)
+        self.memory = memory
+        self.options = options
+    }
+}
+
+/// The thread-side face of a shared structure, as the harness hands it to an executor: apply an
+/// operation, under the exclusion the executor provides, and get its result.
+public protocol OperationTarget {
+    /// Applies `op`; the caller guarantees no other `apply` on the same structure overlaps.
+    func apply(_ op: Operation) -> UInt64
+}
+
+/// Runs operations with mutual exclusion. Conformers are structs of pointers (no ARC) in this
+/// module, with `@inline(__always)` on `execute`.
+public protocol Executor {
+    /// Per-thread state: a lock's queue node, a delegation client's request line.
+    associatedtype Context
+
+    /// Name, family, options, thread limits and helper threads (`locklab list`).
+    static var descriptor: LockDescriptor { get }
+
+    /// Allocates the executor. Throws `LockError` for options it cannot honour.
+    init(_ environment: ExecutorEnvironment) throws
+
+    /// Made once on each client thread, after pinning, before the start barrier.
+    func makeContext(for thread: ThreadSlot) -> Context
+    /// Once on each client thread when it is done.
+    func freeContext(_ context: inout Context)
+
+    /// Applies `op` through `target` with mutual exclusion and returns its result.
+    func execute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64
+    /// Applies `op` only if exclusion can be had at once; nil if not. Only called when
+    /// `descriptor.supportsTryLock`.
+    func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64?
+
+    /// A helper thread's life (`descriptor.helperThreads > 0`): `control.arriveAndWait()` (return
+    /// at once if it gives `GroupPhase.abort`), then serve requests through `target` until
+    /// `control.currentPhase() == GroupPhase.stop`, publishing progress on
+    /// `control.progress(helper.index)`.
+    func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl)
+
+    /// Frees the executor's memory once every thread has left.
+    func deallocate()
+}
+
+extension Executor {
+    public func freeContext(_ context: inout Context) {}
+
+    public func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64? {
+        fatalError("\(Self.descriptor.name) does not offer tryExecute")
+    }
+
+    public func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
+        fatalError("\(Self.descriptor.name) asks for no helper threads")
+    }
+}

@@ -1,0 +1,128 @@
+// pqueue: a binary min-heap in an array, insert/delete-min in pairs (each thread inserts a key,
+// then deletes the minimum), prefilled with `prefill` keys drawn from the run's seed so that
+// delete-min walks a real heap. Keys uniform in 0..<`keys`. Capacity: the prefill plus one
+// element per thread. Model: a sorted array.
+// Whole-run invariants: the heap property at every node, the size within capacity; with the log,
+// every result matches the model and the contents (sorted) equal the model's.
+
+/// Header words: 0 size, 1 capacity. The heap array follows the header line.
+@frozen
+public struct BinaryHeap: SequentialStructure {
+    public static let insert: UInt64 = 0
+    public static let deleteMin: UInt64 = 1
+    @usableFromInline let header: UnsafeMutablePointer<UInt64>
+    @usableFromInline let heap: UnsafeMutablePointer<UInt64>
+
+    /// insert(key): 1, or empty when full; deleteMin: the smallest key, or empty.
+    @inline(__always)
+    public func apply(_ op: Operation) -> UInt64 {
+        var size = Int(header[0])
+        if op.code == Self.insert {
+            if size >= Int(header[1]) { return emptyResult }
+            var i = size
+            size += 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                if heap[parent] <= op.arg0 { break }
+                heap[i] = heap[parent]
+                i = parent
+            }
+            heap[i] = op.arg0
+            header[0] = UInt64(size)
+            return 1
+        }
+        if size == 0 { return emptyResult }
+        let minimum = heap[0]
+        size -= 1
+        let last = heap[size]
+        var i = 0
+        while true {
+            var child = 2 * i + 1
+            if child >= size { break }
+            if child + 1 < size, heap[child + 1] < heap[child] { child += 1 }
+            if last <= heap[child] { break }
+            heap[i] = heap[child]
+            i = child
+        }
+        heap[i] = last
+        header[0] = UInt64(size)
+        return minimum
+    }
+
+    @inline(__always)
+    public static func isReadOnly(_ op: Operation) -> Bool { false }
+}
+
+public struct PriorityQueueWorkload: Workload {
+    public typealias ThreadState = DataThreadState
+    public struct Model: SequentialModel {
+        let capacity: Int
+        var sorted: [UInt64]
+        public mutating func apply(_ op: Operation) -> UInt64 {
+            if op.code == BinaryHeap.insert {
+                if sorted.count >= capacity { return emptyResult }
+                var low = 0, high = sorted.count
+                while low < high {
+                    let mid = (low + high) / 2
+                    if sorted[mid] < op.arg0 { low = mid + 1 } else { high = mid }
+                }
+                sorted.insert(op.arg0, at: low)
+                return 1
+            }
+            return sorted.isEmpty ? emptyResult : sorted.removeFirst()
+        }
+        public func contents() -> [UInt64] { sorted }
+    }
+
+    public static let name = "pqueue"
+    public let structure: BinaryHeap
+    public var record: UnsafeMutablePointer<HarnessRecord> { raw.bindMemory(to: HarnessRecord.self, capacity: 1) }
+    @usableFromInline let outside: OutsideWork
+    @usableFromInline let keys: UInt64
+    let initial: [UInt64]
+    let memory: LabMemory
+    let raw: UnsafeMutableRawPointer
+    let bytes: Int
+
+    public init(_ environment: WorkloadEnvironment, keys: Int, prefill: Int, outside: OutsideWork) {
+        memory = environment.memory
+        let capacity = prefill + environment.threads + 8
+        bytes = 64 + capacity * 8
+        raw = memory.allocate(bytes: bytes)
+        let header = (raw + HarnessRecord.bytes).bindMemory(to: UInt64.self, capacity: 4)
+        header[1] = UInt64(capacity)
+        structure = BinaryHeap(header: header, heap: (raw + 64).bindMemory(to: UInt64.self, capacity: capacity))
+        self.keys = UInt64(keys)
+        self.outside = outside
+        var random = SplitMix64(seed: environment.seed ^ 0x7071_7565_7565) // "pqueue"
+        initial = (0..<prefill).map { _ in random.next().multipliedFullWidth(by: UInt64(keys)).high }
+        for key in initial { _ = structure.apply(Operation(code: BinaryHeap.insert, arg0: key)) }
+    }
+
+    public func makeThreadState(for thread: ThreadSlot, seed: UInt64) -> ThreadState { DataThreadState(thread: thread, seed: seed) }
+
+    @inline(__always)
+    public func nextOperation(_ state: inout ThreadState) -> Operation {
+        state.second.toggle()
+        if state.second { return Operation(code: BinaryHeap.insert, arg0: state.key(below: keys)) }
+        return Operation(code: BinaryHeap.deleteMin)
+    }
+
+    @inline(__always)
+    public func outsideCriticalSection(_ state: inout ThreadState) { outside.run(&state.outsideRandom) }
+
+    public func makeModel() -> Model { Model(capacity: Int(structure.header[1]), sorted: initial.sorted()) }
+
+    public func invariantFailure(applied: UInt64) -> String? {
+        let size = Int(structure.header[0])
+        if size > Int(structure.header[1]) { return "size \(size) above capacity \(structure.header[1])" }
+        for i in 1..<max(1, size) where structure.heap[(i - 1) / 2] > structure.heap[i] {
+            return "heap property broken at \(i)"
+        }
+        return nil
+    }
+
+    public func contents() -> [UInt64] { (0..<Int(structure.header[0])).map { structure.heap[$0] }.sorted() }
+
+    public func deallocate() { memory.deallocate(raw, bytes: bytes) }
+}
