@@ -1,7 +1,7 @@
 # LockLab: set-up, build, run and test. `make quick` is the main job, `make test` the tests.
 
 SHELL := /bin/bash
-APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc python3-venv
+APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc python3-venv munge slurmctld slurmd slurm-client
 MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
 # Your runs: git ignores results/local/. Committed reference results are in results/reference/,
 # where no run writes (locklab refuses: see results/reference/README.md).
@@ -18,7 +18,7 @@ VENV := .venv
 PYTHON := $(CURDIR)/$(VENV)/bin/python3
 REPORT_REQUIREMENTS := Experiments/report/requirements.txt
 
-.PHONY: coherence ceiling sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-tsan torture model-check ci compare-ck clean
+.PHONY: coherence ceiling sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-slurm test-tsan torture model-check ci compare-ck clean
 
 ## setup: install what is missing (system packages need root), then the report's Python packages
 setup: setup-system setup-python
@@ -75,8 +75,9 @@ compare-ck: build
 	$(LOCKLAB) run --lock mcs,ck-mcs,ticket,ck-ticket,clh,ck-clh,tas,ck-fas,no-lock --threads 1,2 --repeat 5 \
 	  --out $(RESULTS)/compare-ck
 
-## test: every test: the Swift suite (mutual exclusion, topology, output) and the report's tests
-test: setup test-swift test-python
+## test: every test: the Swift suite (mutual exclusion, topology, output), the report's tests and
+## a sharded sweep on a one-node Slurm cluster
+test: setup test-swift test-python test-slurm
 
 ## test-swift: build (failing on any compiler or SwiftPM warning: a clean build prints none; an
 ## incremental build only shows the warnings of what it recompiles), then the Swift tests.
@@ -89,6 +90,16 @@ test-swift:
 
 test-python: setup-python
 	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q Experiments/report/tests; fi
+
+## test-slurm: a one-node Slurm cluster on this machine (munged, slurmctld, slurmd in a temporary
+## folder, stopped by pid afterwards) runs Tests/Slurm/tiny.yaml as 3 shards and a merge-and-report
+## job (about 30 s). If the daemons cannot start here it says why and is SKIPPED, loudly; with
+## SLURM_REQUIRED=1 (CI) a skip fails.
+test-slurm:
+	swift build --product locklab
+	@Tests/Slurm/one-node-cluster.sh .build/debug/locklab; rc=$$?; \
+	if [ $$rc = 77 ] && [ "$(SLURM_REQUIRED)" != 1 ]; then echo "make test-slurm: SKIPPED (see the banner above)"; exit 0; fi; \
+	if [ $$rc = 77 ]; then echo "make test-slurm: skipped, but SLURM_REQUIRED=1"; fi; exit $$rc
 
 ## test-tsan: the Swift tests again under ThreadSanitizer, in their own build folder, then a short
 ## torture of every lock with the TSan build; any report fails. Locks whose synchronisation TSan

@@ -231,9 +231,12 @@ public struct Manifest: Codable, Sendable {
     public var topology: String
     public var latencySampling: String
     public var invocations: [Invocation]
+    /// A folder merged from a sharded sweep's shards (`locklab merge`): every shard's machine,
+    /// build, topology and commands; nil in a folder a sweep or run wrote itself.
+    public var shards: [ShardManifest]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case machine, build, topology, invocations
+        case machine, build, topology, invocations, shards
         case latencySampling = "latency_sampling"
     }
 

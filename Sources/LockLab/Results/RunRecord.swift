@@ -77,7 +77,7 @@ public enum RunRecord {
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
         "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
-        "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
+        "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "machine_id", "git_commit", "build_id", "utc_end",
     ]
 
@@ -112,6 +112,10 @@ public enum RunRecord {
             "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
             "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
+            // CPU seconds (user + sys, all threads, measured phase) per million acquisitions: what
+            // waiting costs, spinning or parked; empty when nothing was acquired.
+            "cpu_s_per_mop": s.ops > 0
+                ? csvNumber((s.cpuUserSeconds + s.cpuSystemSeconds) / (Double(s.ops) / 1e6)) : "",
             "ctx_vol": "\(s.voluntarySwitches)", "ctx_invol": "\(s.involuntarySwitches)",
             "mutex_ok": s.mutexOK ? "1" : "0", "counter": "\(s.counter)", "acquisitions": "\(s.totalAcquisitions)",
             "machine": d.machine, "machine_id": d.machineID, "git_commit": d.gitCommit,

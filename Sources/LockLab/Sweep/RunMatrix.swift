@@ -29,6 +29,9 @@ public struct RunMatrix: Sendable {
     /// settings, so a lock, thread count, workload or placement listed twice (or two spellings of
     /// the same lock settings) runs once, and each merge gets a line here for the caller to print.
     public private(set) var notes: [String] = []
+    /// Only the runs of these curves (`curveKey`): one shard of a sharded sweep (ShardCut); nil
+    /// runs every curve. Applied after the shuffle, so a shard runs in the order the whole would.
+    public var curveFilter: Set<String>? = nil
 
     public init(locks: [LockSpec], threadCounts: [Int], repeats: Int = 1,
                 workloads: [WorkloadSpec] = [.micro(.init())], placements: [Placement] = [.compact],
@@ -147,6 +150,7 @@ public struct RunMatrix: Sendable {
                 var rng = SplitMix64(seed: seed &+ UInt64(r) &* 0x9E37_79B9_7F4A_7C15)
                 round.shuffle(using: &rng)
             }
+            if let only = curveFilter { round.removeAll { !only.contains(curveKey($0)) } }
             runs += round
         }
         return runs
