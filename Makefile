@@ -2,6 +2,9 @@
 
 SHELL := /bin/bash
 APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc python3-venv munge slurmctld slurmd slurm-client
+# Installed without their recommendations (some 25 Slurm plugin packages: ipmi, hdf5, rrd, mysql,
+# influxdb ... which the one-node test does not use).
+APT_NO_RECOMMENDS := munge slurmctld slurmd slurm-client
 MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
 # Your runs: git ignores results/local/. Committed reference results are in results/reference/,
 # where no run writes (locklab refuses: see results/reference/README.md).
@@ -24,11 +27,14 @@ REPORT_REQUIREMENTS := Experiments/report/requirements.txt
 setup: setup-system setup-python
 
 setup-system:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing; fi; \
+	@missing=""; lean=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 && continue; \
+	  case " $(APT_NO_RECOMMENDS) " in *" $$p "*) lean="$$lean $$p";; *) missing="$$missing $$p";; esac; done; \
+	if [ -n "$$missing$$lean" ]; then \
+	  echo "installing:$$missing$$lean"; \
+	  sudo=""; if [ "$$(id -u)" != 0 ]; then sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  if [ -n "$$missing" ]; then $$sudo apt-get install -y -qq $$missing; fi && \
+	  if [ -n "$$lean" ]; then $$sudo apt-get install -y -qq --no-install-recommends $$lean; fi; \
 	fi
 
 setup-python: $(VENV)/.installed

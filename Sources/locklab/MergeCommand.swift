@@ -9,10 +9,10 @@ struct MergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Gather a sharded sweep's DIR/shards/* into DIR/runs.csv, DIR/threads.csv and DIR/manifest.json.",
         discussion: """
-            Every shard 1...N must be complete (each run of its plan, DIR/shards/I/shard.json, recorded);
-            otherwise one line names each missing or incomplete shard and nothing is written. Shards of
-            different builds are refused; shards of different machines or topologies are refused unless
-            --allow-mixing, and then every row keeps its machine column and the manifest lists every
+            Every shard 1...N must be complete (each run of its plan, DIR/shards/I/shard.json, recorded); \
+            otherwise one line names each missing or incomplete shard and nothing is written. Shards of \
+            different builds are refused; shards of different machines or topologies are refused unless \
+            --allow-mixing, and then every row keeps its machine column and the manifest lists every \
             shard's machine, build and topology. Merging again gives the same folder.
             """)
 

@@ -114,6 +114,7 @@ struct RunCommand: ParsableCommand {
         matrix.firstRepeat = matrix.firstRepeat(after: writer.existingRows, topology: machineTopology)
         let planned = matrix.plannedRuns
         print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.buildID ?? "?") (commit \(build.gitCommit), \(build.configuration))")
+        for note in machine.clock?.notes ?? [] { print("note: \(note)") }
         for note in matrix.notes + matrix.limitNotes { print("note: \(note)") }
         if matrix.firstRepeat > 1 {
             func span(_ a: Int, _ b: Int) -> String { a == b ? "repeat \(a)" : "repeats \(a)-\(b)" }
@@ -130,6 +131,7 @@ struct RunCommand: ParsableCommand {
         var failures: [String] = []
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
+            if case let .note(note) = event { print("note: \(note)") }
             guard case let .finished(_, _, run, summary, _) = event else { return }
             let name = showWorkload ? "\(run.spec.label) \(run.workload.label)" : run.spec.label
             rows.append((name, run.threads, summary.opsPerSecond))

@@ -9,11 +9,11 @@ struct SlurmCommand: ParsableCommand {
         commandName: "slurm",
         abstract: "Write (and with --submit submit) Slurm jobs that run FILE's sweep as N shards, then merge and report.",
         discussion: """
-            Writes DIR/slurm/shards.sbatch (a job array: task I runs `locklab sweep FILE --shard I/N
-            --out DIR` on a whole node), DIR/slurm/merge.sbatch (`locklab merge DIR --report`, to submit
-            with --dependency=afterany on the array) and DIR/slurm/submit.sh (submits both). Logs go to
-            DIR/logs/. The jobs run this locklab executable, FILE and DIR by absolute path: the cluster's
-            nodes must share that file system. Keep the nodes alike (machine type, image, governor):
+            Writes DIR/slurm/shards.sbatch (a job array: task I runs `locklab sweep FILE --shard I/N \
+            --out DIR` on a whole node), DIR/slurm/merge.sbatch (`locklab merge DIR --report`, to submit \
+            with --dependency=afterany on the array) and DIR/slurm/submit.sh (submits both). Logs go to \
+            DIR/logs/. The jobs run this locklab executable, FILE and DIR by absolute path: the cluster's \
+            nodes must share that file system. Keep the nodes alike (machine type, image, governor): \
             merge refuses shards of different builds, and of different machines unless --allow-mixing.
             """)
 

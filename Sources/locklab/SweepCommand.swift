@@ -60,7 +60,7 @@ struct SweepCommand: ParsableCommand {
                 for i in 1...n where selector == nil || selector?.index == i {
                     let mine = matrix.restricted(to: try ShardSelector(index: i, count: n), of: cut)
                     let runs = mine.plannedRuns
-                    print("shard \(i)/\(n): \(plural(cut.curves(of: i).count, "curve")), \(plural(runs.count, "run")), about \(formatDuration(cut.expectedSeconds(of: i)))")
+                    print("shard \(i)/\(n): \(plural(cut.curves(of: i).count, "curve")), \(plural(runs.count, "run")), about \(DurationText.format(cut.expectedSeconds(of: i)))")
                     for run in runs { print("  " + mine.configKey(run, topology: topology)) }
                 }
                 print("\(plural(matrix.plannedRuns.count, "run")) in \(plural(cut.curves.count, "curve")) planned on \(topology.summary); cut \(cut.fingerprint)")
@@ -68,7 +68,7 @@ struct SweepCommand: ParsableCommand {
             }
             for run in matrix.plannedRuns { print(matrix.configKey(run, topology: topology)) }
             let seconds = matrix.estimatedSeconds()
-            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary); about \(formatDuration(seconds)) "
+            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary); about \(DurationText.format(seconds)) "
                   + "(each run: warm-up \(csvNumber(matrix.warmupSeconds)) s + \(csvNumber(matrix.durationSeconds)) s measured "
                   + "+ about 0.05 s to start; runs already in DIR are skipped)")
             return
@@ -82,6 +82,7 @@ struct SweepCommand: ParsableCommand {
                                                                  build: BuildInfo.current(), topology: topology.summary) {
             print("note: \(note)")
         }
+        for note in ClockFacts.current.notes { print("note: \(note)") }
         StopRequest.install()
         let terminal = isatty(STDOUT_FILENO) != 0
         let command = CommandLine.arguments.joined(separator: " ")
@@ -134,7 +135,7 @@ struct SweepCommand: ParsableCommand {
             let line = String(format: "[%d/%d] %@ t=%d %@ %@ ncs=%d r%d: %.3f Mops/s %@ (ETA %@)",
                               done, toRun, run.spec.label, run.threads, run.placement.description, what,
                               run.workload.ncsNanoseconds, run.repeatIndex,
-                              summary.opsPerSecond / 1e6, summary.status.rawValue, formatDuration(eta))
+                              summary.opsPerSecond / 1e6, summary.status.rawValue, DurationText.format(eta))
             if terminal {
                 // One line that rewrites itself; a newline at the end.
                 print("\r\u{1B}[K" + line, terminator: done == toRun ? "\n" : "")
@@ -142,16 +143,12 @@ struct SweepCommand: ParsableCommand {
             } else {
                 print(line)
             }
+        case let .note(note):
+            if terminal { print("") }
+            print("note: \(note)")
         case let .interrupted(remaining):
             if terminal { print("") }
             print("interrupted: stopping after the current run; \(remaining) runs left")
         }
     }
-}
-
-func formatDuration(_ seconds: Double) -> String {
-    let s = Int(seconds.rounded())
-    if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m" }
-    if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
-    return "\(s)s"
 }

@@ -13,6 +13,12 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     public var numaAvailable: Bool
     public var realNumaNodes: Int
     public var cyclesPerNanosecond: Double
+    /// Whether the cycle counter is invariant, the clocksource, governor and turbo state (nil in
+    /// manifests written before they were recorded).
+    public var clock: ClockFacts?
+    /// Whether memory policies can be set ("settable", or why not: a seccomp profile that denies
+    /// mbind leaves `numa_available` true); nil in older manifests.
+    public var memoryPolicy: String?
     /// The machine's shape as the kernel describes it (sysfs), whatever this process may use:
     /// e.g. "1 package, 2 cores, 2 PUs, 1 NUMA node, L3 32 MiB". Nil in manifests written before it.
     public var topologyFingerprint: String?
@@ -22,7 +28,8 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     public var machineID: String?
 
     enum CodingKeys: String, CodingKey {
-        case host, kernel
+        case host, kernel, clock
+        case memoryPolicy = "mem_policy"
         case cpuModel = "cpu_model"
         case onlineCPUs = "online_cpus"
         case memoryGiB = "memory_gib"
@@ -54,6 +61,7 @@ public struct MachineInfo: Codable, Sendable, Equatable {
             memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
             numaAvailable: LabMemory.numaAvailable, realNumaNodes: LabMemory.realNodeCount,
             cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000,
+            clock: ClockFacts.current, memoryPolicy: LabMemory.policyProbe,
             topologyFingerprint: fingerprint,
             machineID: machineID(cpuModel: model, topologyFingerprint: fingerprint, kernel: kernel))
     }()
