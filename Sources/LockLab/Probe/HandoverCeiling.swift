@@ -7,8 +7,9 @@
 // op store) between the two CPUs the run uses (or, without that exact pair, the median over the
 // pairs of their distance class). `cs time` is the busy-wait inside the critical section
 // (`--cs-ns`, 0 by default), serial like the transfers. Lines per handover = the lock's own lines
-// on the handover's critical path (below) + the harness's guarded record (the plain counter and
-// last holder, written in every critical section) + `--cs-lines` workload lines.
+// on the handover's critical path (below) + the critical section's lines: the microbenchmark's
+// `--cs-lines K`, K lines in all, the harness's record (plain counter, last holder) the first of
+// them, so at least 1.
 //
 // The lock's own lines, at two threads with the other thread always waiting (its arrival, e.g. a
 // ticket's fetch-add or an MCS tail swap, overlaps the holder's critical section):
