@@ -59,7 +59,7 @@ struct SweepCommand: ParsableCommand {
                 for i in 1...n where selector == nil || selector?.index == i {
                     let mine = matrix.restricted(to: try ShardSelector(index: i, count: n), of: cut)
                     let runs = mine.plannedRuns
-                    print("shard \(i)/\(n): \(plural(cut.curves(of: i).count, "curve")), \(plural(runs.count, "run")), about \(formatDuration(cut.expectedSeconds(of: i)))")
+                    print("shard \(i)/\(n): \(plural(cut.curves(of: i).count, "curve")), \(plural(runs.count, "run")), about \(DurationText.format(cut.expectedSeconds(of: i)))")
                     for run in runs { print("  " + mine.configKey(run, topology: topology)) }
                 }
                 print("\(plural(matrix.plannedRuns.count, "run")) in \(plural(cut.curves.count, "curve")) planned on \(topology.summary); cut \(cut.fingerprint)")
