@@ -22,18 +22,21 @@ FAMILY_ORDER = ("baseline", "ck-reference", "spin", "queue",
                 "delegation", "harness", "other")
 
 FAMILIES = {
-    "null": "harness",
+    "no-lock": "harness", "null": "harness",   # null: its name before no-lock
     "pthread-mutex": "baseline", "pthread-adaptive": "baseline",
     "pthread-spin": "baseline", "swift-mutex": "baseline",
     "ck-fas": "ck-reference", "ck-ticket": "ck-reference",
     "ck-mcs": "ck-reference", "ck-clh": "ck-reference",
     "tas": "spin", "ttas": "spin", "backoff": "spin", "ticket": "spin",
     "anderson": "spin",
-    "clh": "queue", "mcs": "queue",
+    "clh": "queue", "clh-stp": "queue", "mcs": "queue", "mcs-stp": "queue",
     "malthusian": "concurrency-restriction",
+    "malthusian-stp": "concurrency-restriction",
     "c-bo-mcs": "numa-aware", "c-tkt-tkt": "numa-aware",
     "c-mcs-mcs": "numa-aware", "hmcs": "numa-aware", "cna": "numa-aware",
-    "shfl": "numa-aware",
+    "cna-stp": "numa-aware", "shfl": "numa-aware", "shfl-b": "numa-aware",
+    "qspinlock-cna": "numa-aware",
+    "qspinlock": "kernel", "futex-mutex": "kernel", "futex-spin": "kernel",
 }
 
 # The harness's no-lock loop is drawn with the baselines (a panel of one
@@ -48,6 +51,11 @@ BASELINE_GREYS = {"pthread-mutex": "0.45", "mcs": "0.70"}
 CK_TWINS = {"ck-fas": "tas", "ck-ticket": "ticket", "ck-mcs": "mcs",
             "ck-clh": "clh"}
 
+# Waiting-policy variant -> the lock it varies (same hue and marker, dash-dot):
+# the spin-then-park versions (-stp) and shfl's blocking one.
+VARIANTS = {"clh-stp": "clh", "mcs-stp": "mcs", "malthusian-stp": "malthusian",
+            "cna-stp": "cna", "shfl-b": "shfl"}
+
 # One hue per base lock, distinct within each family (tab10, then Dark2 for
 # the NUMA-aware locks so that they differ from the spin locks too).
 COLOURS = {
@@ -58,7 +66,9 @@ COLOURS = {
     "pthread-spin": "#393b79", "swift-mutex": "#843c39", "null": "#000000",
     "c-bo-mcs": "#1b9e77", "c-tkt-tkt": "#d95f02", "c-mcs-mcs": "#7570b3",
     "hmcs": "#e7298a", "cna": "#66a61e", "shfl": "#e6ab02",
-    "malthusian": "#a6761d",
+    "malthusian": "#a6761d", "qspinlock-cna": "#1f78b4",
+    "qspinlock": "#e41a1c", "futex-mutex": "#377eb8", "futex-spin": "#4daf4a",
+    "no-lock": "#000000",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",
@@ -66,7 +76,8 @@ MARKERS = {
     "pthread-mutex": "o", "pthread-adaptive": "s", "pthread-spin": "D",
     "swift-mutex": "^", "null": "x",
     "c-bo-mcs": "o", "c-tkt-tkt": "s", "c-mcs-mcs": "^", "hmcs": "D",
-    "cna": "v", "shfl": "P", "malthusian": "h",
+    "cna": "v", "shfl": "P", "malthusian": "h", "qspinlock-cna": "X",
+    "qspinlock": "o", "futex-mutex": "s", "futex-spin": "^", "no-lock": "x",
 }
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
@@ -77,7 +88,8 @@ FALLBACK_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
 class Style:
     color: str
     marker: str
-    linestyle: str        # "-" Swift lock, "--" ck twin, ":" option variant
+    linestyle: str        # "-" Swift lock, "--" ck twin, "-." waiting
+                          # variant (-stp, shfl-b), ":" option variant
     hollow: bool = False  # ck twins: hollow markers
 
 
@@ -104,13 +116,17 @@ def lock_style(label: str) -> Style:
     """The fixed style of a lock label (see the module docstring)."""
     base = base_name(label)
     twin = CK_TWINS.get(base)
-    key = twin or base
+    variant = VARIANTS.get(base) or (base[:-4] if base.endswith("-stp")
+                                     else None)
+    key = twin or variant or base
     color = COLOURS.get(key) or _pick(FALLBACK_COLOURS, key)
     marker = MARKERS.get(key) or _pick(FALLBACK_MARKERS, key)
     if label != base:   # explicit options: same hue, dotted, own marker
         return Style(color, _pick(FALLBACK_MARKERS, label), ":", twin is not None)
     if twin is not None:
         return Style(color, marker, "--", True)
+    if variant is not None:
+        return Style(color, marker, "-.", False)
     return Style(color, marker, "-", False)
 
 

@@ -51,15 +51,20 @@ struct ReportCommand: ParsableCommand {
         return arguments
     }
 
-    /// Runs `python3 -m report DIR ARGUMENTS` from the Experiments folder of this checkout. The
-    /// generator's own errors (bad option, unknown lock) exit with status 2 and one line.
+    /// Runs `PYTHON -m report DIR ARGUMENTS` from the Experiments folder of this checkout. PYTHON is
+    /// $LOCKLAB_PYTHON if set, else the checkout's own virtual environment (`.venv`, made by
+    /// `make setup`) if there is one, else `python3` on the PATH. The generator's own errors (bad
+    /// option, unknown lock) exit with status 2 and one line.
     static func generate(directory: String, arguments extra: [String] = []) throws {
         guard let experiments = findExperimentsFolder() else {
             throw LabError.io("cannot find Experiments/report (set LOCKLAB_EXPERIMENTS to the Experiments folder)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-m", "report", URL(fileURLWithPath: directory).path] + extra
+        let venv = URL(fileURLWithPath: experiments).deletingLastPathComponent().appendingPathComponent(".venv/bin/python3").path
+        let python = ProcessInfo.processInfo.environment["LOCKLAB_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
+        process.arguments = [python, "-m", "report", URL(fileURLWithPath: directory).path] + extra
         process.currentDirectoryURL = URL(fileURLWithPath: experiments)
         fflush(stdout) // our buffered lines first, then the generator's
         try process.run()
