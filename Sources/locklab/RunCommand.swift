@@ -97,9 +97,14 @@ struct RunCommand: ParsableCommand {
         }
         for t in counts {
             if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }
+            // Executors with server threads: where the servers go, and whether the clients left are oversubscribed.
+            for spec in matrix.locks where spec.entry.descriptor.helperThreads > 0 {
+                let plan = try machineTopology.plan(threads: t, placement: matrix.placements[0], helpers: spec.entry.descriptor.helperThreads)
+                print("note: \(spec.label) at \(plural(t, "thread")): server on CPU \(plan.helpers.map { String($0.cpu) }.joined(separator: ",")); \(plan.oversubscribed ? "clients oversubscribed (\(t) on \(plural(plan.cpusUsed, "CPU")))" : "clients on \(plural(plan.cpusUsed, "CPU"))")")
+            }
         }
         let showWorkload = matrix.workloads.count > 1 || matrix.workloads.first?.kind != .micro
-        let header = ["lock"] + (showWorkload ? ["workload"] : []) + ["thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "ctx invol", "status"]
+        let header = ["lock"] + (showWorkload ? ["workload"] : []) + ["thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "comb", "ctx invol", "status"]
         print(textTable(header: header, rows: []))
         var rows: [(String, Int, Double)] = []
         var failures: [String] = []
@@ -114,6 +119,7 @@ struct RunCommand: ParsableCommand {
                 String(format: "%.3f", summary.jainFairness),
                 String(format: "%.0f", summary.latency.p50), String(format: "%.0f", summary.latency.p99),
                 summary.sameNodeHandoverFraction.map { String(format: "%.3f", $0) } ?? "-",
+                summary.combiningDegree.map { String(format: "%.2f", $0) } ?? "-",
                 "\(summary.involuntarySwitches)", summary.status.rawValue,
             ]
             // Same widths as the header line: one table, streamed row by row.

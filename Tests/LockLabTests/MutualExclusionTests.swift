@@ -48,6 +48,8 @@ func validate(_ entry: LockEntry, threads: Int, pinned: Bool = false,
         sampleEvery: 7,
         trylockEvery: entry.descriptor.supportsTryLock ? 3 : 0,
         stallTimeoutSeconds: 120,
+        // An executor's server threads, unpinned like the clients (pinned runs share CPUs anyway).
+        helpers: (0..<entry.descriptor.helperThreads).map { ThreadSlot(index: threads + $0, cpu: nil, node: 0) },
         logOperations: true)
     return try entry.run(config, workload)
 }

@@ -124,7 +124,9 @@ struct TimedTarget<S: SequentialStructure>: OperationTarget {
     @usableFromInline let inner: MeasuredTarget<S>
     @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
-        inner.words.pointee.appliedAt = cshims_cycles()
+        // The first application only: a combiner applies its own operation first, then others'
+        // through the same target.
+        if inner.words.pointee.appliedAt == 0 { inner.words.pointee.appliedAt = cshims_cycles() }
         return inner.apply(op)
     }
 }
@@ -217,13 +219,17 @@ public enum Harness {
         }
         let log = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
         defer { log?.deallocate() }
+        // What came back to each client, thread by thread (thread i's from i * opsLimit): checked
+        // against what was applied, so a response lost or sent to the wrong client is caught.
+        let received = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
+        defer { received?.deallocate() }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             trylockEvery: E.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
             opsLimit: opsLimit, seed: config.seed,
             histogramMaxCycles: histogramMaxCycles,
             faultHang: faultHangLock == E.descriptor.name,
-            log: log, logCapacity: UInt64(logCapacity))
+            log: log, logCapacity: UInt64(logCapacity), received: received)
 
         do {
             try group.start { slot, control in
@@ -248,12 +254,14 @@ public enum Harness {
         var measureStart: UInt64 = 0
         var measureEnd: UInt64 = 0
         var hung = false
+        var countsAtStart = executor.combiningCounts()
         switch config.length {
         case let .timed(warmup, measure):
             group.setPhase(GroupPhase.warmup)
             sleepSeconds(warmup)
             group.setPhase(GroupPhase.measure)
             measureStart = CycleClock.monotonicNanoseconds()
+            countsAtStart = executor.combiningCounts()
             sleepSeconds(measure)
             group.setPhase(GroupPhase.stop)
             measureEnd = CycleClock.monotonicNanoseconds()
@@ -285,14 +293,20 @@ public enum Harness {
         let counter = workload.record.pointee.counter
         let total = threads.reduce(UInt64(0)) { $0 &+ $1.totalOps }
         let logged = log.map { UnsafeBufferPointer(start: $0, count: Int(min(counter, UInt64(logCapacity)))) }
-        let check = workload.verify(applied: counter, log: logged)
+        var check = workload.verify(applied: counter, log: logged)
+        if check.passed, let logged, let received, counter == total {
+            check = Self.responsesFailure(applied: logged, received: UnsafeBufferPointer(start: received, count: logCapacity),
+                                          perThread: Int(opsLimit), threads: clientCount)
+        }
+        let degree = countsAtStart.flatMap { start in executor.combiningCounts()?.degree(since: start) }
         executor.deallocate()
         workload.deallocate()
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
         let status: RunStatus = (counter == total && check.passed) ? .ok : .mutexViolation
         return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
-                            counter: counter, progressOps: total, workloadCheck: check, failure: check.failure)
+                            counter: counter, progressOps: total, workloadCheck: check, failure: check.failure,
+                            combiningDegree: degree)
     }
 
     static func sleepSeconds(_ s: Double) {
@@ -315,6 +329,8 @@ struct LoopParameters: @unchecked Sendable {
     /// The validator's log of applied operations (nil: not logged).
     @usableFromInline let log: UnsafeMutablePointer<AppliedOperation>?
     @usableFromInline let logCapacity: UInt64
+    /// The validator's record of the responses each client received (nil: not logged).
+    @usableFromInline let received: UnsafeMutablePointer<AppliedOperation>?
 }
 
 extension Harness {
@@ -386,6 +402,7 @@ extension Harness {
                 result = executor.execute(op, on: target, &context)
             }
             workload.completed(op, result: result, &state)
+            if let received = loop.received { received[slot.index &* Int(limit) &+ Int(ops)] = AppliedOperation(operation: op, result: result) }
             ops &+= 1
             if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
             workload.outsideCriticalSection(&state)
@@ -428,7 +445,26 @@ extension Harness {
         defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
         let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
                                     myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
-        executor.serve(helper: slot, target: target, control: control)
+        if loop.faultHang {
+            // The injected hang, for a server: it hangs applying the first operation it serves.
+            executor.serve(helper: slot, target: HangingTarget(), control: control)
+        } else {
+            executor.serve(helper: slot, target: target, control: control)
+        }
+    }
+
+    /// The responses check of a logged run: the (operation, result) pairs the clients received
+    /// must be, as a multiset, the pairs that were applied. A response lost, duplicated, stale or
+    /// delivered to another operation shows as a pair in one and not the other.
+    static func responsesFailure(applied: UnsafeBufferPointer<AppliedOperation>, received: UnsafeBufferPointer<AppliedOperation>,
+                                 perThread: Int, threads: Int) -> WorkloadCheck {
+        func key(_ a: AppliedOperation) -> [UInt64] { [a.operation.code, a.operation.arg0, a.operation.arg1, a.result] }
+        let want = applied.map(key).sorted { $0.lexicographicallyPrecedes($1) }
+        let have = received.prefix(perThread * threads).map(key).sorted { $0.lexicographicallyPrecedes($1) }
+        guard want != have else { return .ok }
+        let haveSet = Set(have)
+        let missing = want.first { !haveSet.contains($0) } ?? want.first!
+        return WorkloadCheck(failure: "responses: \(have.count) came back for \(want.count) operations applied, and they differ: operation code \(missing[0]) (args \(missing[1]), \(missing[2])) applied with result \(missing[3]) never came back as such")
     }
 
     /// A timed and/or tryExecute iteration: the rare kind, kept out of the common loop body.

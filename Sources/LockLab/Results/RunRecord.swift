@@ -21,11 +21,14 @@ public struct RunDescription: Sendable {
     public var machine: String
     public var gitCommit: String
     public var experiment: String
+    /// CPUs of the executor's helper (server) threads; empty for a lock.
+    public var serverCPUs: [Int]
 
     public init(runID: String, spec: LockSpec, threads: Int, placement: String, nodes: Int, virtualNodes: Int?,
                 oversubscribed: Bool, workload: WorkloadSpec, memNode: String, durationSeconds: Double,
                 warmupSeconds: Double, repeatIndex: Int, seed: UInt64, sampleEvery: Int, machine: String,
-                gitCommit: String, experiment: String = "") {
+                gitCommit: String, experiment: String = "", serverCPUs: [Int] = []) {
+        self.serverCPUs = serverCPUs
         self.runID = runID
         self.spec = spec
         self.threads = threads
@@ -68,11 +71,11 @@ public struct RunDescription: Sendable {
 public enum RunRecord {
     public static let runColumns = [
         "run_id", "experiment", "config_key", "lock", "lock_name", "lock_options", "threads", "placement", "nodes",
-        "virtual_nodes", "oversubscribed", "workload", "workload_options", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
+        "virtual_nodes", "oversubscribed", "server_cpu", "workload", "workload_options", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
         "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status",
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
-        "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
+        "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec", "combining_degree",
         "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "git_commit", "utc_end",
     ]
@@ -90,6 +93,7 @@ public enum RunRecord {
             "threads": "\(d.threads)", "placement": d.placement, "nodes": "\(d.nodes)",
             "virtual_nodes": d.virtualNodes.map(String.init) ?? "0",
             "oversubscribed": d.oversubscribed ? "1" : "0",
+            "server_cpu": d.serverCPUs.map(String.init).joined(separator: ";"),
             "workload": d.workload.label, "workload_options": d.workload.options.csvText,
             "cs_lines": d.workload.csLines.map(String.init) ?? "", "cs_ns": d.workload.csNanoseconds.map(String.init) ?? "",
             "ncs_ns": "\(d.workload.ncsNanoseconds)", "ncs_random": d.workload.ncsRandom ? "1" : "0",
@@ -107,6 +111,7 @@ public enum RunRecord {
             "same_node_handover_frac": s.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",
             "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
             "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
+            "combining_degree": s.combiningDegree.map { csvNumber($0, decimals: 3) } ?? "",
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
             "ctx_vol": "\(s.voluntarySwitches)", "ctx_invol": "\(s.involuntarySwitches)",
             "mutex_ok": s.mutexOK ? "1" : "0", "counter": "\(s.counter)", "acquisitions": "\(s.totalAcquisitions)",

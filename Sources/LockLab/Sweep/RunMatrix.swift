@@ -88,7 +88,20 @@ public struct RunMatrix: Sendable {
         if plannedRuns.isEmpty, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
             throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)
         }
-        for t in threadCounts { for p in placements { _ = try topology.plan(threads: t, placement: p) } }
+        // An executor's server threads take CPUs from the placement: it must leave one for the clients.
+        let helperCounts = Set(locks.map { $0.entry.descriptor.helperThreads })
+        for t in threadCounts {
+            for p in placements {
+                for h in helperCounts.sorted() {
+                    do {
+                        _ = try topology.plan(threads: t, placement: p, helpers: h)
+                    } catch let LabError.impossible(why) where h > 0 {
+                        let names = locks.filter { $0.entry.descriptor.helperThreads == h }.map(\.label).joined(separator: ", ")
+                        throw LabError.impossible("\(names): \(why)")
+                    }
+                }
+            }
+        }
     }
 
     /// One run of the matrix, before it is run.
@@ -225,7 +238,7 @@ extension RunMatrix {
             workload: run.workload, memNode: memory.description,
             durationSeconds: durationSeconds, warmupSeconds: warmupSeconds,
             repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: sampleEvery,
-            machine: machine, gitCommit: gitCommit, experiment: experiment)
+            machine: machine, gitCommit: gitCommit, experiment: experiment, serverCPUs: plan.helpers.map(\.cpu))
         return (description, summary)
     }
 
