@@ -8,7 +8,7 @@ LOCKLAB := .build/release/locklab
 PYTHON ?= python3
 REPORT_REQUIREMENTS := Experiments/report/requirements.txt
 
-.PHONY: sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-tsan torture model-check ci compare-ck clean
+.PHONY: coherence ceiling sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-tsan torture model-check ci compare-ck clean
 
 ## setup: install what is missing (system packages need root), then the report's Python packages
 setup: setup-system setup-python
@@ -39,6 +39,18 @@ quick: build setup-python
 EXP ?= quick
 sweep: build setup-python
 	$(LOCKLAB) sweep Experiments/$(EXP).yaml --out $(RESULTS)/$(EXP) --report
+
+## coherence: the coherence probe on this machine (one pair per distance class, every state and
+## operation; M load/store on every pair for the heat map), then its report. Seconds, even on 16 CPUs.
+coherence: build setup-python
+	$(LOCKLAB) coherence --all-pairs --out $(RESULTS)/coherence
+	cd Experiments && $(PYTHON) -m report $(abspath $(RESULTS)/coherence)
+
+## ceiling: mcs, ticket and ck-fas at 1 and 2 threads beside the handover ceiling (needs `make coherence`)
+ceiling: build setup-python
+	$(LOCKLAB) run --lock mcs,ticket,ck-fas --threads 1,2 --repeat 5 --duration 1 \
+	  --coherence $(RESULTS)/coherence/coherence.csv --out $(RESULTS)/handover-ceiling
+	cd Experiments && $(PYTHON) -m report $(abspath $(RESULTS)/handover-ceiling)
 
 ## report: redraw a results folder, e.g. make report DIR=results/vm-2cpu/quick
 report: setup-python

@@ -7,7 +7,8 @@
  *   - cshims_pause (the spin-wait hint), cshims_compiler_barrier;
  *   - futex wait/wake (FUTEX_PRIVATE_FLAG): syscall(2) is variadic and not importable;
  *   - pinning the calling thread to a CPU: CPU_SET is a macro;
- *   - a cycle counter (rdtsc / cntvct) with calibration against CLOCK_MONOTONIC;
+ *   - a cycle counter (rdtsc / cntvct) with calibration against CLOCK_MONOTONIC, ordered reads of
+ *     it and a cache-line flush for the coherence probe;
  *   - per-thread getrusage(RUSAGE_THREAD).
  * No lock logic lives here: the algorithms are Swift (Sources/LockLab/Locks).
  *
@@ -158,6 +159,66 @@ static inline uint64_t cshims_cycles(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+/* ---- ordered cycle-counter reads and a line flush, for timing one memory operation --------------
+ * The coherence probe (Sources/LockLab/Probe) times single loads, stores and atomics, tens to
+ * hundreds of cycles, so the reads must not drift across the operation they bracket (Intel SDM
+ * vol. 2B, RDTSC/RDTSCP; Paoloni, "How to Benchmark Code Execution Times on Intel IA-32 and IA-64",
+ * 2010):
+ *   begin: lfence; rdtsc; lfence  earlier instructions have completed before the read, and the
+ *                                 timed operation cannot start before it;
+ *   end:   rdtscp; lfence         rdtscp waits until every earlier instruction has executed (the
+ *                                 timed load has its data); the lfence keeps later ones out.
+ * A store is not complete when it executes (it waits in the store buffer), so the probe follows a
+ * timed store with cshims_fence_seq_cst (mfence), which waits until the store is globally visible.
+ * On aarch64: isb orders the counter read against earlier instructions. */
+static inline uint64_t cshims_cycles_begin(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_lfence();
+    uint64_t t = __builtin_ia32_rdtsc();
+    __builtin_ia32_lfence();
+    return t;
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("isb\n\tmrs %0, cntvct_el0\n\tisb" : "=r"(v) :: "memory");
+    return v;
+#else
+    return cshims_cycles();
+#endif
+}
+
+static inline uint64_t cshims_cycles_end(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned aux;
+    uint64_t t = __builtin_ia32_rdtscp(&aux);
+    __builtin_ia32_lfence();
+    return t;
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("dsb ish\n\tisb\n\tmrs %0, cntvct_el0\n\tisb" : "=r"(v) :: "memory");
+    return v;
+#else
+    return cshims_cycles();
+#endif
+}
+
+/* Writes the line holding `p` back and invalidates it in every cache of the coherence domain
+ * (clflush), then waits for that to finish (mfence: clflush is ordered only by fences). The next
+ * access misses to memory: how the probe makes a line that no cache holds. */
+static inline void cshims_flush_line(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_clflush(p);
+    __builtin_ia32_mfence();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("dc civac, %0\n\tdsb ish" :: "r"(p) : "memory");
+#else
+    (void)p;
+    atomic_thread_fence(memory_order_seq_cst);
 #endif
 }
 

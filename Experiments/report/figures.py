@@ -154,7 +154,8 @@ def _summarise(g, column, scale, log):
     return s.sort_index()
 
 
-def _draw(fig, metric, wdf, w, styles, fit_rows, machine_label):
+def _draw(fig, metric, wdf, w, styles, fit_rows, machine_label,
+          ceilings=()):
     ax = fig.add_subplot(1, 1, 1)
     handles = []
     any_data = False
@@ -200,6 +201,11 @@ def _draw(fig, metric, wdf, w, styles, fit_rows, machine_label):
     if metric.usl and handles:
         handles.append(Line2D([], [], color="0.2", linestyle="--",
                               linewidth=1.0, label="USL fit"))
+    if metric.stem == "throughput" and ceilings:
+        from .coherence import draw_ceilings
+        ceiling = draw_ceilings(ax, ceilings, w, styles, metric.scale)
+        if ceiling is not None:
+            handles.append(ceiling)
 
     ax.set_xlabel("Threads")
     ax.set_ylabel(metric.ylabel)
@@ -238,7 +244,7 @@ def _clean_old(fig_dir) -> None:
             os.remove(os.path.join(fig_dir, name))
 
 
-def make_figures(df, fit_rows, out_dir, only=None) -> list:
+def make_figures(df, fit_rows, out_dir, only=None, ceilings=()) -> list:
     """Write the figures (all, or those whose stem is in `only`) into
     out_dir/figures. Returns
     [(workload, [(Metric, relative path without extension), ...]), ...]."""
@@ -262,7 +268,8 @@ def make_figures(df, fit_rows, out_dir, only=None) -> list:
             if only is not None and metric.stem not in only:
                 continue
             fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
-            _draw(fig, metric, wdf, w, styles, fit_rows, machine_label)
+            _draw(fig, metric, wdf, w, styles, fit_rows, machine_label,
+                  ceilings)
             rel = f"figures/{metric.stem}{suffixes[w]}"
             for ext in FORMATS:
                 fig.savefig(os.path.join(out_dir, f"{rel}.{ext}"),

@@ -97,7 +97,7 @@ def fit_table(fit_rows_for_workload) -> list:
     return _table(header, rows, left=(0, len(header) - 1))
 
 
-def write_report(path, runs, fit_rows, figure_index) -> None:
+def write_report(path, runs, fit_rows, figure_index, extra=()) -> None:
     df = runs.df
     lines = ["# LockLab report", ""]
     lines.append(
@@ -161,6 +161,7 @@ def write_report(path, runs, fit_rows, figure_index) -> None:
         lines += fit_table(rows)
         lines.append("")
 
+    lines += list(extra)
     text = "\n".join(lines).rstrip("\n") + "\n"
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)

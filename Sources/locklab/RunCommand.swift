@@ -68,6 +68,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mixing"), help: "Append to a folder that holds another machine's, build's or topology's results.")
     var allowMixing = false
 
+    @Option(help: ArgumentHelp("A coherence.csv (`locklab coherence --out`) for the handover ceiling at two threads; default: DIR/coherence.csv or DIR/../coherence/coherence.csv of this machine.", valueName: "FILE"))
+    var coherence: String?
+
     func run() throws {
         let machineTopology = try topology.load()
         let specs = try LockSpec.parseList(lock)
@@ -85,6 +88,7 @@ struct RunCommand: ParsableCommand {
 
         let machine = MachineInfo.current()
         let build = BuildInfo.current()
+        let coherenceFile = try HandoverCeilingTable.locate(explicit: coherence, out: out, machine: machine)
         let writer = try ResultsWriter(directory: out)
         _ = try Manifest.record(in: out, machine: machine, build: build, topology: machineTopology.summary,
                                 latencySampling: RunMatrix.samplingNote(sample),
@@ -107,12 +111,18 @@ struct RunCommand: ParsableCommand {
         let header = ["lock"] + (showWorkload ? ["workload"] : []) + ["thr", "rep", "Mops/s", "ns/op", "jain", "p50 ns", "p99 ns", "same-node", "comb", "ctx invol", "status"]
         print(textTable(header: header, rows: []))
         var rows: [(String, Int, Double)] = []
+        var twoThreadRuns: [TwoThreadRun] = []
         var failures: [String] = []
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
             guard case let .finished(_, _, run, summary, _) = event else { return }
             let name = showWorkload ? "\(run.spec.label) \(run.workload.label)" : run.spec.label
             rows.append((name, run.threads, summary.opsPerSecond))
+            if run.threads == 2, summary.status == .ok {
+                twoThreadRuns.append(TwoThreadRun(label: name, lock: run.spec.name,
+                                                  opsPerSecond: summary.opsPerSecond,
+                                                  handoversPerSecond: summary.handoversPerSecond))
+            }
             let cells = [run.spec.label] + (showWorkload ? [run.workload.label] : []) + [
                 "\(run.threads)", "\(run.repeatIndex)",
                 String(format: "%.3f", summary.opsPerSecond / 1e6), String(format: "%.1f", summary.nanosecondsPerOp),
@@ -133,6 +143,12 @@ struct RunCommand: ParsableCommand {
             print("note: run hung (no progress for \(stallTimeout) s); its threads were abandoned, stopping here")
         }
         printMedians(rows, repeats: repeats)
+        // The handover ceiling models the microbenchmark's lines only.
+        if let coherenceFile, let micro = matrix.workloads.first?.microParameters, matrix.workloads.count == 1 {
+            if let note = coherenceFile.note { print(note) }
+            try HandoverCeilingTable.print(runs: twoThreadRuns, coherencePath: coherenceFile.path, topology: machineTopology,
+                                           placement: matrix.placements[0], workload: micro)
+        }
         print("results: \(out)/runs.csv, \(out)/threads.csv, \(out)/manifest.json")
         if outcome.failed > 0 {
             let reason = failures.first.map { ": \($0)" } ?? " (see the status column)"

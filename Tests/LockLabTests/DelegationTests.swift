@@ -37,7 +37,7 @@ struct UnexcludedServers: Executor {
         return (context.line + 24).assumingMemoryBound(to: UInt64.self).pointee
     }
     func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
-        if control.arriveAndWait() == GroupPhase.stop { return }
+        if control.arriveAndWait() == GroupPhase.abort { return }
         var served: UInt64 = 0
         while control.currentPhase() != GroupPhase.stop || cshims_u64_load_acquire(departed) < UInt64(clients) {
             for c in 0..<clients {
@@ -97,8 +97,9 @@ struct SilentServer: Executor {
         inner.execute(op, on: target, &context)
     }
     func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
+        if control.arriveAndWait() == GroupPhase.abort { return }
         while cshims_u64_load_acquire(Self.release) == 0 { usleep(1000) }
-        inner.serve(helper: helper, target: target, control: control)
+        inner.serveUntilClientsLeave(helper: helper, target: target, control: control)
     }
     func deallocate() { inner.deallocate() }
 }

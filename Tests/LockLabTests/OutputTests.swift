@@ -61,11 +61,13 @@ struct OutputTests {
             #expect(row["nodes"] == (row["threads"] == "1" ? "1" : "2"))
             #expect(row["virtual_nodes"] == "2")
             if row["threads"] == "2" {
-                // Two threads on two virtual nodes: every handover crosses nodes.
-                #expect(row["same_node_handover_frac"] == "0")
+                // Two threads on two virtual nodes: every handover crosses nodes. (A machine busy
+                // enough to run one thread through a whole 50 ms run leaves none: empty.)
+                #expect(row["same_node_handover_frac"] == "0" || row["same_node_handover_frac"] == "")
             }
             for (key, value) in row { #expect(value.unicodeScalars.allSatisfy { $0.isASCII }, "\(key) is not ASCII") }
         }
+        #expect(runs.rows.contains { $0["threads"] == "2" && $0["same_node_handover_frac"] == "0" })
         let threads = try readCSV(path: dir + "/threads.csv")
         #expect(threads.rows.count == runs.rows.reduce(0) { $0 + Int($1["threads"]!)! })
         #expect(Set(threads.rows.map { $0["node"]! }) == ["0", "1"])

@@ -43,10 +43,10 @@ struct ThreadGroupTests {
         #expect(throws: ThreadGroupError.cannotCreate(thread: 2, errno: EAGAIN)) {
             try group.start { _, control in
                 tally.entered.add(1, ordering: .relaxed)
-                if control.arriveAndWait() == GroupPhase.stop { tally.stoppedAtBarrier.add(1, ordering: .relaxed) }
+                if control.arriveAndWait() == GroupPhase.abort { tally.stoppedAtBarrier.add(1, ordering: .relaxed) }
             }
         }
-        // Threads 0 and 1 started, met the stop at the barrier and were joined before the throw.
+        // Threads 0 and 1 started, met the abort at the barrier and were joined before the throw.
         #expect(tally.entered.load(ordering: .relaxed) == 2)
         #expect(tally.stoppedAtBarrier.load(ordering: .relaxed) == 2)
     }
@@ -56,7 +56,7 @@ struct ThreadGroupTests {
         let group = ThreadGroup(slots: [ThreadSlot(index: 0, cpu: nil, node: 0), ThreadSlot(index: 1, cpu: 100_000, node: 0)])
         try group.start { _, control in
             tally.entered.add(1, ordering: .relaxed)
-            if control.arriveAndWait() == GroupPhase.stop { tally.stoppedAtBarrier.add(1, ordering: .relaxed) }
+            if control.arriveAndWait() == GroupPhase.abort { tally.stoppedAtBarrier.add(1, ordering: .relaxed) }
         }
         do {
             try group.waitUntilReady()

@@ -71,8 +71,10 @@ public protocol Executor {
     /// `descriptor.supportsTryLock`.
     func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64?
 
-    /// A helper thread's life (`descriptor.helperThreads > 0`): serve requests through `target`
-    /// until `control.currentPhase() == GroupPhase.stop`, after `control.arriveAndWait()`.
+    /// A helper thread's life (`descriptor.helperThreads > 0`): `control.arriveAndWait()` (return
+    /// at once if it gives `GroupPhase.abort`), then serve requests through `target` until
+    /// `control.currentPhase() == GroupPhase.stop`, publishing progress on
+    /// `control.progress(helper.index)`.
     func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl)
 
     /// Combining passes (server sweeps) and the operations they applied so far, all threads

@@ -96,7 +96,7 @@ public struct FFWDExecutor: Executor {
         toggles.initialize(repeating: 0, count: groups)
         defer { toggles.deallocate() }
         let progress = control.progress(helper.index)
-        if control.arriveAndWait() == GroupPhase.stop { return }
+        if control.arriveAndWait() == GroupPhase.abort { return }
         var served: UInt64 = 0
         var idle = 0
         repeat {

@@ -67,8 +67,13 @@ public struct RCLExecutor: Executor {
 
     /// The server: loops over the request array until every client has left.
     public func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
+        if control.arriveAndWait() == GroupPhase.abort { return }
+        serveUntilClientsLeave(helper: helper, target: target, control: control)
+    }
+
+    /// The server's loop, after the start barrier.
+    func serveUntilClientsLeave<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
         let progress = control.progress(helper.index)
-        if control.arriveAndWait() == GroupPhase.stop { return }
         var served: UInt64 = 0
         var idle = 0
         repeat {

@@ -355,7 +355,7 @@ extension Harness {
         defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
 
         var phase = control.arriveAndWait()
-        if phase == GroupPhase.stop {
+        if phase == GroupPhase.abort {
             // The group could not start every thread: leave without an outcome.
             executor.freeContext(&context)
             return
@@ -371,43 +371,47 @@ extension Harness {
         var sampleCountdown = sampleEvery == 0 ? UInt64.max : sampleEvery
         var trylockCountdown = trylockEvery == 0 ? UInt64.max : trylockEvery
 
-        while ops < limit {
-            let now = control.currentPhase()
-            if now != phase {
-                phase = now
-                if phase == GroupPhase.stop { break }
-                if phase == GroupPhase.measure {
-                    // Warm-up is over: measure from here.
-                    opsAtMeasureStart = ops
-                    words.pointee.handovers = 0
-                    words.pointee.sameNode = 0
-                    histogram.reset()
-                    _ = cshims_thread_usage_now(&usageStart)
+        // A thread descheduled from the barrier to the end of a short run sees `stop` first: it
+        // did nothing, and says so.
+        if phase != GroupPhase.stop {
+            while ops < limit {
+                let now = control.currentPhase()
+                if now != phase {
+                    phase = now
+                    if phase == GroupPhase.stop { break }
+                    if phase == GroupPhase.measure {
+                        // Warm-up is over: measure from here.
+                        opsAtMeasureStart = ops
+                        words.pointee.handovers = 0
+                        words.pointee.sameNode = 0
+                        histogram.reset()
+                        _ = cshims_thread_usage_now(&usageStart)
+                    }
                 }
+                let op = workload.nextOperation(&state)
+                // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
+                // common iteration below stays small (the countdowns start at .max when off).
+                sampleCountdown &-= 1
+                trylockCountdown &-= 1
+                let result: UInt64
+                if sampleCountdown == 0 || trylockCountdown == 0 {
+                    let timed = sampleCountdown == 0
+                    let useTry = trylockCountdown == 0
+                    if timed { sampleCountdown = sampleEvery }
+                    if useTry { trylockCountdown = trylockEvery }
+                    result = specialIteration(executor: executor, context: &context, op: op, target: target,
+                                              timed: timed, useTry: useTry, histogram: &histogram)
+                } else {
+                    result = executor.execute(op, on: target, &context)
+                }
+                workload.completed(op, result: result, &state)
+                if let received = loop.received { received[slot.index &* Int(limit) &+ Int(ops)] = AppliedOperation(operation: op, result: result) }
+                ops &+= 1
+                if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
+                workload.outsideCriticalSection(&state)
+                // Keeps the optimiser from merging iterations of lock-free (null) loops.
+                cshims_compiler_barrier()
             }
-            let op = workload.nextOperation(&state)
-            // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
-            // common iteration below stays small (the countdowns start at .max when off).
-            sampleCountdown &-= 1
-            trylockCountdown &-= 1
-            let result: UInt64
-            if sampleCountdown == 0 || trylockCountdown == 0 {
-                let timed = sampleCountdown == 0
-                let useTry = trylockCountdown == 0
-                if timed { sampleCountdown = sampleEvery }
-                if useTry { trylockCountdown = trylockEvery }
-                result = specialIteration(executor: executor, context: &context, op: op, target: target,
-                                          timed: timed, useTry: useTry, histogram: &histogram)
-            } else {
-                result = executor.execute(op, on: target, &context)
-            }
-            workload.completed(op, result: result, &state)
-            if let received = loop.received { received[slot.index &* Int(limit) &+ Int(ops)] = AppliedOperation(operation: op, result: result) }
-            ops &+= 1
-            if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
-            workload.outsideCriticalSection(&state)
-            // Keeps the optimiser from merging iterations of lock-free (null) loops.
-            cshims_compiler_barrier()
         }
         _ = cshims_thread_usage_now(&usageEnd)
         cshims_u64_store_relaxed(progress, ops)

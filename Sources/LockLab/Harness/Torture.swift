@@ -428,7 +428,7 @@ extension Torture {
         let progress = control.progress(slot.index)
         let mix = parameters.mix
 
-        if control.arriveAndWait() == GroupPhase.stop {
+        if control.arriveAndWait() == GroupPhase.abort {
             // The group could not start every thread: leave without an outcome.
             lock.freeContext(&context)
             return
@@ -484,7 +484,7 @@ extension Torture {
         let me = UInt64(slot.index + 1)
         let progress = control.progress(slot.index)
         let target = TortureTarget(shared: shared, control: control, me: me)
-        if control.arriveAndWait() == GroupPhase.stop {
+        if control.arriveAndWait() == GroupPhase.abort {
             executor.freeContext(&context)
             return
         }

@@ -2,7 +2,8 @@
 // helper threads (a delegation server, a combiner's helper). A group spawns one thread per slot,
 // pins it when the slot names a CPU, and owns the words the threads share:
 //
-//   phase     0 barrier, 1 warm-up, 2 measure (torture: run), 3 stop; written by the controller,
+//   phase     0 barrier, 1 warm-up, 2 measure (torture: run), 3 stop, 4 abort (the group could
+//             not start: leave at the barrier without an outcome); written by the controller,
 //             read by every thread with a relaxed load once per iteration (written a handful of
 //             times per run, so its line stays shared in every cache)
 //   ready     threads that reached the start barrier
@@ -41,7 +42,10 @@ public enum GroupPhase {
     public static let warmup: UInt32 = 1
     /// The measured phase (torture: the run).
     public static let measure: UInt32 = 2
+    /// The run ended (a thread that reaches the barrier only now still publishes its outcome).
     public static let stop: UInt32 = 3
+    /// The group could not start every thread: leave at the barrier, publishing nothing.
+    public static let abort: UInt32 = 4
 }
 
 /// Why a group could not start.
@@ -91,7 +95,9 @@ public struct GroupControl: @unchecked Sendable {
     @inlinable public func currentPhase() -> UInt32 { cshims_u32_load_relaxed(phase) }
 
     /// Arrives at the start barrier and waits (yielding, for oversubscribed runs) until the
-    /// controller opens it; returns the phase it opened to (`GroupPhase.stop`: leave at once).
+    /// controller opens it; returns the phase it opened to (`GroupPhase.abort`: leave at once,
+    /// publishing nothing; `GroupPhase.stop`: the run is already over, a thread descheduled for
+    /// all of it does no work but still publishes its outcome).
     public func arriveAndWait() -> UInt32 {
         _ = cshims_u32_fetch_add_acq_rel(ready, 1)
         var now = cshims_u32_load_acquire(phase)
@@ -174,7 +180,8 @@ public final class ThreadGroup {
     }
 
     /// Spawns one thread per slot running `body(slot, control)` after pinning it. Each body must
-    /// call `control.arriveAndWait()` once, and return when the phase is `GroupPhase.stop`.
+    /// call `control.arriveAndWait()` once, return at once if it gives `GroupPhase.abort`, and
+    /// return when the phase is `GroupPhase.stop`.
     /// Throws `ThreadGroupError` if a thread cannot be created; the threads already started have
     /// then left and been joined.
     public func start(stackBytes: Int = 0, _ body: @escaping (ThreadSlot, GroupControl) -> Void) throws {
@@ -207,9 +214,9 @@ public final class ThreadGroup {
         }
     }
 
-    /// Stops the threads already started (they leave at the barrier) and joins them.
+    /// Aborts the threads already started (they leave at the barrier) and joins them.
     private func stopAndJoin(started: Int) {
-        cshims_u32_store_release(control.phase, GroupPhase.stop)
+        cshims_u32_store_release(control.phase, GroupPhase.abort)
         for h in handles.prefix(started) { pthread_join(h, nil) }
         handles.removeAll()
     }
