@@ -50,6 +50,7 @@ struct UnexcludedServers: Executor {
                     cshims_u64_store_relaxed(control.progress(helper.index), served)
                 }
             }
+            sched_yield()
         }
     }
     func deallocate() {
@@ -99,6 +100,9 @@ struct SilentServer: Executor {
     func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
         if control.arriveAndWait() == GroupPhase.abort { return }
         while cshims_u64_load_acquire(Self.release) == 0 { usleep(1000) }
+        // The run was abandoned as hung (its phase never reaches stop): stop it, serve the
+        // clients' last requests so they finish, and leave when they have.
+        cshims_u32_store_release(control.phase, GroupPhase.stop)
         inner.serveUntilClientsLeave(helper: helper, target: target, control: control)
     }
     func deallocate() { inner.deallocate() }
@@ -124,10 +128,9 @@ struct DelegationTests {
             attempts += 1
             let workload = Microbenchmark(.init(csLines: 4), memory: LabMemory())
             result = try Harness.measure(executor: UnexcludedServers.self, workload: workload,
-                                         config: try delegationConfig("unexcluded-servers", threads: 4, helpers: 2, iterations: 20_000))
+                                         config: try delegationConfig("unexcluded-servers", threads: 4, helpers: 2, iterations: 2_000))
         } while result.status == .ok && attempts < 10
         #expect(result.status == .mutexViolation, "no lost update in \(attempts) runs")
-        #expect(result.counter < 80_000)
     }
 
     @Test func testValidatorCatchesALostResponse() throws {

@@ -218,11 +218,13 @@ public enum Harness {
             if config.logOperations { logCapacity = max(0, n) * clientCount }
         }
         let log = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
-        defer { log?.deallocate() }
+        // A hung run's threads may still write the logs: then they are never freed.
+        var abandoned = false
+        defer { if !abandoned { log?.deallocate() } }
         // What came back to each client, thread by thread (thread i's from i * opsLimit): checked
         // against what was applied, so a response lost or sent to the wrong client is caught.
         let received = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
-        defer { received?.deallocate() }
+        defer { if !abandoned { received?.deallocate() } }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             trylockEvery: E.descriptor.supportsTryLock ? UInt64(max(0, config.trylockEvery)) : 0,
@@ -280,6 +282,7 @@ public enum Harness {
             // Threads still spin on memory we own: leave it (and them) alone rather than free it
             // under them. The caller records the run as hung.
             let progress = group.control.totalProgress()
+            abandoned = true
             group.abandon()
             return RawRunResult(lock: E.descriptor.name, status: .hung, elapsedSeconds: 0, threads: [],
                                 counter: 0, progressOps: progress, workloadCheck: .ok, failure: nil)
