@@ -117,12 +117,20 @@ def lock_styles(all_locks) -> dict:
 
 
 def workload_label(w) -> str:
-    return ", ".join(f"{c}={v}" for c, v in zip(WORKLOAD_COLUMNS, w))
+    # The microbenchmark reads as before workloads existed; another workload leads with its
+    # name and leaves out the micro-only parameters it does not have.
+    named = dict(zip(WORKLOAD_COLUMNS, w))
+    name = named.get("workload", "micro")
+    parts = [f"{c}={v}" for c, v in named.items() if c != "workload" and v != ""]
+    return ", ".join(parts if name == "micro" else [name] + parts)
 
 
 def workload_suffix(w) -> str:
-    cs_lines, cs_ns, ncs_ns, placement = w
+    cs_lines, cs_ns, ncs_ns, placement = w[:4]
+    name = w[4] if len(w) > 4 else "micro"
     s = f"cl{cs_lines}-cs{cs_ns}-ncs{ncs_ns}-{placement}"
+    if name != "micro":
+        s = f"{name}-ncs{ncs_ns}-{placement}"
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", s)
 
 

@@ -26,7 +26,7 @@ SIGMA_EPS = 1e-9   # sigma below this: Amdahl ceiling is infinite
 KAPPA_EPS = 1e-9   # kappa below this: USL has no finite peak
 
 FIT_COLUMNS = (
-    "lock", "cs_lines", "cs_ns", "ncs_ns", "placement", "points",
+    "lock", "cs_lines", "cs_ns", "ncs_ns", "placement", "workload", "points",
     "amdahl_x1", "amdahl_x1_se", "amdahl_sigma", "amdahl_sigma_se",
     "amdahl_ceiling_ops_per_sec",
     "usl_lambda", "usl_lambda_se", "usl_sigma", "usl_sigma_se",
@@ -95,7 +95,7 @@ def fit_points(threads, xput) -> dict:
     x = np.asarray(xput, dtype=float)
     ok = np.isfinite(n) & np.isfinite(x) & (n >= 1) & (x > 0)
     n, x = n[ok], x[ok]
-    row = {c: math.nan for c in FIT_COLUMNS[6:-1]}
+    row = {c: math.nan for c in FIT_COLUMNS[FIT_COLUMNS.index("points") + 1:-1]}
     row["points"] = int(len(n))
     row["note"] = ""
     distinct = len(np.unique(n))

@@ -20,7 +20,9 @@ REQUIRED_COLUMNS = (
 )
 
 # The workload part of a configuration; a configuration is (lock, *WORKLOAD).
-WORKLOAD_COLUMNS = ("cs_lines", "cs_ns", "ncs_ns", "placement")
+# `workload` (micro, counter, queue, ...) is last; folders written before workloads existed
+# read as micro.
+WORKLOAD_COLUMNS = ("cs_lines", "cs_ns", "ncs_ns", "placement", "workload")
 CONFIG_COLUMNS = ("lock",) + WORKLOAD_COLUMNS
 
 NUMERIC_COLUMNS = (
@@ -92,8 +94,10 @@ def load_runs(directory: str) -> Runs:
             f"{path} lacks required column(s): {', '.join(missing)}")
 
     total = len(raw)
-    df = raw[list(REQUIRED_COLUMNS) + (["status"] if "status" in raw.columns
-                                       else [])].copy()
+    if "workload" not in raw.columns:
+        raw["workload"] = "micro"
+    df = raw[list(REQUIRED_COLUMNS) + ["workload"]
+             + (["status"] if "status" in raw.columns else [])].copy()
     for c in df.columns:
         df[c] = df[c].astype(str).str.strip()
 
