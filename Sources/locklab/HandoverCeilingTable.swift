@@ -74,7 +74,7 @@ enum HandoverCeilingTable {
         Swift.print("\nhandover ceiling at 2 threads (cpus \(a),\(b); \(source.isEmpty ? "no transfer latency for this pair" : source); \(coherencePath)):")
         Swift.print(textTable(header: ["lock", "lines/handover", "ceiling M/s", "median Mops/s", "throughput/ceiling", "handovers/ceiling"],
                               rows: table))
-        Swift.print("lines/handover = the lock's own lines + 1 (the harness's counter) + cs-lines; '-': no model (see README, the coherence probe)")
+        Swift.print("lines/handover = the lock's own lines + cs-lines (at least 1: the harness's record); '-': no model (see README, the coherence probe)")
         if !overCeiling.isEmpty {
             Swift.print("note: \(overCeiling.joined(separator: ", ")) handed over faster than the ceiling allows: \(coherencePath) does not describe the CPUs of this run (another machine or boot?); measure it again with `locklab coherence`")
         }

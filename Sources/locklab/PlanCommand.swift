@@ -46,7 +46,7 @@ struct PlanCommand: ParsableCommand {
         if helpers > 0 { header.append("role") }
         for (t, role) in plan.threads.map({ ($0, "client") }) + plan.helpers.map({ ($0, "server") }) {
             var row = [t.thread, t.cpu, t.core, t.node].map(String.init)
-            if virtual { row.append(String(t.realNode)) }
+            if virtual { row.append(t.realNode < 0 ? "none" : String(t.realNode)) }
             row.append(String(t.package))
             if helpers > 0 { row.append(role) }
             rows.append(row)
