@@ -30,9 +30,11 @@ struct PlanCommand: ParsableCommand {
         let helpers = try lock.map { try LockSpec(parsing: $0).entry.descriptor.helperThreads } ?? 0
         let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement), helpers: helpers)
         if csv {
-            print("thread,cpu,core,node,package\(helpers > 0 ? ",role" : "")")
-            for t in plan.threads { print("\(t.thread),\(t.cpu),\(t.core),\(t.node),\(t.package)\(helpers > 0 ? ",client" : "")") }
-            for t in plan.helpers { print("\(t.thread),\(t.cpu),\(t.core),\(t.node),\(t.package),server") }
+            let roles = helpers > 0 ? ["role"] : []
+            let clientRows = plan.threads.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) + (helpers > 0 ? ["client"] : []) }
+            let serverRows = plan.helpers.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) + ["server"] }
+            print(CSVFormat.table(header: ["thread", "cpu", "core", "node", "package"] + roles, rows: clientRows + serverRows),
+                  terminator: "")
             if let note = plan.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             return
         }
