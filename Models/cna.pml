@@ -64,7 +64,7 @@ active [N] proctype thread()
     byte rounds = 0;
 #endif
 
-    /* makeContext, line 147: the thread's node, written once before the node is published.
+    /* makeContext, line 154: the thread's node, written once before the node is published.
      * Node labels are symmetric, so thread 1 is on node 0 and threads 2 and 3 choose. */
     if
     :: me == 1 -> numaNode[me] = 0
@@ -84,22 +84,22 @@ end_idle:
     :: goto trylock
     fi;
 
-lock:                                               /* CNALock.lock, lines 156-175 */
-    next[me] = NIL;                                 /* 158 */
-    spin[me] = 0;                                   /* 159 */
-    atomic { pred = tail; tail = me };              /* 162: exchange */
+lock:                                               /* CNALock.lock, lines 163-180 */
+    next[me] = NIL;                                 /* 165 */
+    spin[me] = 0;                                   /* 166 */
+    atomic { pred = tail; tail = me };              /* 169: exchange */
     if
-    :: pred == NIL -> spin[me] = NOSEC; goto cs     /* 163-166: nil,-,- -> me,1,- */
+    :: pred == NIL -> spin[me] = NOSEC; goto cs     /* 170-173: nil,-,- -> me,1,- */
     :: else
     fi;
-    next[pred] = me;                                /* 169: link behind the predecessor */
-    (spin[me] != 0);                                /* 172-174: spin until granted */
+    next[pred] = me;                                /* 176: link behind the predecessor */
+    (spin[me] != 0);                                /* 179: wait until granted */
     goto cs;
 
-trylock:                                            /* CNALock.tryLock, lines 178-186 */
-    next[me] = NIL;                                 /* 180 */
-    spin[me] = NOSEC;                               /* 181 */
-    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 185: CAS(tail, nil, me) */
+trylock:                                            /* CNALock.tryLock, lines 183-191 */
+    next[me] = NIL;                                 /* 185 */
+    spin[me] = NOSEC;                               /* 186 */
+    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 190: CAS(tail, nil, me) */
     if
     :: ok -> goto cs
     :: else -> IDLE
@@ -113,9 +113,9 @@ cs:
     rounds++;
 #endif
 
-                                                    /* CNALock.unlock, lines 189-200 */
-    nx = next[me];                                  /* 193: next (acquire) */
-    s = spin[me];                                   /* 193: our own spin (stable while we hold) */
+                                                    /* CNALock.unlock, lines 194-205 */
+    nx = next[me];                                  /* 198: next (acquire) */
+    s = spin[me];                                   /* 198: our own spin (stable while we hold) */
 #if BUG == 2
     if
     :: nx == NIL ->
@@ -123,50 +123,50 @@ cs:
     if
     :: nx == NIL && s == NOSEC ->
 #endif
-        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 197: me,1,- -> nil,-,- */
+        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 202: me,1,- -> nil,-,- */
         if
         :: ok -> IDLE
         :: else
         fi
     :: else
     fi;
-                                                    /* unlockSlow, lines 204-227 */
-    s = spin[me];                                   /* 205 */
-    nx = next[me];                                  /* 206 */
+                                                    /* unlockSlow, lines 209-232 */
+    s = spin[me];                                   /* 210 */
+    nx = next[me];                                  /* 211 */
     if
     :: nx == NIL ->
         if
         :: s != NOSEC ->
-            head = s - 1;                           /* 211 */
-            e = secondaryTail[head];                /* 212 */
+            head = s - 1;                           /* 216 */
+            e = secondaryTail[head];                /* 217 */
 #if BUG == 1
             spin[head] = NOSEC;                     /* BUG: S granted before the CAS below */
 #endif
-            atomic { ok = (tail == me); if :: ok -> tail = e :: else fi };  /* 214: me,S,S..E -> E,1,- */
+            atomic { ok = (tail == me); if :: ok -> tail = e :: else fi };  /* 219: me,S,S..E -> E,1,- */
             if
 #if BUG == 1
             :: ok -> IDLE
 #else
-            :: ok -> spin[head] = NOSEC; IDLE                      /* 215-216: S holds */
+            :: ok -> spin[head] = NOSEC; IDLE                      /* 220-221: S holds */
 #endif
             :: else
             fi
         :: else
         fi;
-        (next[me] != NIL);                          /* 221-224: wait for the arrival's link */
+        (next[me] != NIL);                          /* 226-229: wait for the arrival's link */
         nx = next[me]
     :: else
     fi;
-    /* passLock, lines 232-273. The decision reads only our own node (localHandoffs[me] was written
+    /* passLock, lines 237-278. The decision reads only our own node (localHandoffs[me] was written
      * before our grant and nobody writes it while we hold) and the clock: one atomic step. */
     atomic {
-        parked = (s != NOSEC);                      /* 233 */
-        keepLocal = (THRESHOLD > 0);                /* 234 */
+        parked = (s != NOSEC);                      /* 238 */
+        keepLocal = (THRESHOLD > 0);                /* 239 */
         if
         :: parked ->
-            keepLocal = (localHandoffs[me] < THRESHOLD);    /* 237-238 */
+            keepLocal = (localHandoffs[me] < THRESHOLD);    /* 242-243 */
             if
-            :: keepLocal ->                         /* 239-242: the age check may go either way */
+            :: keepLocal ->                         /* 244-247: the age check may go either way */
                 if
                 :: keepLocal = 1
                 :: keepLocal = 0
@@ -178,32 +178,32 @@ cs:
         found = 0
     };
     if
-    :: keepLocal ->                                 /* 244: findLocalSuccessor, lines 278-310 */
+    :: keepLocal ->                                 /* 249: findLocalSuccessor, lines 283-315 */
         if
-        :: numaNode[nx] == numaNode[me] ->          /* 283-284: the successor is local */
+        :: numaNode[nx] == numaNode[me] ->          /* 288-289: the successor is local */
             succ = nx; grant = s; found = 1
         :: else ->
-            last = nx;                              /* 285 */
-            cand = next[nx];                        /* 287 */
+            last = nx;                              /* 290 */
+            cand = next[nx];                        /* 292 */
             do
-            :: cand == NIL -> break                 /* 288: no local waiter */
-            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* 290 */
-                next[last] = NIL;                   /* 293: cut nx..last out of the main queue */
+            :: cand == NIL -> break                 /* 293: no local waiter */
+            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* 295 */
+                next[last] = NIL;                   /* 298: cut nx..last out of the main queue */
                 if
                 :: s == NOSEC ->
-                    secondaryTail[nx] = last;       /* 296: they form the secondary queue */
-                    succ = cand; grant = nx + 1; found = 1     /* 297 */
+                    secondaryTail[nx] = last;       /* 301: they form the secondary queue */
+                    succ = cand; grant = nx + 1; found = 1     /* 302 */
                 :: else ->
-                    head = s - 1;                   /* 300 */
-                    e = secondaryTail[head];        /* 301 */
-                    next[e] = nx;                   /* 302: append behind the parked ones */
-                    secondaryTail[head] = last;     /* 303 */
-                    succ = cand; grant = s; found = 1          /* 304 */
+                    head = s - 1;                   /* 305 */
+                    e = secondaryTail[head];        /* 306 */
+                    next[e] = nx;                   /* 307: append behind the parked ones */
+                    secondaryTail[head] = last;     /* 308 */
+                    succ = cand; grant = s; found = 1          /* 309 */
                 fi;
                 break
             :: cand != NIL && numaNode[cand] != numaNode[me] ->
-                last = cand;                        /* 306 */
-                cand = next[cand]                   /* 307 */
+                last = cand;                        /* 311 */
+                cand = next[cand]                   /* 312 */
             od
         fi
     :: else
@@ -211,22 +211,22 @@ cs:
     if
     :: found ->
         if
-        :: grant != NOSEC && parked -> localHandoffs[succ] = localHandoffs[me] + 1   /* 245-256 */
-        :: grant != NOSEC && !parked -> localHandoffs[succ] = 1                      /* 245-256 */
+        :: grant != NOSEC && parked -> localHandoffs[succ] = localHandoffs[me] + 1   /* 250-261 */
+        :: grant != NOSEC && !parked -> localHandoffs[succ] = 1                      /* 250-261 */
         :: else
         fi;
-        spin[succ] = grant;                         /* 260: grant the local waiter */
+        spin[succ] = grant;                         /* 265: grant the local waiter */
         IDLE
     :: else
     fi;
     if
-    :: parked ->                                    /* 263-268: *,S,S..E -> *,1,- */
-        head = s - 1;                               /* 265 */
-        e = secondaryTail[head];                    /* 266 */
-        next[e] = nx;                               /* 267: splice S..E in front of N */
-        spin[head] = NOSEC                          /* 268: S holds */
+    :: parked ->                                    /* 268-273: *,S,S..E -> *,1,- */
+        head = s - 1;                               /* 270 */
+        e = secondaryTail[head];                    /* 271 */
+        next[e] = nx;                               /* 272: splice S..E in front of N */
+        spin[head] = NOSEC                          /* 273: S holds */
     :: else ->
-        spin[nx] = NOSEC                            /* 271: MCS handoff */
+        spin[nx] = NOSEC                            /* 276: MCS handoff */
     fi;
     IDLE
 done:

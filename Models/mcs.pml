@@ -60,25 +60,25 @@ end_idle:
     :: goto trylock
     fi;
 
-lock:                                               /* MCSLock.lock, lines 54-72 */
-    next[me] = NIL;                                 /* 91: next = nil */
-    locked[me] = 1;                                 /* 92: locked = 1 */
-    atomic { pred = tail; tail = me };              /* 95: predecessor = exchange(tail, me) */
+lock:                                               /* MCSQueue.acquire, lines 104-117 */
+    next[me] = NIL;                                 /* 108: next = nil */
+    locked[me] = 1;                                 /* 109: locked = 1 */
+    atomic { pred = tail; tail = me };              /* 112: predecessor = exchange(tail, me) */
     if
-    :: pred == NIL -> goto cs                       /* 95: nil predecessor: we hold it */
+    :: pred == NIL -> goto cs                       /* 112: nil predecessor: we hold it */
     :: else
     fi;
-    next[pred] = me;                                /* 97: link behind the predecessor */
-    (locked[me] == 0);                              /* 99-101: spin until handed the lock */
+    next[pred] = me;                                /* 114: link behind the predecessor */
+    (locked[me] == 0);                              /* 116: spin until handed the lock */
     goto cs;
 
-trylock:                                            /* MCSLock.tryLock, lines 75-82 */
-    next[me] = NIL;                                 /* 107 */
+trylock:                                            /* MCSQueue.tryAcquire, lines 120-125 */
+    next[me] = NIL;                                 /* 122 */
 #if BUG == 1
     ok = (tail == NIL);
     if :: ok -> tail = me :: else fi;
 #else
-    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 109: CAS(tail, nil, me) */
+    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 124: CAS(tail, nil, me) */
 #endif
     if
     :: ok -> goto cs
@@ -93,23 +93,23 @@ cs:
     rounds++;
 #endif
 
-                                                    /* MCSLock.unlock, lines 85-103 */
-    succ = next[me];                                /* 115 */
+                                                    /* MCSQueue.release, lines 134-152 */
+    succ = next[me];                                /* 137 */
     if
     :: succ == NIL ->
-        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 120: CAS(tail, me, nil) */
+        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 142: CAS(tail, me, nil) */
         if
-        :: ok -> IDLE                               /* 120: alone: the lock is free */
+        :: ok -> IDLE                               /* 142: alone: the lock is free */
         :: else
         fi;
 #if BUG == 2
         IDLE;
 #endif
-        (next[me] != NIL);                          /* 122-125: wait for the successor's link */
+        (next[me] != NIL);                          /* 144-147: wait for the successor's link */
         succ = next[me]
     :: else
     fi;
-    locked[succ] = 0;                               /* 128: hand over */
+    locked[succ] = 0;                               /* 151: hand over */
     IDLE;
 done:
     skip

@@ -89,7 +89,13 @@ static inline int cshims_pad_size(void) { return CSHIMS_PAD; }
                                                      memory_order_acq_rel, memory_order_acquire); } \
     static inline bool cshims_##NAME##_cas_value_release(T *p, T expected, T desired)             \
     { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, &expected, desired,         \
-                                                     memory_order_release, memory_order_relaxed); }
+                                                     memory_order_release, memory_order_relaxed); } \
+    static inline bool cshims_##NAME##_cas_value_acquire(T *p, T expected, T desired)             \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, &expected, desired,         \
+                                                     memory_order_acquire, memory_order_relaxed); } \
+    static inline bool cshims_##NAME##_cas_value_relaxed(T *p, T expected, T desired)             \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, &expected, desired,         \
+                                                     memory_order_relaxed, memory_order_relaxed); }
 
 #define CSHIMS_ATOMIC_ARITH(NAME, T)                                                               \
     static inline T cshims_##NAME##_fetch_add_relaxed(T *p, T v)                                  \

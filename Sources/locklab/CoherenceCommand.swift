@@ -57,6 +57,9 @@ struct CoherenceCommand: ParsableCommand {
               + " on \(machine.summary)")
         let utcStart = Manifest.utcNow()
         let loadAverage = CoherenceManifest.loadAverage()
+        // Before anything is written: rewriting a committed coherence.csv must not make the build
+        // look locally modified ("-dirty") in its own manifest.
+        let machineInfo = MachineInfo.current(), build = BuildInfo.current()
         let result = try CoherenceSurvey.run(plan, reps: reps) { print("  \($0)") }
 
         for pair in plan.matrixPairs {
@@ -83,7 +86,7 @@ struct CoherenceCommand: ParsableCommand {
                 timerOverheadMedianCycles: Dictionary(uniqueKeysWithValues: result.overheadByCPU.map { ("\($0.key)", $0.value.medianCycles) }),
                 cycles: "cycle-counter ticks (x86: invariant TSC at the nominal frequency, not core clocks); ns = ticks / machine.cycles_per_ns")
             let manifest = CoherenceManifest(
-                machine: MachineInfo.current(), build: BuildInfo.current(), topology: machine.summary, method: method,
+                machine: machineInfo, build: build, topology: machine.summary, method: method,
                 pairs: pairs, command: CommandLine.arguments.joined(separator: " "), utcStart: utcStart,
                 elapsedSeconds: (result.elapsedSeconds * 100).rounded() / 100, loadAverageAtStart: loadAverage)
             try manifest.write(to: out)

@@ -54,6 +54,7 @@ enum HandoverCeilingTable {
         }
         var table: [[String]] = []
         var source = ""
+        var overCeiling: [String] = []
         for label in order {
             let group = byLabel[label]!
             let ops = median(group.map(\.opsPerSecond)), handovers = median(group.map(\.handoversPerSecond))
@@ -65,6 +66,7 @@ enum HandoverCeilingTable {
             }
             source = "store to M " + String(format: "%.1f", ceiling.transferNanoseconds) + " ns, \(ceiling.source)"
             let c = ceiling.handoversPerSecond
+            if handovers / c > 1.05 { overCeiling.append(label) }
             table.append([label, "\(ceiling.linesPerHandover)", String(format: "%.3f", c / 1e6),
                           String(format: "%.3f", ops / 1e6), String(format: "%.2f", ops / c),
                           String(format: "%.2f", handovers / c)])
@@ -72,7 +74,10 @@ enum HandoverCeilingTable {
         Swift.print("\nhandover ceiling at 2 threads (cpus \(a),\(b); \(source.isEmpty ? "no transfer latency for this pair" : source); \(coherencePath)):")
         Swift.print(textTable(header: ["lock", "lines/handover", "ceiling M/s", "median Mops/s", "throughput/ceiling", "handovers/ceiling"],
                               rows: table))
-        Swift.print("lines/handover = the lock's own lines + 1 (the harness's counter) + cs-lines; '-': no model (see README, the coherence probe)")
+        Swift.print("lines/handover = the lock's own lines + cs-lines (at least 1: the harness's record); '-': no model (see README, the coherence probe)")
+        if !overCeiling.isEmpty {
+            Swift.print("note: \(overCeiling.joined(separator: ", ")) handed over faster than the ceiling allows: \(coherencePath) does not describe the CPUs of this run (another machine or boot?); measure it again with `locklab coherence`")
+        }
     }
 
     static func median(_ xs: [Double]) -> Double {

@@ -15,8 +15,8 @@ struct OverheadCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Seconds per measurement.", valueName: "s"))
     var seconds: Double = 0.3
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("CPU of the first thread; the second takes the next CPU.", valueName: "N"))
-    var cpu: Int = 0
+    @Option(parsing: .unconditional, help: ArgumentHelp("CPU of the first thread; the second takes the next CPU (default: the first CPU this process may use).", valueName: "N"))
+    var cpu: Int?
 
     func run() throws {
         guard (1...1000).contains(repeats) else {
@@ -25,11 +25,18 @@ struct OverheadCommand: ParsableCommand {
         guard seconds.isFinite, seconds > 0, seconds <= 3600 else {
             throw LabError.badValue(flag: "--seconds", value: "\(seconds)", accepted: "seconds in (0, 3600]")
         }
-        let cpus = Limits.onlineCPUs
-        guard (0..<cpus).contains(cpu) else {
-            throw LabError.badValue(flag: "--cpu", value: "\(cpu)", accepted: "a CPU of this machine, 0...\(cpus - 1)")
+        // The CPUs this process may use (its affinity mask and cpuset), not every online CPU.
+        let machine = try Topology.load()
+        let cpu = self.cpu ?? machine.cpus[0].cpu
+        guard machine.info(cpu: cpu) != nil else {
+            let allowedText = machine.cpus.map { String($0.cpu) }.joined(separator: ",")
+            throw LabError.badValue(flag: "--cpu", value: "\(cpu)",
+                                    accepted: "a CPU this process may use (\(allowedText)\(machine.restriction != nil ? ", restricted by its affinity mask or cpuset" : ""))")
         }
-        let report = try Overhead.measure(repeats: repeats, seconds: seconds, cpus: [cpu, (cpu + 1) % cpus])
+        // The second thread takes the next CPU this process may use (round to the first).
+        let allowed = machine.cpus.map(\.cpu)
+        let second = allowed.first { $0 > cpu } ?? allowed[0]
+        let report = try Overhead.measure(repeats: repeats, seconds: seconds, cpus: [cpu, second])
         // Speed relative to the bare loop at the same thread count: 1.0 is as fast, 0.95 is 5% slower.
         var bare: [Int: Double] = [:]
         for m in report.medians where m.label.hasPrefix("bare") { bare[m.threads] = m.nanosecondsPerOp }

@@ -40,7 +40,7 @@ struct PlanCommand: ParsableCommand {
         var rows: [[String]] = []
         for t in plan.threads {
             var row = [t.thread, t.cpu, t.core, t.node].map(String.init)
-            if virtual { row.append(String(t.realNode)) }
+            if virtual { row.append(t.realNode < 0 ? "none" : String(t.realNode)) }
             row.append(String(t.package))
             rows.append(row)
         }

@@ -9,7 +9,7 @@ struct ReportCommand: ParsableCommand {
         commandName: "report",
         abstract: "Draw DIR/figures/*.{pdf,svg,png}, fit Amdahl and USL into DIR/fits.csv, write DIR/report.md.")
 
-    @Argument(help: ArgumentHelp("A results folder with runs.csv.", valueName: "DIR"))
+    @Argument(help: ArgumentHelp("A results folder with runs.csv (or a `locklab coherence --out` folder).", valueName: "DIR"))
     var directory: String
 
     func run() throws {

@@ -96,6 +96,7 @@ struct RunCommand: ParsableCommand {
 
         let planned = matrix.plannedRuns
         print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.gitCommit) (\(build.configuration))")
+        for note in machine.clock?.notes ?? [] { print("note: \(note)") }
         for spec in matrix.skippedLocks {
             print("note: \(spec.label) runs at most \(spec.entry.descriptor.maxThreads ?? 0) thread(s): skipped")
         }
@@ -110,6 +111,7 @@ struct RunCommand: ParsableCommand {
         var failures: [String] = []
         let outcome = try matrix.execute(topology: machineTopology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: false) { event in
+            if case let .note(note) = event { print("note: \(note)") }
             guard case let .finished(_, _, run, summary, _) = event else { return }
             let name = showWorkload ? "\(run.spec.label) \(run.workload.label)" : run.spec.label
             rows.append((name, run.threads, summary.opsPerSecond))

@@ -19,8 +19,8 @@ struct SweepCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The experiment file (YAML).", valueName: "FILE"))
     var file: String
 
-    @Option(help: ArgumentHelp("Results folder (created if missing; resumed if it holds this experiment).", valueName: "DIR"))
-    var out: String
+    @Option(help: ArgumentHelp("Results folder (created if missing; resumed if it holds this experiment); required unless --dry-run.", valueName: "DIR"))
+    var out: String?
 
     @Option(name: .customLong("virtual-nodes"), parsing: .unconditional, help: ArgumentHelp("Override the file's virtual_nodes.", valueName: "N"))
     var virtualNodes: Int?
@@ -34,32 +34,60 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-COMMIT and start afresh.")
     var replaceStale = false
 
-    @Flag(name: .customLong("dry-run"), help: "Print the planned runs and exit.")
+    @Flag(name: .customLong("dry-run"), help: "Print the planned runs and exit (with --shards N: each shard's runs).")
     var dryRun = false
 
+    @Option(help: ArgumentHelp("Run only shard I of N (1-based) into DIR/shards/I/: whole curves (one lock, workload and placement over all its thread counts and repeats), cut deterministically and balanced by expected run time. `locklab merge DIR` gathers the shards.", valueName: "I/N"))
+    var shard: String?
+
+    @Option(help: ArgumentHelp("With --dry-run: print how the matrix is cut into N shards.", valueName: "N"))
+    var shards: Int?
+
     func run() throws {
+        let selector = try shard.map { try ShardSelector(parsing: $0) }
+        if let shards {
+            if selector != nil { throw LabError.badValue(flag: "--shards", value: "\(shards)", accepted: "either --shard I/N or --shards N with --dry-run, not both") }
+            if !dryRun { throw LabError.badValue(flag: "--shards", value: "\(shards)", accepted: "only with --dry-run (to run one shard: --shard I/N)") }
+            _ = try ShardSelector(index: 1, count: shards)
+        }
         let experiment = try Experiment.load(path: file)
         let topology = try experiment.topology(virtualNodesOverride: virtualNodes)
         if dryRun {
             let matrix = try experiment.matrix(on: topology)
+            if let n = shards ?? selector?.count {
+                let cut = ShardCut(matrix: matrix, shards: n)
+                for i in 1...n where selector == nil || selector?.index == i {
+                    let mine = matrix.restricted(to: try ShardSelector(index: i, count: n), of: cut)
+                    let runs = mine.plannedRuns
+                    print("shard \(i)/\(n): \(plural(cut.curves(of: i).count, "curve")), \(plural(runs.count, "run")), about \(DurationText.format(cut.expectedSeconds(of: i)))")
+                    for run in runs { print("  " + mine.configKey(run, topology: topology)) }
+                }
+                print("\(plural(matrix.plannedRuns.count, "run")) in \(plural(cut.curves.count, "curve")) planned on \(topology.summary); cut \(cut.fingerprint)")
+                return
+            }
             for run in matrix.plannedRuns { print(matrix.configKey(run, topology: topology)) }
             print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary)")
             return
         }
-        if replaceStale, let existing = Manifest.read(in: out),
-           let reason = existing.conflict(machine: MachineInfo.current(), build: BuildInfo.current(), topology: topology.summary) {
-            let aside = "\(out).stale-\(existing.build.gitCommit)"
-            try? FileManager.default.removeItem(atPath: aside)
-            do { try FileManager.default.moveItem(atPath: out, toPath: aside) } catch {
-                throw LabError.io("cannot move \(out) aside to \(aside): \(error.localizedDescription)")
-            }
-            print("note: \(out) held results of \(reason); moved to \(aside)")
+        guard let out = self.out else {
+            throw LabError.badValue(flag: "--out", value: "", accepted: "a results folder (required unless --dry-run)")
         }
+        let resultsDirectory = selector.map { $0.directory(in: out) } ?? out
+        if replaceStale, let existing = Manifest.read(in: resultsDirectory),
+           let reason = existing.conflict(machine: MachineInfo.current(), build: BuildInfo.current(), topology: topology.summary) {
+            let aside = "\(resultsDirectory).stale-\(existing.build.gitCommit)"
+            try? FileManager.default.removeItem(atPath: aside)
+            do { try FileManager.default.moveItem(atPath: resultsDirectory, toPath: aside) } catch {
+                throw LabError.io("cannot move \(resultsDirectory) aside to \(aside): \(error.localizedDescription)")
+            }
+            print("note: \(resultsDirectory) held results of \(reason); moved to \(aside)")
+        }
+        for note in ClockFacts.current.notes { print("note: \(note)") }
         StopRequest.install()
         let terminal = isatty(STDOUT_FILENO) != 0
         let command = CommandLine.arguments.joined(separator: " ")
         do {
-            let outcome = try Sweep.execute(experiment: experiment, topology: topology, out: out,
+            let outcome = try Sweep.execute(experiment: experiment, topology: topology, out: out, shard: selector,
                                         allowMixing: allowMixing, command: command) { event in
                 Self.show(event, terminal: terminal)
             }
@@ -68,12 +96,19 @@ struct SweepCommand: ParsableCommand {
                 throw ExitCode(130)
             }
             let earlier = outcome.failedEarlier > 0 ? " (\(outcome.failedEarlier) of them hung or failed)" : ""
-            print("sweep \(experiment.name): \(outcome.ran) runs done, \(outcome.skipped) already recorded\(earlier), \(outcome.failed) failed; results in \(out)")
+            let part = selector.map { " shard \($0)" } ?? ""
+            print("sweep \(experiment.name)\(part): \(outcome.ran) runs done, \(outcome.skipped) already recorded\(earlier), \(outcome.failed) failed; results in \(resultsDirectory)")
             let failed = outcome.failed + outcome.failedEarlier
             if failed > 0 {
-                throw LabError.impossible("\(plural(failed, "run")) hung or failed (see the status column of \(out)/runs.csv)")
+                throw LabError.impossible("\(plural(failed, "run")) hung or failed (see the status column of \(resultsDirectory)/runs.csv)")
             }
-            if report { try ReportCommand.generate(directory: out, figures: experiment.figures) }
+            if report {
+                if selector != nil {
+                    print("note: a shard is not reported on its own; `locklab merge \(out) --report` when every shard has finished")
+                } else {
+                    try ReportCommand.generate(directory: out, figures: experiment.figures)
+                }
+            }
         } catch let hung as SweepHung {
             FileHandle.standardError.write(Data("locklab: \(hung.description); continuing in a fresh process\n".utf8))
             fflush(stdout)
@@ -100,7 +135,7 @@ struct SweepCommand: ParsableCommand {
             let line = String(format: "[%d/%d] %@ t=%d %@ %@ ncs=%d r%d: %.3f Mops/s %@ (ETA %@)",
                               done, toRun, run.spec.label, run.threads, run.placement.description, what,
                               run.workload.ncsNanoseconds, run.repeatIndex,
-                              summary.opsPerSecond / 1e6, summary.status.rawValue, formatDuration(eta))
+                              summary.opsPerSecond / 1e6, summary.status.rawValue, DurationText.format(eta))
             if terminal {
                 // One line that rewrites itself; a newline at the end.
                 print("\r\u{1B}[K" + line, terminator: done == toRun ? "\n" : "")
@@ -108,16 +143,12 @@ struct SweepCommand: ParsableCommand {
             } else {
                 print(line)
             }
+        case let .note(note):
+            if terminal { print("") }
+            print("note: \(note)")
         case let .interrupted(remaining):
             if terminal { print("") }
             print("interrupted: stopping after the current run; \(remaining) runs left")
         }
     }
-}
-
-func formatDuration(_ seconds: Double) -> String {
-    let s = Int(seconds.rounded())
-    if s >= 3600 { return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m" }
-    if s >= 60 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
-    return "\(s)s"
 }

@@ -50,7 +50,8 @@ struct TortureCommand: ParsableCommand {
         guard stallTimeout.isFinite, stallTimeout >= 0.1, stallTimeout <= 86_400 else {
             throw LabError.badValue(flag: "--stall-timeout", value: "\(stallTimeout)", accepted: "seconds in [0.1, 86400]")
         }
-        let threadCount = threads ?? 2 * Limits.onlineCPUs
+        // Twice the CPUs this process may use (its affinity mask and cpuset).
+        let threadCount = try threads ?? 2 * Topology.load().cpus.count
         guard (1...Limits.maxThreads).contains(threadCount) else {
             throw LabError.badValue(flag: "--threads", value: "\(threadCount)", accepted: "a thread count in 1...\(Limits.maxThreads)")
         }

@@ -222,17 +222,17 @@ protocol ProbeQueueVisible: LockAlgorithm {
     static func probeQueueNode(_ context: Context) -> UnsafeMutableRawPointer
 }
 
-extension CNALock: ProbeQueueVisible {
+extension CNA: ProbeQueueVisible {
     var probeQueueTail: UnsafeMutableRawPointer? { cshims_ptr_load_acquire(tail) }
     static func probeQueueNode(_ context: Context) -> UnsafeMutableRawPointer { context.node.raw }
 }
 
-extension ShflLock: ProbeQueueVisible {
+extension Shfl: ProbeQueueVisible {
     var probeQueueTail: UnsafeMutableRawPointer? { cshims_ptr_load_acquire(tail) }
     static func probeQueueNode(_ context: Context) -> UnsafeMutableRawPointer { context.node.raw }
 }
 
-extension MalthusianLock: ProbeQueueVisible {
+extension Malthusian: ProbeQueueVisible {
     var probeQueueTail: UnsafeMutableRawPointer? { cshims_ptr_load_acquire(tail) }
     static func probeQueueNode(_ context: Context) -> UnsafeMutableRawPointer { context.node.raw }
 }

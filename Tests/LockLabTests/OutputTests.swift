@@ -20,7 +20,7 @@ let requiredRunColumns = [
     "run_id", "lock", "threads", "placement", "nodes", "oversubscribed", "cs_lines", "cs_ns", "ncs_ns",
     "duration_s", "repeat", "ops", "ops_per_sec", "jain_fairness", "min_thread_ops", "max_thread_ops",
     "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns", "same_node_handover_frac", "cpu_user_s",
-    "cpu_sys_s", "ctx_vol", "ctx_invol", "mutex_ok", "machine", "git_commit",
+    "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "machine", "git_commit",
 ]
 
 @Suite("Output", .serialized)
@@ -58,6 +58,15 @@ struct OutputTests {
             let jain = Double(row["jain_fairness"]!)!
             #expect(jain > 0 && jain <= 1.0000001)
             #expect(Double(row["lat_p99_ns"]!)! >= Double(row["lat_p50_ns"]!)!)
+            // CPU seconds per million acquisitions: (user + sys) / (ops / 1e6), to the CSV's precision.
+            if let ops = Double(row["ops"]!), ops > 0, let user = Double(row["cpu_user_s"]!),
+               let sys = Double(row["cpu_sys_s"]!) {
+                let perMop = (user + sys) / (ops / 1e6)
+                let written = Double(row["cpu_s_per_mop"]!) ?? -1
+                #expect(abs(written - perMop) <= 1e-6 + 1e-3 * perMop, "cpu_s_per_mop \(written), expected \(perMop)")
+            } else {
+                #expect(row["cpu_s_per_mop"] == "", "no acquisitions: cpu_s_per_mop must be empty")
+            }
             #expect(row["nodes"] == (row["threads"] == "1" ? "1" : "2"))
             #expect(row["virtual_nodes"] == "2")
             if row["threads"] == "2" {

@@ -27,16 +27,26 @@ public enum LockRegistry {
         LockEntry(AndersonLock.self),
         // Queue locks
         LockEntry(CLHLock.self),
+        LockEntry(CLHSpinThenParkLock.self),
         LockEntry(MCSLock.self),
+        LockEntry(MCSSpinThenParkLock.self),
         // Concurrency restriction
         LockEntry(MalthusianLock.self),
+        LockEntry(MalthusianSpinThenParkLock.self),
         // NUMA-aware
         LockEntry(CBOMCSLock.self),
         LockEntry(CTKTTKTLock.self),
         LockEntry(CMCSMCSLock.self),
         LockEntry(HMCSLock.self),
         LockEntry(CNALock.self),
+        LockEntry(CNASpinThenParkLock.self),
         LockEntry(ShflLock.self),
+        LockEntry(ShflBlockingLock.self),
+        // Kernel-style
+        LockEntry(QSpinlockLock.self),
+        LockEntry(QSpinlockCNALock.self),
+        LockEntry(FutexMutexLock.self),
+        LockEntry(FutexSpinLock.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }

@@ -350,7 +350,10 @@ extension Harness {
 
         let sampleEvery = loop.sampleEvery
         let trylockEvery = loop.trylockEvery
-        let limit = loop.opsLimit
+        // A thread descheduled through a whole short run meets `stop` at the barrier: it skips the
+        // loop (which only notices a change of phase) and publishes an empty outcome, which the
+        // controller reads for every thread.
+        let limit = phase == GroupPhase.stop ? 0 : loop.opsLimit
         var ops: UInt64 = 0
         var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
         // Iterations left until the next timed one and the next tryExecute (.max when off), and

@@ -12,6 +12,18 @@
 //    that sees its flag 1 resets it to 0 before entering (its slot is reused slotCount tickets
 //    later), and only then, in its unlock, raises the next one;
 //  - only the holder of ticket t raises slot (t + 1) & mask, once, in its unlock.
+// Memory orders (C11, not just x86-TSO): the reset of slot s by the holder Y of ticket t must
+// happen-before the read of slot s by the taker X of ticket t + slotCount, or X can read the 1
+// that Y consumed and enter while another thread holds t + slotCount - 1 (ARMv8 allows it; on x86
+// the locked RMW on `next` drains Y's store buffer and hides it). So every ticket is taken by an
+// acq_rel RMW on `next` (lock's fetch_add, tryLock's CAS), and tryLock reads `next` with acquire:
+//  - if Y takes any ticket after t before X takes t + slotCount, Y's reset is sequenced before
+//    Y's release RMW, which X's acquire RMW reads through the release sequence of `next`;
+//  - if some thread entered with a ticket in (t, t + slotCount) and then took another ticket in
+//    that range, its entry came through the hand-over chain from Y's release in unlock (after the
+//    reset), and its own release RMW passes that on to X; so does X's own earlier entry;
+//  - otherwise the slotCount tickets t + 1 ... t + slotCount are held at once by slotCount threads
+//    other than Y: slotCount + 1 > maxThreads threads, impossible.
 // Layout: `next` has its own 128-byte block, followed by slotCount flag blocks of 128 bytes.
 // Context: the slot the thread got with its ticket, needed by its unlock.
 
@@ -66,22 +78,24 @@ public struct AndersonLock: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout Context) {
-        // Relaxed: taking a ticket orders nothing; the acquire is on our slot's flag.
-        let slot = cshims_u32_fetch_add_relaxed(next, 1) & mask
+        // acq_rel (see the header): our earlier reset before later ticket takers, and theirs
+        // before our read of our slot. On x86 the same `lock xadd` as relaxed.
+        let slot = cshims_u32_fetch_add_acq_rel(next, 1) & mask
         let mine = flag(slot)
         // Acquire: pairs with the previous holder's release store raising our flag.
         while cshims_u32_load_acquire(mine) == 0 {
             cshims_pause()
         }
-        // Reset for the ticket that gets this slot next. Relaxed: the next store of 1 to this slot
-        // is made by a later holder, after our release in unlock, so it is ordered after this one.
+        // Reset for the ticket that gets this slot next. Relaxed: our next release (the raise in
+        // unlock, or our next ticket's acq_rel RMW) publishes it, as the header argues.
         cshims_u32_store_relaxed(mine, 0)
         context.slot = slot
     }
 
     @inline(__always)
     public func tryLock(_ context: inout Context) -> Bool {
-        let ticket = cshims_u32_load_relaxed(next)
+        // Acquire: the resets made before the release RMW that wrote this ticket (see the header).
+        let ticket = cshims_u32_load_acquire(next)
         let slot = ticket & mask
         let candidate = flag(slot)
         // Acquire: a raised flag for the next unissued ticket pairs with the release that raised it.
@@ -90,9 +104,8 @@ public struct AndersonLock: LockAlgorithm {
         // by distinct threads, plus us: slotCount + 1 > maxThreads threads. So a 1 here means the
         // holder of ticket - 1 has released.
         if cshims_u32_load_acquire(candidate) == 0 { return false }
-        var expected = ticket
-        // Take the ticket only if nobody has taken it since we read `next`.
-        guard cshims_u32_cas_acquire(next, &expected, ticket &+ 1) else { return false }
+        // Take the ticket only if nobody has taken it since we read `next`; acq_rel as lock's.
+        guard cshims_u32_cas_value_acq_rel(next, ticket, ticket &+ 1) else { return false }
         cshims_u32_store_relaxed(candidate, 0)
         context.slot = slot
         return true

@@ -20,6 +20,8 @@
 //  - all nodes come from the lock's LabMemory (a node does not stay with its thread, so "local to the
 //    thread" has no meaning after the first handover, and freeing through one allocator is required
 //    because whoever frees a node did not allocate it).
+// Waiting: a type parameter (WaitingPolicy.swift). `clh-stp` parks on its predecessor's `busy`
+// (1 -> 2); the predecessor's release becomes an exchange that wakes it.
 // Layout: each node has its own 128-byte block; the tail has its own block.
 
 import CShims
@@ -30,7 +32,11 @@ struct CLHNode {
     @usableFromInline var busy: UInt32
 }
 
-public struct CLHLock: LockAlgorithm {
+/// `clh` (spinning) and `clh-stp` (spin-then-park, WaitingPolicy.swift).
+public typealias CLHLock = CLH<SpinWaiting>
+public typealias CLHSpinThenParkLock = CLH<SpinThenParkWaiting>
+
+public struct CLH<Waiting: WaitingPolicy>: LockAlgorithm {
     public struct Context {
         /// The node this thread owns now: the one it will enqueue at its next lock.
         @usableFromInline var node: UnsafeMutablePointer<CLHNode>
@@ -38,10 +44,13 @@ public struct CLHLock: LockAlgorithm {
         @usableFromInline var predecessor: UnsafeMutablePointer<CLHNode>?
     }
 
-    public static let descriptor = LockDescriptor(
-        name: "clh", family: .queue, waiting: .spin,
-        paper: "Craig 1993; Magnussen, Landin & Hagersten, IPPS 1994",
-        supportsTryLock: false)
+    public static var descriptor: LockDescriptor {
+        LockDescriptor(
+            name: "clh" + Waiting.nameSuffix, family: .queue, waiting: Waiting.kind,
+            paper: "Craig 1993; Magnussen, Landin & Hagersten, IPPS 1994"
+                + (Waiting.kind == .spin ? "" : "; spin-then-park as LiTL (Guiroux et al., ATC 2016)"),
+            supportsTryLock: false)
+    }
 
     /// Tail of the implicit queue (a `CLHNode*`, never nil), alone on its block.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -82,10 +91,9 @@ public struct CLHLock: LockAlgorithm {
         let predecessor = cshims_ptr_exchange_acq_rel(tail, UnsafeMutableRawPointer(me))
             .unsafelyUnwrapped.assumingMemoryBound(to: CLHNode.self)
         let predecessorBusy = UnsafeMutableRawPointer(predecessor).assumingMemoryBound(to: UInt32.self)
-        // Acquire: pairs with the predecessor's release store of busy = 0.
-        while cshims_u32_load_acquire(predecessorBusy) != 0 {
-            cshims_pause()
-        }
+        // Wait while busy == 1 (stp: park on it, 1 -> 2). Acquire: pairs with the predecessor's
+        // release of busy = 0.
+        _ = Waiting.wait(on: predecessorBusy, while: 1)
         context.predecessor = predecessor
     }
 
@@ -94,7 +102,8 @@ public struct CLHLock: LockAlgorithm {
         let me = context.node
         // Release: the critical section happens-before the successor's acquire of busy == 0. After
         // this store our node belongs to the successor (or to the tail): we never touch it again.
-        cshims_u32_store_release(UnsafeMutableRawPointer(me).assumingMemoryBound(to: UInt32.self), 0)
+        // stp: an exchange, waking the successor if it parked on our node.
+        Waiting.grant(UnsafeMutableRawPointer(me).assumingMemoryBound(to: UInt32.self), 0)
         context.node = context.predecessor.unsafelyUnwrapped
     }
 

@@ -41,6 +41,9 @@
 // Deviation from the kernel: the kernel moves waiters while it spins at the head of the queue and
 // skips reordering with probability 127/128 when nobody is parked; here, as in the paper, the holder
 // scans at release, every time.
+// Waiting: a type parameter (WaitingPolicy.swift). `cna-stp` parks on the low 32 bits of `spin`
+// (0 -> 2) and every grant of `spin` becomes an exchange that wakes a parked waiter, in the main or
+// the secondary queue alike.
 // Layout: each node is padded to 128 bytes; the tail has its own 128-byte block.
 
 import CShims
@@ -103,16 +106,20 @@ struct CNANodePointer {
     }
 }
 
-public struct CNALock: LockAlgorithm {
+/// `cna` (spinning) and `cna-stp` (spin-then-park on the low half of `spin`; WaitingPolicy.swift).
+public typealias CNALock = CNA<SpinWaiting>
+public typealias CNASpinThenParkLock = CNA<SpinThenParkWaiting>
+
+public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
     public struct Context {
         @usableFromInline let node: CNANodePointer
     }
 
     /// `spin` of a holder with nothing parked (any larger value is the secondary queue's head).
-    @usableFromInline static let noSecondary: UInt64 = 1
+    @usableFromInline static var noSecondary: UInt64 { 1 }
 
-    public static let descriptor = LockDescriptor(
-        name: "cna", family: .numa, waiting: .spin,
+    public static var descriptor: LockDescriptor { LockDescriptor(
+        name: "cna" + Waiting.nameSuffix, family: .numa, waiting: Waiting.kind,
         paper: "Dice & Kogan, EuroSys 2019 (compact NUMA-aware lock; Linux qspinlock CNA)",
         supportsTryLock: true,
         options: [
@@ -120,7 +127,7 @@ public struct CNALock: LockAlgorithm {
                            help: "same-node handoffs past parked remote waiters before they are spliced back (paper: 2^16; 0: MCS order)"),
             LockOptionSpec("threshold-ns", default: 10_000_000,
                            help: "splice parked remote waiters back once the secondary queue is this old, ns (kernel patch: 1 ms; 0: no time limit)"),
-        ])
+        ]) }
 
     /// Tail of the main queue (a `CNANode*`), alone on its block: the whole lock.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -169,9 +176,7 @@ public struct CNALock: LockAlgorithm {
         cshims_ptr_store_release(CNANodePointer(predecessor).next, me.raw)
         // Spin on our own line; acquire pairs with the granting store, which also carries the
         // secondary queue and the fairness state written before it.
-        while cshims_u64_load_acquire(me.spin) == 0 {
-            cshims_pause()
-        }
+        _ = Waiting.wait(on: me.spin, while: 0)
     }
 
     @inline(__always)
@@ -212,7 +217,7 @@ public struct CNALock: LockAlgorithm {
                 let end = cshims_ptr_load_relaxed(head.secondaryTail)!
                 var expected: UnsafeMutableRawPointer? = me.raw
                 if cshims_ptr_cas_release(tail, &expected, end) {
-                    cshims_u64_store_release(head.spin, Self.noSecondary)
+                    Waiting.grant(head.spin, Self.noSecondary)
                     return
                 }
             }
@@ -257,7 +262,7 @@ public struct CNALock: LockAlgorithm {
                 cshims_u64_store_relaxed(successor.waiter.secondarySinceCycles, since)
             }
             // Release: our critical section and the queue edits before the successor's acquire.
-            cshims_u64_store_release(successor.waiter.spin, successor.grant)
+            Waiting.grant(successor.waiter.spin, successor.grant)
             return
         }
         if parked {
@@ -265,10 +270,10 @@ public struct CNALock: LockAlgorithm {
             let head = CNANodePointer(spin: spin)
             let end = CNANodePointer(cshims_ptr_load_relaxed(head.secondaryTail)!)
             cshims_ptr_store_relaxed(end.next, next.raw)
-            cshims_u64_store_release(head.spin, Self.noSecondary)
+            Waiting.grant(head.spin, Self.noSecondary)
         } else {
             // MCS handoff.
-            cshims_u64_store_release(next.spin, Self.noSecondary)
+            Waiting.grant(next.spin, Self.noSecondary)
         }
     }
 

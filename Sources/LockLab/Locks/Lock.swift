@@ -8,8 +8,9 @@
 // Per-thread state (queue nodes and the like) is a `Context` made once per thread, on that thread,
 // after it is pinned, so that first-touch places it on the thread's node.
 
-/// How a waiter waits.
-public enum WaitingPolicy: String, Sendable, CaseIterable {
+/// How a waiter waits, as `locklab list` says it (the `WaitingPolicy` type parameter of the queue
+/// locks reports its kind here).
+public enum WaitingKind: String, Sendable, CaseIterable {
     case spin
     case park
     case spinThenPark = "spin-then-park"
@@ -47,7 +48,7 @@ public struct LockOptionSpec: Sendable {
 public struct LockDescriptor: Sendable {
     public let name: String
     public let family: LockFamily
-    public let waiting: WaitingPolicy
+    public let waiting: WaitingKind
     public let paper: String
     /// `tryLock` is implemented.
     public let supportsTryLock: Bool
@@ -60,7 +61,7 @@ public struct LockDescriptor: Sendable {
     /// the plan reserves; 0 for every lock.
     public let helperThreads: Int
 
-    public init(name: String, family: LockFamily, waiting: WaitingPolicy, paper: String,
+    public init(name: String, family: LockFamily, waiting: WaitingKind, paper: String,
                 supportsTryLock: Bool, splitLockUnlock: Bool = true, maxThreads: Int? = nil,
                 options: [LockOptionSpec] = [], helperThreads: Int = 0) {
         self.name = name

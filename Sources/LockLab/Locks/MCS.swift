@@ -1,4 +1,4 @@
-// mcs: the Mellor-Crummey & Scott queue lock.
+// mcs, mcs-stp: the Mellor-Crummey & Scott queue lock, spinning or spin-then-park (WaitingPolicy).
 //
 // Paper: J. M. Mellor-Crummey, M. L. Scott, "Algorithms for Scalable Synchronization on
 // Shared-Memory Multiprocessors", ACM TOCS 9(1), 1991.
@@ -9,6 +9,9 @@
 //  - exactly one queued node, the head, belongs to the holder; every other waiter spins on its own
 //    node's `locked` word, which only its predecessor writes;
 //  - a node is reused only after its owner's unlock has returned (the harness's per-thread context).
+// Waiting: a type parameter. `mcs` spins on `locked`; `mcs-stp` (LiTL's MCS-STP) spins a while, then
+// parks on `locked` (1 -> 2) and the releaser's handover becomes an exchange that wakes it
+// (WaitingPolicy.swift).
 // Layout: each node is padded to 128 bytes; the tail has its own 128-byte block.
 
 import CShims
@@ -20,15 +23,22 @@ struct MCSNode {
     @usableFromInline var locked: UInt32
 }
 
-public struct MCSLock: LockAlgorithm {
+/// `mcs` (spinning) and `mcs-stp` (spin-then-park).
+public typealias MCSLock = MCS<SpinWaiting>
+public typealias MCSSpinThenParkLock = MCS<SpinThenParkWaiting>
+
+public struct MCS<Waiting: WaitingPolicy>: LockAlgorithm {
     public struct Context {
         @usableFromInline let node: UnsafeMutablePointer<MCSNode>
     }
 
-    public static let descriptor = LockDescriptor(
-        name: "mcs", family: .queue, waiting: .spin,
-        paper: "Mellor-Crummey & Scott, ACM TOCS 1991",
-        supportsTryLock: true)
+    public static var descriptor: LockDescriptor {
+        LockDescriptor(
+            name: "mcs" + Waiting.nameSuffix, family: .queue, waiting: Waiting.kind,
+            paper: Waiting.kind == .spin ? "Mellor-Crummey & Scott, ACM TOCS 1991"
+                : "Mellor-Crummey & Scott, ACM TOCS 1991; spin-then-park as LiTL (Guiroux et al., ATC 2016)",
+            supportsTryLock: true)
+    }
 
     /// Tail of the waiter queue (a `MCSNode*`), alone on its block.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -52,7 +62,7 @@ public struct MCSLock: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout Context) {
-        MCSQueue.acquire(UnsafeMutableRawPointer(context.node), tail: tail)
+        MCSQueue.acquire(UnsafeMutableRawPointer(context.node), tail: tail, waiting: Waiting.self)
     }
 
     @inline(__always)
@@ -62,7 +72,7 @@ public struct MCSLock: LockAlgorithm {
 
     @inline(__always)
     public func unlock(_ context: inout Context) {
-        MCSQueue.release(UnsafeMutableRawPointer(context.node), tail: tail)
+        MCSQueue.release(UnsafeMutableRawPointer(context.node), tail: tail, waiting: Waiting.self)
     }
 
     public func deallocate() {
@@ -84,9 +94,16 @@ enum MCSQueue {
         (node + MemoryLayout<MCSNode>.offset(of: \MCSNode.locked)!).assumingMemoryBound(to: UInt32.self)
     }
 
-    /// Enqueues `me` on `tail` and waits until it is the head.
+    /// Enqueues `me` on `tail` and waits (spinning) until it is the head.
     @inline(__always)
     static func acquire(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        acquire(me, tail: tail, waiting: SpinWaiting.self)
+    }
+
+    /// Enqueues `me` on `tail` and waits, as `W` says, until it is the head.
+    @inline(__always)
+    static func acquire<W: WaitingPolicy>(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                          waiting: W.Type) {
         let locked = lockedField(me)
         cshims_ptr_store_relaxed(nextField(me), nil)
         cshims_u32_store_relaxed(locked, 1)
@@ -95,10 +112,8 @@ enum MCSQueue {
         guard let predecessor = cshims_ptr_exchange_acq_rel(tail, me) else { return }
         // Link behind the predecessor; release so it sees our `locked = 1` before it can hand over.
         cshims_ptr_store_release(nextField(predecessor), me)
-        // Spin on our own line; acquire pairs with the predecessor's handover store.
-        while cshims_u32_load_acquire(locked) != 0 {
-            cshims_pause()
-        }
+        // Wait on our own line while locked == 1; acquire pairs with the predecessor's handover.
+        _ = W.wait(on: locked, while: 1)
     }
 
     /// Takes `tail` only if its queue is empty: we become head and holder at once.
@@ -109,9 +124,16 @@ enum MCSQueue {
         return cshims_ptr_cas_value_acq_rel(tail, nil, me)
     }
 
-    /// Releases the head `me` of `tail`'s queue; returns once nobody will touch `me` again.
+    /// Releases the head `me` of `tail`'s queue (spinning waiters).
     @inline(__always)
     static func release(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>) {
+        release(me, tail: tail, waiting: SpinWaiting.self)
+    }
+
+    /// Releases the head `me` of `tail`'s queue; returns once nobody will touch `me` again.
+    @inline(__always)
+    static func release<W: WaitingPolicy>(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                          waiting: W.Type) {
         var successor = cshims_ptr_load_acquire(nextField(me))
         if successor == nil {
             // No visible successor: swing the tail back to empty (release: our critical section
@@ -124,7 +146,8 @@ enum MCSQueue {
                 successor = cshims_ptr_load_acquire(nextField(me))
             } while successor == nil
         }
-        // Hand over: release orders our critical section before the successor's acquire load.
-        cshims_u32_store_release(lockedField(successor!), 0)
+        // Hand over: release orders our critical section before the successor's acquire load
+        // (stp: an exchange, waking the successor if it parked).
+        W.grant(lockedField(successor!), 0)
     }
 }

@@ -24,6 +24,8 @@
 //  - only a waiter with a linked successor is culled, so the main queue's tail is never culled.
 // Parameters: readmit-one-in (LiTL: 1024, from UNLOCK_COUNT_THRESHOLD; 0: only when the queue runs
 // empty). The draw is a per-thread xorshift in the context, seeded from the thread's index.
+// Waiting: a type parameter (WaitingPolicy.swift). `malthusian-stp` parks queued and passive
+// waiters alike on their `locked` (1 -> 2); every grant becomes an exchange that wakes a sleeper.
 // Layout: the tail has its own 128-byte block; the passive list (and the test counters) another,
 // touched only by holders; each node is padded to 128 bytes.
 
@@ -75,21 +77,29 @@ struct MalthusianPassiveList {
     @usableFromInline var readmittedByChance: UInt64
 }
 
-public struct MalthusianLock: LockAlgorithm {
+/// `malthusian` (spinning) and `malthusian-stp` (spin-then-park: passive threads sleep, as the
+/// paper suggests; WaitingPolicy.swift).
+public typealias MalthusianLock = Malthusian<SpinWaiting>
+public typealias MalthusianSpinThenParkLock = Malthusian<SpinThenParkWaiting>
+
+public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
     public struct Context {
         @usableFromInline let node: MalthusianNodePointer
         /// xorshift64 state for the re-admission draw; never 0.
         @usableFromInline var random: UInt64
     }
 
-    public static let descriptor = LockDescriptor(
-        name: "malthusian", family: .restriction, waiting: .spin,
-        paper: "Dice, EuroSys 2017 (MCSCR, Malthusian locks)",
-        supportsTryLock: true,
-        options: [
-            LockOptionSpec("readmit-one-in", default: 1024, range: 0...Int(UInt32.max),
-                           help: "re-admit the eldest passive thread at 1 unlock in N on average (LiTL: 1024; 0: only when the queue runs empty)"),
-        ])
+    public static var descriptor: LockDescriptor {
+        LockDescriptor(
+            name: "malthusian" + Waiting.nameSuffix, family: .restriction, waiting: Waiting.kind,
+            paper: "Dice, EuroSys 2017 (MCSCR, Malthusian locks)"
+                + (Waiting.kind == .spin ? "" : "; spin-then-park as LiTL (Guiroux et al., ATC 2016)"),
+            supportsTryLock: true,
+            options: [
+                LockOptionSpec("readmit-one-in", default: 1024, range: 0...Int(UInt32.max),
+                               help: "re-admit the eldest passive thread at 1 unlock in N on average (LiTL: 1024; 0: only when the queue runs empty)"),
+            ])
+    }
 
     /// Tail of the main queue (a `MalthusianNode*`), alone on its block.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -99,7 +109,7 @@ public struct MalthusianLock: LockAlgorithm {
     /// A draw (the high 32 bits of the xorshift state) below this re-admits: 2^32 / readmit-one-in.
     @usableFromInline let readmitBelow: UInt64
 
-    @usableFromInline static let blockBytes = 2 * LabMemory.alignment
+    @usableFromInline static var blockBytes: Int { 2 * LabMemory.alignment }
 
     public init(_ environment: LockEnvironment) {
         memory = environment.memory
@@ -137,9 +147,7 @@ public struct MalthusianLock: LockAlgorithm {
         // Release: the holder that reaches us sees locked == 1.
         cshims_ptr_store_release(MalthusianNodePointer(predecessor).next, me.raw)
         // Acquire: pairs with the grant, whether we were queued or passive in between.
-        while cshims_u32_load_acquire(me.locked) != 0 {
-            cshims_pause()
-        }
+        _ = Waiting.wait(on: me.locked, while: 1)
     }
 
     @inline(__always)
@@ -201,7 +209,7 @@ public struct MalthusianLock: LockAlgorithm {
             next = afterNext
         }
         // Release: our critical section (and the passive list) before the successor's acquire.
-        cshims_u32_store_release(MalthusianNodePointer(next!).locked, 0)
+        Waiting.grant(MalthusianNodePointer(next!).locked, 0)
     }
 
     /// Grants the lock to `node` (off the passive list), inserting it right behind the holder.
@@ -213,7 +221,7 @@ public struct MalthusianLock: LockAlgorithm {
             var expected: UnsafeMutableRawPointer? = me.raw
             // me -> node as the tail. Release: an arrival that links behind node sees its nil first.
             if cshims_ptr_cas_release(tail, &expected, node.raw) {
-                cshims_u32_store_release(node.locked, 0)
+                Waiting.grant(node.locked, 0)
                 return
             }
             repeat {
@@ -223,7 +231,7 @@ public struct MalthusianLock: LockAlgorithm {
         }
         cshims_ptr_store_relaxed(node.next, next)
         // Release: node's link and our critical section before its owner's acquire.
-        cshims_u32_store_release(node.locked, 0)
+        Waiting.grant(node.locked, 0)
     }
 
     /// Pushes a culled waiter on the newest end of the passive list. Holder only.

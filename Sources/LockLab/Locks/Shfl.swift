@@ -1,4 +1,4 @@
-// shfl: ShflLock, the spinning NUMA-aware variant.
+// shfl, shfl-b: ShflLock, the spinning NUMA-aware variant and the blocking one.
 //
 // Paper: S. Kashyap, I. Calciu, X. Cheng, C. Min, T. Kim, "Scalable and Practical Locking with
 // Shuffling", SOSP 2019; the authors' code, github.com/sslab-gatech/shfllock (ulocks/src/aqswonode.c,
@@ -39,6 +39,17 @@
 // head (4 threads on 2 nodes, a returning holder always queues last) the lock hands over like MCS;
 // grouping needs a same-node waiter with someone behind it. CNA, deciding at release, has no such limit.
 // Layout: the word and the tail share one 128-byte block; each node is padded to 128 bytes.
+// shfl-b (the paper's blocking ShflLock, section 4.2; the type parameter SpinThenParkWaiting):
+// waiters behind the head spin `SpinThenParkWaiting.spinLimit` iterations, then park on their
+// `status` (0 -> 2, FUTEX_WAIT); the head never parks (it spins on the word, as in the paper).
+// The wake-up leaves the critical path in two ways: (1) a waiter that becomes the head wakes its
+// own successor at once (`wakeEarly`), while the holder is still in its critical section, so the
+// next head is running by the time it is granted; (2) the shuffler wakes every waiter it groups
+// into its batch and the waiter it appoints shuffler, i.e. the next owners, during its walk. The
+// grant of `status` = 1 is an exchange that wakes the new head only if it still sleeps (the
+// fallback, on the holder's path). A parked waiter appointed shuffler must not sleep through the
+// role: the waiter's CAS 0 -> 2 and the appointer's store of `isShuffler` are each followed by a
+// seq_cst fence and a read of the other's word, so one of them sees the other (store buffering).
 // Mixed-size access: the word is CASed as 32 bits and the unlock stores its low byte, as qspinlock
 // does on x86-64 and arm64 (both little-endian; checked at compile time below).
 
@@ -98,23 +109,33 @@ struct ShflNodePointer: Equatable {
     }
 }
 
-public struct ShflLock: LockAlgorithm {
+/// `shfl` (spinning) and `shfl-b` (blocking: waiters park, the shuffler wakes the next owners).
+public typealias ShflLock = Shfl<SpinWaiting>
+public typealias ShflBlockingLock = Shfl<SpinThenParkWaiting>
+
+public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
     public struct Context {
         @usableFromInline let node: ShflNodePointer
     }
 
     /// Bit of `locked` (byte 0) and of `noSteal` (byte 1) in the word.
-    @usableFromInline static let lockedBit: UInt32 = 1
-    @usableFromInline static let noStealBit: UInt32 = 1 << 8
+    @usableFromInline static var lockedBit: UInt32 { 1 }
+    @usableFromInline static var noStealBit: UInt32 { 1 << 8 }
 
-    public static let descriptor = LockDescriptor(
-        name: "shfl", family: .numa, waiting: .spin,
-        paper: "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, spinning)",
+    /// Whether waiters park (shfl-b); a constant once specialised.
+    @usableFromInline static var blocking: Bool { Waiting.kind != .spin }
+    /// `status` of a parked waiter.
+    @usableFromInline static var parked: UInt32 { SpinThenParkWaiting.parkedMark }
+
+    public static var descriptor: LockDescriptor { LockDescriptor(
+        name: blocking ? "shfl-b" : "shfl", family: .numa, waiting: Waiting.kind,
+        paper: blocking ? "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, blocking)"
+            : "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, spinning)",
         supportsTryLock: true,
         options: [
             LockOptionSpec("max-shuffles", default: 256, range: 1...65535,
                            help: "most waiters in a batch of same-node waiters grouped by the shufflers (authors: 256; 1: no shuffling)"),
-        ])
+        ]) }
 
     /// The TAS word (offset 0): byte 0 locked, byte 1 noSteal.
     @usableFromInline let word: UnsafeMutablePointer<UInt32>
@@ -184,11 +205,24 @@ public struct ShflLock: LockAlgorithm {
             cshims_ptr_store_release(ShflNodePointer(predecessor).next, me.raw)
             // Acquire on both: `status` pairs with the previous head's release; `isShuffler` with
             // the appointing shuffler's release, which publishes its queue edits.
+            var spins = 0
             while cshims_u32_load_acquire(me.status) == 0 {
                 if cshims_u32_load_acquire(me.isShuffler) != 0 {
                     shuffleWaiters(me, isHead: false)
+                    spins = 0
+                }
+                if Self.blocking {
+                    spins &+= 1
+                    if spins >= SpinThenParkWaiting.spinLimit {
+                        parkWaiter(me)
+                        spins = 0
+                    }
                 }
                 cshims_pause()
+            }
+            if Self.blocking, let next = cshims_ptr_load_acquire(me.next) {
+                // We are the head: wake the next head now, while the holder is in its critical section.
+                wakeEarly(ShflNodePointer(next))
             }
         } else {
             // *,0 -> *,1. Orders no data (the shim has no relaxed fetch-or; acquire is free on x86).
@@ -214,9 +248,11 @@ public struct ShflLock: LockAlgorithm {
         if next == nil {
             // 1,1 -> 1,0 before the queue can empty (release order not needed; no relaxed variant).
             _ = cshims_u32_fetch_and_release(word, ~Self.noStealBit)
-            var expected: UnsafeMutableRawPointer? = me.raw
-            // Relaxed: the queue carries no data; the lock's data is ordered by the word.
-            if cshims_ptr_cas_relaxed(tail, &expected, nil) { return }
+            // Release: our clearing of noSteal (just above) happens-before the next first waiter's
+            // setting of it, which follows its acquire exchange that reads this nil; relaxed, a new
+            // first waiter's fetch_or could come first in the word's order and stealing would stay
+            // enabled with a waiter queued (fairness only; ARMv8 allows it). Free on x86.
+            if cshims_ptr_cas_value_release(tail, me.raw, nil) { return }
             // A waiter arrived: 1,0 -> 1,1 again, then wait for its link.
             _ = cshims_u32_fetch_or_acquire(word, Self.noStealBit)
             repeat {
@@ -225,7 +261,8 @@ public struct ShflLock: LockAlgorithm {
             } while next == nil
         }
         // Release: our queue edits (as shuffler) before the new head reads its links.
-        cshims_u32_store_release(ShflNodePointer(next!).status, 1)
+        // (shfl-b: an exchange that wakes the new head if it still sleeps.)
+        Waiting.grant(ShflNodePointer(next!).status, 1)
     }
 
     /// The shuffler's walk: from where the last walk stopped, move waiters of our node up behind
@@ -269,6 +306,7 @@ public struct ShflLock: LockAlgorithm {
                     cshims_ptr_store_relaxed(last.next, currentRaw)
                 }
                 batch += 1
+                if Self.blocking { wakeEarly(current) }
                 cshims_u32_store_relaxed(current.batch, batch)
                 last = current
                 moved = true
@@ -292,6 +330,39 @@ public struct ShflLock: LockAlgorithm {
         cshims_ptr_store_relaxed(node.lastVisited, resumeAt?.raw)
         // Release: our queue edits and `lastVisited` before the new shuffler's acquire of the role.
         cshims_u32_store_release(node.isShuffler, 1)
+        if Self.blocking {
+            // Against parkWaiter's CAS and fence: one of us sees the other's write.
+            cshims_fence_seq_cst()
+            wakeEarly(node)
+        }
+    }
+
+    /// shfl-b: a waiter behind the head parks (0 -> 2) until granted, woken early or appointed.
+    @usableFromInline @inline(never)
+    func parkWaiter(_ me: ShflNodePointer) {
+        // 0 -> 2. Fails if we were granted (1) meanwhile.
+        guard cshims_u32_cas_value_relaxed(me.status, 0, Self.parked) else { return }
+        cshims_fence_seq_cst()
+        if cshims_u32_load_acquire(me.isShuffler) != 0 {
+            // Appointed shuffler meanwhile: do not sleep. 2 -> 0 unless granted or woken already.
+            _ = cshims_u32_cas_value_relaxed(me.status, Self.parked, 0)
+            return
+        }
+        // Sleep while the word reads 2: a grant (-> 1) or an early wake-up (-> 0) ends it; EAGAIN,
+        // EINTR and spurious wake-ups recheck.
+        while cshims_u32_load_acquire(me.status) == Self.parked {
+            _ = cshims_futex_wait(me.status, Self.parked)
+        }
+    }
+
+    /// shfl-b: wakes `node`'s owner if it sleeps (2 -> 0; it resumes spinning). Never overwrites a
+    /// grant: only a CAS from 2. The owner may have left by the FUTEX_WAKE: see WaitingPolicy.swift.
+    @inline(__always) @usableFromInline
+    func wakeEarly(_ node: ShflNodePointer) {
+        if cshims_u32_load_relaxed(node.status) == Self.parked
+            && cshims_u32_cas_value_relaxed(node.status, Self.parked, 0) {
+            _ = cshims_futex_wake(node.status, 1)
+        }
     }
 
     public func deallocate() {

@@ -7,8 +7,9 @@
 // op store) between the two CPUs the run uses (or, without that exact pair, the median over the
 // pairs of their distance class). `cs time` is the busy-wait inside the critical section
 // (`--cs-ns`, 0 by default), serial like the transfers. Lines per handover = the lock's own lines
-// on the handover's critical path (below) + the harness's guarded record (the plain counter and
-// last holder, written in every critical section) + `--cs-lines` workload lines.
+// on the handover's critical path (below) + the critical section's lines: the microbenchmark's
+// `--cs-lines K`, K lines in all, the harness's record (plain counter, last holder) the first of
+// them, so at least 1.
 //
 // The lock's own lines, at two threads with the other thread always waiting (its arrival, e.g. a
 // ticket's fetch-add or an MCS tail swap, overlaps the holder's critical section):
@@ -21,7 +22,9 @@
 //                           fetch it) and the successor's node (the releaser writes its `locked`);
 //   cohort and NUMA locks built on an MCS queue: 2 at two threads on one node (the local queue
 //   hands over; the global lock stays with the cohort); c-tkt-tkt: 1 (its local ticket lock).
-// Kernel-assisted locks (pthread, swift-mutex), shfl and null have no model: no ceiling.
+//   qspinlock        1  the lock word (at two threads the waiter spins as `pending`, no queue node);
+//   -stp variants    as their spinning lock, while the successor spins rather than sleeps.
+// Kernel-assisted locks (pthread, futex, swift-mutex), shfl and null have no model: no ceiling.
 // Each line is counted once, at one transfer latency: the least a handover can move. Real
 // protocols move some lines twice (the releaser's read-for-ownership of a line the waiter spins on,
 // then the waiter's read back) and add invalidations of shared copies, which is why locks sit
@@ -45,10 +48,17 @@ public enum HandoverModel {
         table["anderson"] = (1, "the next waiter's slot flag, raised by the releaser")
         let clh = "the releaser's node, whose busy flag the successor spins on"
         for name in ["clh", "ck-clh"] { table[name] = (1, clh) }
+        table["clh-stp"] = (1, clh + " (while the successor still spins rather than sleeps)")
         let mcs = "the releaser's node (its next was written by the successor) and the successor's node (the releaser writes its locked flag)"
         for name in ["mcs", "ck-mcs"] { table[name] = (2, mcs) }
+        table["mcs-stp"] = (2, mcs + " (while the successor still spins rather than sleeps)")
         let queue = "the local MCS queue at two threads on one node: the releaser's node (next) and the successor's node (locked flag)"
         for name in ["c-bo-mcs", "c-mcs-mcs", "cna", "hmcs", "malthusian"] { table[name] = (2, queue) }
+        for name in ["cna-stp", "malthusian-stp"] {
+            table[name] = (2, queue + " (while the successor still spins rather than sleeps)")
+        }
+        let pending = "the lock word: at two threads the waiter spins as `pending` on it and takes it at the releaser's store; no queue node"
+        for name in ["qspinlock", "qspinlock-cna"] { table[name] = (1, pending) }
         return table
     }()
 

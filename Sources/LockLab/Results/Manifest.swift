@@ -13,9 +13,16 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     public var numaAvailable: Bool
     public var realNumaNodes: Int
     public var cyclesPerNanosecond: Double
+    /// Whether the cycle counter is invariant, the clocksource, governor and turbo state (nil in
+    /// manifests written before they were recorded).
+    public var clock: ClockFacts?
+    /// Whether memory policies can be set ("settable", or why not: a seccomp profile that denies
+    /// mbind leaves `numa_available` true); nil in older manifests.
+    public var memoryPolicy: String?
 
     enum CodingKeys: String, CodingKey {
-        case host, kernel
+        case host, kernel, clock
+        case memoryPolicy = "mem_policy"
         case cpuModel = "cpu_model"
         case onlineCPUs = "online_cpus"
         case memoryGiB = "memory_gib"
@@ -40,7 +47,8 @@ public struct MachineInfo: Codable, Sendable, Equatable {
             onlineCPUs: ProcessInfo.processInfo.activeProcessorCount,
             memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
             numaAvailable: LabMemory.numaAvailable, realNumaNodes: LabMemory.realNodeCount,
-            cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000)
+            cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000,
+            clock: ClockFacts.current, memoryPolicy: LabMemory.policyProbe)
     }
 }
 
@@ -121,9 +129,12 @@ public struct Manifest: Codable, Sendable {
     public var topology: String
     public var latencySampling: String
     public var invocations: [Invocation]
+    /// A folder merged from a sharded sweep's shards (`locklab merge`): every shard's machine,
+    /// build, topology and commands; nil in a folder a sweep or run wrote itself.
+    public var shards: [ShardManifest]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case machine, build, topology, invocations
+        case machine, build, topology, invocations, shards
         case latencySampling = "latency_sampling"
     }
 

@@ -13,6 +13,9 @@ public struct RunDescription: Sendable {
     public var oversubscribed: Bool
     public var workload: WorkloadSpec
     public var memNode: String
+    /// The placement the kernel reports for the run's memory (`LabMemory.placement.applied`):
+    /// `mem_node` when it took effect, "local" when it fell back to first touch, "unverified".
+    public var memPolicyApplied: String
     public var durationSeconds: Double
     public var warmupSeconds: Double
     public var repeatIndex: Int
@@ -25,7 +28,7 @@ public struct RunDescription: Sendable {
     public init(runID: String, spec: LockSpec, threads: Int, placement: String, nodes: Int, virtualNodes: Int?,
                 oversubscribed: Bool, workload: WorkloadSpec, memNode: String, durationSeconds: Double,
                 warmupSeconds: Double, repeatIndex: Int, seed: UInt64, sampleEvery: Int, machine: String,
-                gitCommit: String, experiment: String = "") {
+                gitCommit: String, experiment: String = "", memPolicyApplied: String? = nil) {
         self.runID = runID
         self.spec = spec
         self.threads = threads
@@ -35,6 +38,7 @@ public struct RunDescription: Sendable {
         self.oversubscribed = oversubscribed
         self.workload = workload
         self.memNode = memNode
+        self.memPolicyApplied = memPolicyApplied ?? memNode
         self.durationSeconds = durationSeconds
         self.warmupSeconds = warmupSeconds
         self.repeatIndex = repeatIndex
@@ -69,11 +73,11 @@ public enum RunRecord {
     public static let runColumns = [
         "run_id", "experiment", "config_key", "lock", "lock_name", "lock_options", "threads", "placement", "nodes",
         "virtual_nodes", "oversubscribed", "workload", "workload_options", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
-        "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status",
+        "mem_policy_applied", "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status", "failure",
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
         "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
-        "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
+        "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "git_commit", "utc_end",
     ]
 
@@ -93,10 +97,10 @@ public enum RunRecord {
             "workload": d.workload.label, "workload_options": d.workload.options.csvText,
             "cs_lines": d.workload.csLines.map(String.init) ?? "", "cs_ns": d.workload.csNanoseconds.map(String.init) ?? "",
             "ncs_ns": "\(d.workload.ncsNanoseconds)", "ncs_random": d.workload.ncsRandom ? "1" : "0",
-            "mem_node": d.memNode,
+            "mem_node": d.memNode, "mem_policy_applied": d.memPolicyApplied,
             "duration_s": csvNumber(d.durationSeconds), "warmup_s": csvNumber(d.warmupSeconds),
             "elapsed_s": csvNumber(s.elapsedSeconds), "repeat": "\(d.repeatIndex)", "seed": "\(d.seed)",
-            "status": s.status.rawValue,
+            "status": s.status.rawValue, "failure": s.failure ?? "",
             "ops": "\(s.ops)", "ops_per_sec": csvNumber(s.opsPerSecond, decimals: 1),
             "ns_per_op": csvNumber(s.nanosecondsPerOp, decimals: 3),
             "jain_fairness": csvNumber(s.jainFairness), "min_thread_ops": "\(s.minThreadOps)",
@@ -108,6 +112,10 @@ public enum RunRecord {
             "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
             "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
+            // CPU seconds (user + sys, all threads, measured phase) per million acquisitions: what
+            // waiting costs, spinning or parked; empty when nothing was acquired.
+            "cpu_s_per_mop": s.ops > 0
+                ? csvNumber((s.cpuUserSeconds + s.cpuSystemSeconds) / (Double(s.ops) / 1e6)) : "",
             "ctx_vol": "\(s.voluntarySwitches)", "ctx_invol": "\(s.involuntarySwitches)",
             "mutex_ok": s.mutexOK ? "1" : "0", "counter": "\(s.counter)", "acquisitions": "\(s.totalAcquisitions)",
             "machine": d.machine, "git_commit": d.gitCommit, "utc_end": Manifest.utcNow(),

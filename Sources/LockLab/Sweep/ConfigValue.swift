@@ -6,35 +6,110 @@
 // the process on some malformed input (`[` then a newline, `[[=`, `x = [}]`); the experiment-file
 // property tests found it. libyaml reports every malformed input as an error.
 
+import Foundation
 import Yams
 
-/// A value of an experiment file.
+/// A value of an experiment file. Scalars keep their text: the field that reads one decides its
+/// type (`ScalarText`), so that no YAML 1.1 rule changes a value behind the reader's back (issue 10,
+/// section 6: `010` is octal 8, `1:30` is 90, `yes`/`on` are true, `0x10` is 16 to libyaml's users).
 indirect enum ConfigValue {
-    case string(String)
-    case integer(Int)
-    case float(Double)
-    case boolean(Bool)
+    /// A scalar as written; `plain` when unquoted.
+    case scalar(String, plain: Bool)
     case array([ConfigValue])
     case table(ConfigTable)
+    /// An empty value, or a plain `~`.
     case null
 
-    var string: String? { if case let .string(s) = self { return s } else { return nil } }
-    var int: Int? { if case let .integer(n) = self { return n } else { return nil } }
-    var double: Double? { if case let .float(x) = self { return x } else { return nil } }
-    var bool: Bool? { if case let .boolean(b) = self { return b } else { return nil } }
+    /// The text of a scalar, quoted or not.
+    var text: String? { if case let .scalar(s, _) = self { return s } else { return nil } }
     var array: [ConfigValue]? { if case let .array(a) = self { return a } else { return nil } }
     var table: ConfigTable? { if case let .table(t) = self { return t } else { return nil } }
 
-    /// The value's kind, for "expected an integer, found a string".
+    /// The value as an error message shows it: "'three'", "a list", "no value".
     var typeName: String {
         switch self {
-        case .string: return "a string"
-        case .integer: return "an integer"
-        case .float: return "a float"
-        case .boolean: return "a boolean"
+        case let .scalar(s, _): return "'\(s)'"
         case .array: return "a list"
         case .table: return "a mapping"
         case .null: return "no value"
+        }
+    }
+}
+
+/// What a field makes of a scalar's text. Numbers are read as a person reads them: decimal, leading
+/// zeros allowed (`010` is ten, `08` is eight), `_` between digits, an exponent (`1e3`) where the
+/// value is whole. Everything YAML 1.1 would turn into another number, and every word that is not
+/// the field's kind, is refused with one line that says what it would have meant.
+enum ScalarText {
+    enum Reading<T> {
+        case value(T)
+        /// Not a number at all (a word): the field may take it as something else.
+        case notANumber
+        /// Looks like a number but one a person could misread: the message says why.
+        case refused(String)
+    }
+
+    private static func matches(_ text: String, _ pattern: String) -> Bool {
+        text.range(of: pattern, options: .regularExpression) != nil
+    }
+
+    /// A decimal number with `_` between digits and an optional fraction and exponent, or a
+    /// refusal naming the YAML 1.1 form it is.
+    static func number(_ raw: String) -> Reading<Double> {
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        if matches(text, "^[-+]?[0-9]+(_[0-9]+)*(\\.[0-9]*)?([eE][-+]?[0-9]+)?$")
+            || matches(text, "^[-+]?\\.[0-9]+([eE][-+]?[0-9]+)?$") {
+            guard let x = Double(text.replacingOccurrences(of: "_", with: "")), x.isFinite else {
+                return .refused("'\(raw)' is too large")
+            }
+            return .value(x)
+        }
+        if matches(text, "^[-+]?0[xX][0-9a-fA-F_]+$") {
+            let digits = text.replacingOccurrences(of: "_", with: "").replacingOccurrences(of: "0x", with: "")
+                .replacingOccurrences(of: "0X", with: "")
+            let hint = Int(digits.trimmingCharacters(in: CharacterSet(charactersIn: "+-")), radix: 16).map { " (\($0))" } ?? ""
+            return .refused("'\(raw)' is hexadecimal; write the number in decimal\(hint)")
+        }
+        if matches(text, "^[-+]?0[oObB][0-9_]+$") {
+            return .refused("'\(raw)' is octal or binary; write the number in decimal")
+        }
+        if matches(text, "^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\\.[0-9_]*)?$") {
+            return .refused("'\(raw)' is a base-60 number to YAML 1.1 (1:30 is 90); write one plain number")
+        }
+        if matches(text, "^[-+]?\\.?(inf|Inf|INF|nan|NaN|NAN)$") || matches(text, "^[-+]?(infinity|Infinity)$") {
+            return .refused("'\(raw)' is not a finite number")
+        }
+        if matches(text, "^[-+]?[0-9][0-9_.eE+-]*$") {
+            return .refused("'\(raw)' is not a number")
+        }
+        return .notANumber
+    }
+
+    /// A whole number (see `number`): `1e3` is 1000, `2.0` is 2, `1.5` is refused.
+    static func integer(_ raw: String) -> Reading<Int> {
+        let text = raw.trimmingCharacters(in: .whitespaces)
+        if matches(text, "^[-+]?[0-9]+(_[0-9]+)*$") {
+            guard let n = Int(text.replacingOccurrences(of: "_", with: "")) else {
+                return .refused("'\(raw)' is too large")
+            }
+            return .value(n)
+        }
+        switch number(raw) {
+        case let .value(x):
+            guard x == x.rounded() else { return .refused("'\(raw)' is not a whole number") }
+            guard abs(x) < 0x1p63 else { return .refused("'\(raw)' is too large") }
+            return .value(Int(x))
+        case .notANumber: return .notANumber
+        case let .refused(why): return .refused(why)
+        }
+    }
+
+    /// true/false, and the YAML 1.1 words that mean them (yes/no, on/off, y/n), any case.
+    static func boolean(_ raw: String) -> Bool? {
+        switch raw.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "yes", "on", "y": return true
+        case "false", "no", "off", "n": return false
+        default: return nil
         }
     }
 }
@@ -67,7 +142,8 @@ enum ConfigParser {
     static func parse(_ text: String) throws -> ConfigTable {
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            // The basic resolver types nothing: every scalar stays text (see ConfigValue).
+            node = try Yams.compose(yaml: text, .basic)
         } catch let e as YamlError {
             throw error(e)
         }
@@ -85,14 +161,17 @@ enum ConfigParser {
         }
         switch node {
         case let .scalar(scalar):
-            // Quoted or block scalars are strings whatever they look like; plain ones are typed.
-            if scalar.style != .plain && scalar.style != .any { return .string(scalar.string) }
-            // Only an empty value is null: a lock is called `null`, and no field takes YAML's null.
-            if scalar.string.isEmpty { return .null }
-            if let b = node.bool { return .boolean(b) }
-            if let n = node.int { return .integer(n) }
-            if let x = node.float { return .float(x) }
-            return .string(scalar.string)
+            // An explicit tag (`!!int 010`, `!!float 1`) asks for YAML's typing: refused, not half-honoured.
+            let tag = scalar.tag.description
+            // Untagged scalars carry the implicit ("") or non-specific ("!") tag, or str once resolved.
+            if ![Tag.Name.implicit.rawValue, Tag.Name.nonSpecific.rawValue, Tag.Name.str.rawValue].contains(tag) {
+                throw ConfigParseError(line: node.mark?.line ?? 0, column: node.mark?.column ?? 0,
+                                       message: "tags such as '!!\(tag.split(separator: ":").last ?? "")' are not supported: write the value plainly")
+            }
+            let plain = scalar.style == .plain || scalar.style == .any
+            // Null is an empty value or a plain `~`; the word `null` stays text (a lock is called null).
+            if plain && (scalar.string.isEmpty || scalar.string == "~") { return .null }
+            return .scalar(scalar.string, plain: plain)
         case let .sequence(sequence):
             return .array(try sequence.map { try convert($0, depth: depth + 1) })
         case let .mapping(mapping):

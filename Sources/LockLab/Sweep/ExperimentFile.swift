@@ -225,7 +225,7 @@ public struct Experiment: Sendable {
                 throw ExperimentFileError(file: file, field: "placements", message: "\(error)")
             }
         }
-        let repeats = try reader.int(table, "repeats", range: 1...10_000) ?? 1
+        let repeats = try reader.int(table, "repeats", range: 1...Limits.maxRepeats) ?? 1
         let duration = try reader.double(table, "duration_s", range: 0.001...86_400) ?? 1
         let warmup = try reader.double(table, "warmup_s", range: 0...86_400) ?? 0.2
         let seed = try reader.int(table, "seed", range: 0...Int.max) ?? 1
@@ -234,7 +234,8 @@ public struct Experiment: Sendable {
         if virtualNodes != nil, minNodes != nil {
             throw ExperimentFileError(file: file, field: "min_nodes", message: "give virtual_nodes or min_nodes, not both")
         }
-        let memText = try reader.string(table, "mem_node") ?? "local"
+        // A node number or a word: `mem_node: 0` (as README writes it) and `mem_node: "0"` alike.
+        let memText = try table["mem_node"].map { try reader.numberOrWord($0, field: "mem_node") } ?? "local"
         let memory: MemoryPolicy
         do { memory = try MemoryPolicy(parsing: memText) } catch {
             throw ExperimentFileError(file: file, field: "mem_node", message: "'\(memText)' is not valid; expected a node number, 'local' or 'interleave'")
@@ -251,6 +252,14 @@ public struct Experiment: Sendable {
             let csNs = try reader.intList(wt, "cs_ns", field: "workload.cs_ns", range: 0...1_000_000_000) ?? [0]
             let ncsNs = try reader.intList(wt, "ncs_ns", field: "workload.ncs_ns", range: 0...1_000_000_000) ?? [0]
             let random = try reader.bool(wt, "ncs_random", field: "workload.ncs_random") ?? false
+            // The cross product is built here: refuse one too large to build before building it.
+            let combinations = csLines.count.multipliedReportingOverflow(by: csNs.count)
+            let total = combinations.partialValue.multipliedReportingOverflow(by: ncsNs.count)
+            let withNames = total.partialValue.multipliedReportingOverflow(by: max(1, names.count))
+            if combinations.overflow || total.overflow || withNames.overflow || withNames.partialValue > Limits.maxWorkloads {
+                throw ExperimentFileError(file: file, field: "workload",
+                                          message: "name x cs_lines x cs_ns x ncs_ns give more than \(Limits.maxWorkloads) workloads; split the file")
+            }
             workloads = []
             for name in names {
                 // cs_lines and cs_ns multiply the micro runs only; ncs_* every workload.
@@ -342,32 +351,48 @@ struct FieldReader {
         v.typeName
     }
 
-    func string(_ t: ConfigTable, _ key: String) throws -> String? {
+    /// A string field: the scalar's text exactly as written (`name: 010` is "010", `yes` is "yes").
+    func string(_ t: ConfigTable, _ key: String, field: String? = nil) throws -> String? {
         guard let v = t[key] else { return nil }
-        guard let s = v.string else { throw fail(key, "expected a string, found \(describe(v))") }
+        guard let s = v.text else { throw fail(field ?? key, "expected a string, found \(describe(v))") }
         return s
+    }
+
+    /// One integer from a scalar, or the field's one-line error.
+    func integer(_ v: ConfigValue, field: String, range: ClosedRange<Int>) throws -> Int {
+        guard let text = v.text else { throw fail(field, "expected an integer, found \(describe(v))") }
+        switch ScalarText.integer(text) {
+        case let .value(n):
+            guard range.contains(n) else { throw fail(field, "\(n) is out of range \(rangeText(range))") }
+            return n
+        case let .refused(why): throw fail(field, "expected an integer: \(why)")
+        case .notANumber: throw fail(field, "expected an integer, found \(describe(v))")
+        }
     }
 
     func int(_ t: ConfigTable, _ key: String, range: ClosedRange<Int>, field: String? = nil) throws -> Int? {
         guard let v = t[key] else { return nil }
-        guard let n = v.int else { throw fail(field ?? key, "expected an integer, found \(describe(v))") }
-        guard range.contains(n) else { throw fail(field ?? key, "\(n) is out of range \(rangeText(range))") }
-        return n
+        return try integer(v, field: field ?? key, range: range)
     }
 
     func double(_ t: ConfigTable, _ key: String, range: ClosedRange<Double>) throws -> Double? {
         guard let v = t[key] else { return nil }
+        guard let text = v.text else { throw fail(key, "expected a number, found \(describe(v))") }
         let x: Double
-        if let d = v.double { x = d } else if let n = v.int { x = Double(n) } else {
-            throw fail(key, "expected a number, found \(describe(v))")
+        switch ScalarText.number(text) {
+        case let .value(value): x = value
+        case let .refused(why): throw fail(key, "expected a number: \(why)")
+        case .notANumber: throw fail(key, "expected a number, found \(describe(v))")
         }
-        guard range.contains(x) else { throw fail(key, "\(x) is out of range \(range.lowerBound)...\(range.upperBound)") }
+        guard range.contains(x) else { throw fail(key, "\(text) is out of range \(range.lowerBound)...\(range.upperBound)") }
         return x
     }
 
     func bool(_ t: ConfigTable, _ key: String, field: String) throws -> Bool? {
         guard let v = t[key] else { return nil }
-        guard let b = v.bool else { throw fail(field, "expected true or false, found \(describe(v))") }
+        guard let text = v.text, let b = ScalarText.boolean(text) else {
+            throw fail(field, "expected true or false (or yes/no, on/off), found \(describe(v))")
+        }
         return b
     }
 
@@ -378,15 +403,28 @@ struct FieldReader {
             if required { throw fail(name, "is required") }
             return defaultValue
         }
-        if let s = v.string { return [s] }
+        if let s = v.text { return [s] }
         guard let a = v.array else { throw fail(name, "expected a string or a list of strings, found \(describe(v))") }
         var out: [String] = []
         for item in a {
-            guard let s = item.string else { throw fail(name, "expected strings in the list, found \(describe(item))") }
+            guard let s = item.text else { throw fail(name, "expected strings in the list, found \(describe(item))") }
             out.append(s)
         }
         if out.isEmpty { throw fail(name, "is an empty list") }
         return out
+    }
+
+    /// A value that is a number or a word (a node number or `interleave`, a thread count or `all`):
+    /// numbers normalised as `integer` reads them (`010` -> "10"), words as written, and a number
+    /// a person could misread refused. Text with ".." (a thread range) is passed on as written.
+    func numberOrWord(_ v: ConfigValue, field: String) throws -> String {
+        guard let text = v.text else { throw fail(field, "expected a number or a word, found \(describe(v))") }
+        if text.contains("..") { return text }
+        switch ScalarText.integer(text) {
+        case let .value(n): return "\(n)"
+        case let .refused(why): throw fail(field, why)
+        case .notANumber: return text
+        }
     }
 
     func stringsOrInts(_ t: ConfigTable, _ key: String, required: Bool) throws -> [String] {
@@ -394,34 +432,25 @@ struct FieldReader {
             if required { throw fail(key, "is required") }
             return []
         }
-        func one(_ item: ConfigValue) throws -> String {
-            if let n = item.int { return "\(n)" }
-            if let s = item.string { return s }
-            throw fail(key, "expected numbers or strings, found \(describe(item))")
-        }
         if let a = v.array {
-            let out = try a.map(one)
+            let out = try a.map { try numberOrWord($0, field: key) }
             if out.isEmpty { throw fail(key, "is an empty list") }
             return out
         }
-        return [try one(v)]
+        return [try numberOrWord(v, field: key)]
     }
 
     func intList(_ t: ConfigTable, _ key: String, field: String, range: ClosedRange<Int>) throws -> [Int]? {
         guard let v = t[key] else { return nil }
         var values: [Int] = []
-        if let n = v.int {
-            values = [n]
-        } else if let a = v.array {
-            for item in a {
-                guard let n = item.int else { throw fail(field, "expected integers, found \(describe(item))") }
-                values.append(n)
-            }
+        if let a = v.array {
+            for item in a { values.append(try integer(item, field: field, range: range)) }
+        } else if v.text != nil {
+            values = [try integer(v, field: field, range: range)]
         } else {
             throw fail(field, "expected an integer or a list of integers, found \(describe(v))")
         }
         if values.isEmpty { throw fail(field, "is an empty list") }
-        for n in values where !range.contains(n) { throw fail(field, "\(n) is out of range \(rangeText(range))") }
         return values
     }
 

@@ -22,6 +22,9 @@ public struct RunMatrix: Sendable {
     public var seed: UInt64
     public var stallTimeoutSeconds: Double
     public var experiment: String
+    /// Only the runs of these curves (`curveKey`): one shard of a sharded sweep (ShardCut); nil
+    /// runs every curve. Applied after the shuffle, so a shard runs in the order the whole would.
+    public var curveFilter: Set<String>? = nil
 
     public init(locks: [LockSpec], threadCounts: [Int], repeats: Int = 1,
                 workloads: [WorkloadSpec] = [.micro(.init())], placements: [Placement] = [.compact],
@@ -51,7 +54,16 @@ public struct RunMatrix: Sendable {
             throw LabError.badValue(flag: "--threads", value: bad ?? "",
                                     accepted: "thread counts in 1...\(Limits.maxThreads)")
         }
-        if repeats < 1 { throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count >= 1") }
+        // The same caps as experiment files, and a cap on the whole matrix, checked by arithmetic
+        // before anything is built: `--repeat 1000000000` is refused at once instead of planned.
+        if !(1...Limits.maxRepeats).contains(repeats) {
+            throw LabError.badValue(flag: "--repeat", value: "\(repeats)", accepted: "a count in 1...\(Limits.maxRepeats)")
+        }
+        if let count = plannedRunCount, count > Limits.maxPlannedRuns {
+            throw LabError.impossible("the matrix holds \(count) runs, more than \(Limits.maxPlannedRuns): split it (fewer repeats, locks, thread counts or workloads)")
+        } else if plannedRunCount == nil {
+            throw LabError.impossible("the matrix holds more runs than can be counted: split it")
+        }
         // Finite and at most a day, as experiment files allow: nan and inf must not reach the clock.
         if !(durationSeconds > 0 && durationSeconds <= 86_400) {
             throw LabError.badValue(flag: "--duration", value: "\(durationSeconds)", accepted: "seconds in (0, 86400]")
@@ -85,10 +97,25 @@ public struct RunMatrix: Sendable {
         }
         // A lock limited to fewer threads (null: 1) is left out at larger counts (`skippedLocks`
         // says which); the matrix must still hold some run.
-        if plannedRuns.isEmpty, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
+        if plannedRunCount == 0, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
             throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)
         }
         for t in threadCounts { for p in placements { _ = try topology.plan(threads: t, placement: p) } }
+    }
+
+    /// How many runs `plannedRuns` holds, computed without building it; nil if it overflows Int.
+    public var plannedRunCount: Int? {
+        var perRepeat = 0
+        for t in threadCounts {
+            let locksThere = locks.filter { t <= ($0.entry.descriptor.maxThreads ?? .max) }.count
+            let (a, o1) = locksThere.multipliedReportingOverflow(by: workloads.count)
+            let (b, o2) = a.multipliedReportingOverflow(by: placements.count)
+            let (c, o3) = perRepeat.addingReportingOverflow(b)
+            if o1 || o2 || o3 { return nil }
+            perRepeat = c
+        }
+        let (total, overflow) = perRepeat.multipliedReportingOverflow(by: max(1, repeats))
+        return overflow ? nil : total
     }
 
     /// One run of the matrix, before it is run.
@@ -121,6 +148,7 @@ public struct RunMatrix: Sendable {
                 var rng = SplitMix64(seed: seed &+ UInt64(r) &* 0x9E37_79B9_7F4A_7C15)
                 round.shuffle(using: &rng)
             }
+            if let only = curveFilter { round.removeAll { !only.contains(curveKey($0)) } }
             runs += round
         }
         return runs
@@ -148,6 +176,9 @@ public enum MatrixEvent {
     case finished(done: Int, toRun: Int, run: RunMatrix.PlannedRun, summary: RunSummary, etaSeconds: Double)
     /// Stopped on request after a run; `remaining` runs are left for a resume.
     case interrupted(remaining: Int)
+    /// Something a reader of the results must know, said once per loop (a memory placement that
+    /// did not take effect): printed as a note.
+    case note(String)
 }
 
 /// What the matrix loop did.
@@ -184,15 +215,18 @@ extension RunMatrix {
         var outcome = MatrixOutcome(planned: planned.count, skipped: planned.count - todo.count, ran: 0, failed: 0,
                                     failedEarlier: failedEarlier, interrupted: false, hung: nil)
         let started = CycleClock.monotonicNanoseconds()
+        var notesGiven = Set<String>()
         for (i, run) in todo.enumerated() {
             if StopRequest.requested {
                 outcome.interrupted = true
                 onEvent(.interrupted(remaining: todo.count - i))
                 break
             }
+            let memory = LabMemory(policy: self.memory)
             let (description, summary) = try measure(run, topology: topology, runID: writer.nextRunID(),
-                                                     machine: machine, gitCommit: gitCommit)
+                                                     machine: machine, gitCommit: gitCommit, memory: memory)
             try writer.append(description, summary)
+            if let note = memory.placement.note, notesGiven.insert(note).inserted { onEvent(.note(note)) }
             outcome.ran += 1
             if summary.status != .ok { outcome.failed += 1 }
             let perRun = Double(CycleClock.monotonicNanoseconds() &- started) / 1e9 / Double(i + 1)
@@ -207,14 +241,17 @@ extension RunMatrix {
     }
 
     /// Measures one planned run and returns its description and summary (not yet written).
+    /// `memory` (default: a fresh allocator with the matrix's policy) records what placement the
+    /// run's blocks got, for `mem_policy_applied`.
     public func measure(_ run: PlannedRun, topology: Topology, runID: String, machine: String,
-                        gitCommit: String) throws -> (RunDescription, RunSummary) {
+                        gitCommit: String, memory: LabMemory? = nil) throws -> (RunDescription, RunSummary) {
+        let memory = memory ?? LabMemory(policy: self.memory)
         let plan = try topology.plan(threads: run.threads, placement: run.placement,
                                      helpers: run.spec.entry.descriptor.helperThreads)
         let config = RunConfig(
             spec: run.spec, threads: plan.slots, nodeCount: topology.nodeCount,
             length: .timed(warmupSeconds: warmupSeconds, measureSeconds: durationSeconds),
-            sampleEvery: sampleEvery, trylockEvery: 0, memory: LabMemory(policy: memory),
+            sampleEvery: sampleEvery, trylockEvery: 0, memory: memory,
             seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds,
             helpers: plan.helperSlots)
         let raw = try run.spec.entry.run(config, run.workload)
@@ -222,10 +259,11 @@ extension RunMatrix {
         let description = RunDescription(
             runID: runID, spec: run.spec, threads: run.threads, placement: run.placement.description,
             nodes: plan.nodesUsed, virtualNodes: topology.virtualNodes, oversubscribed: plan.oversubscribed,
-            workload: run.workload, memNode: memory.description,
+            workload: run.workload, memNode: self.memory.description,
             durationSeconds: durationSeconds, warmupSeconds: warmupSeconds,
             repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: sampleEvery,
-            machine: machine, gitCommit: gitCommit, experiment: experiment)
+            machine: machine, gitCommit: gitCommit, experiment: experiment,
+            memPolicyApplied: config.memory.placement.applied)
         return (description, summary)
     }
 

@@ -56,20 +56,49 @@ public struct SweepHung: Error, CustomStringConvertible {
 }
 
 public enum Sweep {
-    /// Runs `experiment` on `topology` into `out`, resuming what is recorded there. Throws
+    /// Runs `experiment` on `topology` into `out`, resuming what is recorded there. With `shard`,
+    /// runs only that shard's curves, into `out`/shards/I/ with its plan (shard.json). Throws
     /// `SweepHung` after recording a hung run: the caller continues in a fresh process.
-    public static func execute(experiment: Experiment, topology: Topology, out: String, allowMixing: Bool = false,
-                               command: String, onEvent: (MatrixEvent) -> Void) throws -> MatrixOutcome {
-        let matrix = try experiment.matrix(on: topology)
+    public static func execute(experiment: Experiment, topology: Topology, out: String, shard: ShardSelector? = nil,
+                               allowMixing: Bool = false, command: String,
+                               onEvent: (MatrixEvent) -> Void) throws -> MatrixOutcome {
+        var matrix = try experiment.matrix(on: topology)
+        var directory = out
+        if let shard {
+            directory = shard.directory(in: out)
+            let plan = try Self.plan(experiment: experiment, matrix: matrix, topology: topology, shard: shard)
+            if let recorded = try ShardPlan.read(in: directory),
+               recorded.cutFingerprint != plan.cutFingerprint || recorded.shards != plan.shards
+                || recorded.shard != plan.shard || recorded.fileDigest != plan.fileDigest {
+                throw LabError.impossible("\(directory) holds shard \(recorded.shard)/\(recorded.shards) of another cut (\(recorded.file), cut \(recorded.cutFingerprint)), not shard \(shard) of \(experiment.file) (cut \(plan.cutFingerprint)); use a new output folder")
+            }
+            matrix = matrix.restricted(to: shard, of: ShardCut(matrix: matrix, shards: shard.count))
+            // The plan before the folder's first row: merge knows what a complete shard holds.
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try plan.write(in: directory)
+        }
         let machine = MachineInfo.current()
         let build = BuildInfo.current()
-        _ = try Manifest.record(in: out, machine: machine, build: build, topology: topology.summary,
+        _ = try Manifest.record(in: directory, machine: machine, build: build, topology: topology.summary,
                                 latencySampling: RunMatrix.samplingNote(matrix.sampleEvery), command: command,
                                 allowMixing: allowMixing)
-        let writer = try ResultsWriter(directory: out)
+        let writer = try ResultsWriter(directory: directory)
         let outcome = try matrix.execute(topology: topology, writer: writer, machine: machine.host,
                                          gitCommit: build.gitCommit, resume: true, onEvent: onEvent)
         if let hung = outcome.hung { throw SweepHung(configKey: hung.configKey, remaining: hung.remaining) }
         return outcome
+    }
+
+    /// Shard `shard`'s plan of `experiment` on `topology`: its curves and every run they hold.
+    public static func plan(experiment: Experiment, matrix: RunMatrix, topology: Topology,
+                            shard: ShardSelector) throws -> ShardPlan {
+        let cut = ShardCut(matrix: matrix, shards: shard.count)
+        let mine = matrix.restricted(to: shard, of: cut)
+        return ShardPlan(experiment: experiment.name, file: experiment.file,
+                         fileDigest: ShardPlan.digest(ofFile: experiment.file), shard: shard.index,
+                         shards: shard.count, cutFingerprint: cut.fingerprint, figures: experiment.figures,
+                         curves: cut.curves(of: shard.index).map(\.key),
+                         planned: mine.plannedRuns.map { mine.configKey($0, topology: topology) },
+                         expectedSeconds: cut.expectedSeconds(of: shard.index))
     }
 }

@@ -17,7 +17,11 @@ public enum Placement: Sendable, Equatable, CustomStringConvertible {
     /// Exactly these OS cpus, in order.
     case cpus([Int])
 
-    static let accepted = "'compact', 'scatter' or 'cpus:' and a list of OS cpus such as cpus:0,2,4 or cpus:0-3,8"
+    /// Largest OS cpu number a list may name: beyond any machine, and small enough that a range
+    /// such as `cpus:0-9223372036854775807` is refused at once instead of built.
+    public static let maxCPU = 65_535
+
+    static let accepted = "'compact', 'scatter' or 'cpus:' and a list of OS cpus (0...65535) such as cpus:0,2,4 or cpus:0-3,8"
 
     /// Parses "compact", "scatter" or "cpus:0,2,4" (ranges "a-b" are allowed in the list).
     public init(parsing text: String) throws {
@@ -32,9 +36,10 @@ public enum Placement: Sendable, Equatable, CustomStringConvertible {
             var cpus: [Int] = []
             for item in list.split(separator: ",", omittingEmptySubsequences: false) {
                 let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
-                if bounds.count == 1, let cpu = Int(bounds[0]), cpu >= 0 {
+                if bounds.count == 1, let cpu = Int(bounds[0]), cpu >= 0, cpu <= Self.maxCPU {
                     cpus.append(cpu)
-                } else if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), low >= 0, low <= high {
+                } else if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), low >= 0, low <= high,
+                          high <= Self.maxCPU {
                     cpus.append(contentsOf: low...high)
                 } else {
                     throw LabError.badValue(flag: "--placement", value: text, accepted: Self.accepted)
@@ -64,7 +69,8 @@ public struct ThreadPlacement: Sendable, Equatable {
     public let core: Int
     /// The node as the run sees it (virtual under `--virtual-nodes`).
     public let node: Int
-    /// hwloc's OS index of the real NUMA node: what libnuma allocation takes.
+    /// hwloc's OS index of the real NUMA node: what libnuma allocation takes; -1 for a cpu in no
+    /// NUMA node (its `node` is then its package's pseudo-node).
     public let realNode: Int
     public let package: Int
 
@@ -167,6 +173,10 @@ extension Topology {
         case let .cpus(list):
             return try list.map { cpu in
                 guard let info = info(cpu: cpu) else {
+                    if let restriction, restriction.by == .affinityMask, restriction.machine.contains(cpu) {
+                        throw LabError.impossible("--placement \(placement): cpu \(cpu) is outside this process's CPU affinity mask "
+                            + "(it may use cpus \(TopologyText.cpuRanges(cpus.map(\.cpu))) only, set by taskset, numactl or a scheduler's binding)")
+                    }
                     throw LabError.impossible("--placement \(placement): cpu \(cpu) is not in \(sourceDescription) "
                         + "(cpus \(TopologyText.cpuRanges(cpus.map(\.cpu))))")
                 }
