@@ -1,14 +1,24 @@
 # LockLab: set-up, build, run and test. `make quick` is the main job, `make test` the tests.
 
 SHELL := /bin/bash
-APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc munge slurmctld slurmd slurm-client
+APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc python3-venv munge slurmctld slurmd slurm-client
 # Installed without their recommendations (some 25 Slurm plugin packages: ipmi, hdf5, rrd, mysql,
 # influxdb ... which the one-node test does not use).
 APT_NO_RECOMMENDS := munge slurmctld slurmd slurm-client
 MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
-RESULTS ?= results/$(MACHINE)
-LOCKLAB := .build/release/locklab
-PYTHON ?= python3
+# Your runs: git ignores results/local/. Committed reference results are in results/reference/,
+# where no run writes (locklab refuses: see results/reference/README.md).
+RESULTS ?= results/local/$(MACHINE)
+LOCKLAB ?= .build/release/locklab
+QUICK_EXPERIMENT ?= Experiments/quick.yaml
+# The report's Python packages go into a virtual environment this Makefile owns (.venv, git-ignored),
+# never into the system's or the user's python3. It sees the system's site-packages, so pinned
+# versions already installed there are used as they are; anything missing or at another version is
+# installed into .venv. `locklab report` uses the .venv beside Experiments/ when there is one
+# (LOCKLAB_PYTHON overrides).
+SYSTEM_PYTHON ?= python3
+VENV := .venv
+PYTHON := $(CURDIR)/$(VENV)/bin/python3
 REPORT_REQUIREMENTS := Experiments/report/requirements.txt
 
 .PHONY: coherence ceiling sweep report setup setup-system setup-python build build-debug quick test test-swift test-python test-slurm test-tsan torture model-check ci compare-ck clean
@@ -27,9 +37,13 @@ setup-system:
 	  if [ -n "$$lean" ]; then $$sudo apt-get install -y -qq --no-install-recommends $$lean; fi; \
 	fi
 
-setup-python:
-	@if [ -f $(REPORT_REQUIREMENTS) ]; then \
-	  $(PYTHON) -m pip install -q --disable-pip-version-check -r $(REPORT_REQUIREMENTS); fi
+setup-python: $(VENV)/.installed
+
+$(VENV)/.installed: $(REPORT_REQUIREMENTS)
+	@[ -x $(PYTHON) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV) \
+	  || { echo "make: cannot create $(VENV) with $(SYSTEM_PYTHON) -m venv (Debian: apt-get install python3-venv)"; exit 2; }
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r $(REPORT_REQUIREMENTS)
+	@touch $@
 
 build: setup-system
 	swift build -c release --product locklab
@@ -39,7 +53,7 @@ build-debug: setup-system
 
 ## quick: the main job: Experiments/quick.yaml on this machine, then its report
 quick: build setup-python
-	$(LOCKLAB) sweep Experiments/quick.yaml --out $(RESULTS)/quick --replace-stale --report
+	$(LOCKLAB) sweep $(QUICK_EXPERIMENT) --out $(RESULTS)/quick --replace-stale --report
 
 ## sweep: any experiment, e.g. make sweep EXP=oversubscription (resumes if interrupted)
 EXP ?= quick
@@ -58,24 +72,29 @@ ceiling: build setup-python
 	  --coherence $(RESULTS)/coherence/coherence.csv --out $(RESULTS)/handover-ceiling
 	cd Experiments && $(PYTHON) -m report $(abspath $(RESULTS)/handover-ceiling)
 
-## report: redraw a results folder, e.g. make report DIR=results/vm-2cpu/quick
+## report: redraw a results folder, e.g. make report DIR=results/reference/epyc-2vcpu-vm/quick
 report: setup-python
 	cd Experiments && $(PYTHON) -m report $(abspath $(DIR))
 
 ## compare-ck: each Swift lock beside its Concurrency Kit twin, 5 repeats interleaved
 compare-ck: build
-	$(LOCKLAB) run --lock mcs,ck-mcs,ticket,ck-ticket,clh,ck-clh,tas,ck-fas,null --threads 1,2 --repeat 5 \
+	$(LOCKLAB) run --lock mcs,ck-mcs,ticket,ck-ticket,clh,ck-clh,tas,ck-fas,no-lock --threads 1,2 --repeat 5 \
 	  --out $(RESULTS)/compare-ck
 
 ## test: every test: the Swift suite (mutual exclusion, topology, output), the report's tests and
 ## a sharded sweep on a one-node Slurm cluster
 test: setup test-swift test-python test-slurm
 
+## test-swift: build (failing on any compiler or SwiftPM warning: a clean build prints none; an
+## incremental build only shows the warnings of what it recompiles), then the Swift tests.
+BUILD_LOG := .build/build-output.log
 test-swift:
-	swift build --build-tests
+	@mkdir -p .build
+	set -o pipefail; swift build --build-tests 2>&1 | tee $(BUILD_LOG)
+	@if grep -n "warning:" $(BUILD_LOG); then echo "make: the build printed the warnings above; a clean build prints none"; exit 1; fi
 	swift test --skip-build
 
-test-python:
+test-python: setup-python
 	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q Experiments/report/tests; fi
 
 ## test-slurm: a one-node Slurm cluster on this machine (munged, slurmctld, slurmd in a temporary
@@ -117,4 +136,4 @@ model-check: setup-system
 ci: test test-tsan torture model-check
 
 clean:
-	rm -rf .build $(TSAN_SCRATCH)
+	rm -rf .build $(TSAN_SCRATCH) $(VENV)

@@ -10,6 +10,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
         // The thin C layer: atomics with explicit orders, pause, futex, pinning, cycle counter.
@@ -19,17 +20,25 @@ let package = Package(
                        providers: [.apt(["libhwloc-dev"])]),
         .systemLibrary(name: "CNuma", path: "Sources/CNuma", pkgConfig: "numa",
                        providers: [.apt(["libnuma-dev"])]),
-        .systemLibrary(name: "CCK", path: "Sources/CCK", pkgConfig: "ck",
-                       providers: [.apt(["libck-dev"])]),
+        // No pkgConfig: ck.pc's Cflags carry -D__x86_64__, which SwiftPM refuses with a warning on
+        // every build; the headers are in /usr/include and the module map links libck.
+        .systemLibrary(name: "CCK", path: "Sources/CCK", providers: [.apt(["libck-dev"])]),
+        // The build identity (a hash of every file that makes the build, and the commit), taken at
+        // build time into a generated source of the library: Plugins/BuildIdentityPlugin.
+        .executableTarget(name: "locklab-build-identity", path: "Plugins/BuildIdentityTool"),
+        .plugin(name: "BuildIdentityPlugin", capability: .buildTool(),
+                dependencies: ["locklab-build-identity"], path: "Plugins/BuildIdentityPlugin"),
         // The library: locks, topology, harness, results. The hot loop and the locks live in this
-        // one module so each (lock, workload) pair specialises (SWIFT-PERF.md, pitfall 3).
+        // one module so each (lock, workload) pair specialises (docs/performance.md, "Specialisation across modules").
         .target(
             name: "LockLab",
             dependencies: [
                 "CShims", "CHwloc", "CNuma", "CCK",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+                .product(name: "CSV", package: "CSV.swift"),
+            ],
+            plugins: ["BuildIdentityPlugin"]
         ),
         // The CLI: one file per subcommand.
         .executableTarget(

@@ -38,7 +38,7 @@
 #endif
 
 /* The lab's cache-line size and the padding unit for shared words: 128 bytes, two lines, because
- * the adjacent-line prefetcher on x86 pairs lines (SWIFT-PERF.md, pitfall 7). */
+ * the adjacent-line prefetcher on x86 pairs lines (docs/performance.md, "False sharing"). */
 #define CSHIMS_CACHE_LINE 64
 #define CSHIMS_PAD 128
 

@@ -14,12 +14,13 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         let entries = LockRegistry.all.map(\.descriptor)
         if csv {
-            print("name,family,waiting,trylock,max_threads,options,paper")
-            for d in entries {
+            let rows = entries.map { d -> [String] in
                 let options = d.options.map { "\($0.key)=\($0.defaultValue)" }.joined(separator: ";")
-                print([d.name, d.family.rawValue, d.waiting.rawValue, d.supportsTryLock ? "1" : "0",
-                       d.maxThreads.map(String.init) ?? "", options, "\"\(d.paper)\""].joined(separator: ","))
+                return [d.name, d.family.rawValue, d.waiting.rawValue, d.supportsTryLock ? "1" : "0",
+                        d.maxThreads.map(String.init) ?? "", options, d.paper]
             }
+            print(CSVFormat.table(header: ["name", "family", "waiting", "trylock", "max_threads", "options", "paper"],
+                                  rows: rows), terminator: "")
             return
         }
         for family in LockFamily.allCases {
@@ -28,9 +29,9 @@ struct ListCommand: ParsableCommand {
             print("\(family.rawValue):")
             let rows = members.map { d -> [String] in
                 let options = d.options.map { "\($0.key)=\($0.defaultValue)" }.joined(separator: " ")
-                return [d.name, d.waiting.rawValue, d.supportsTryLock ? "trylock" : "", options, d.paper]
+                return [d.name, d.waiting.rawValue, d.supportsTryLock ? "yes" : "no", options, d.paper]
             }
-            let table = textTable(header: ["lock", "waits", "", "options (default)", "paper"], rows: rows)
+            let table = textTable(header: ["lock", "waits", "trylock", "options (default)", "paper"], rows: rows)
             print(table.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
         }
         print("Options: NAME:KEY=VALUE[:KEY=VALUE], e.g. backoff:max-backoff=4096.")

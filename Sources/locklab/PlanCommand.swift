@@ -26,8 +26,9 @@ struct PlanCommand: ParsableCommand {
         let machine = try topology.load()
         let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement))
         if csv {
-            print("thread,cpu,core,node,package")
-            for t in plan.threads { print("\(t.thread),\(t.cpu),\(t.core),\(t.node),\(t.package)") }
+            print(CSVFormat.table(header: ["thread", "cpu", "core", "node", "package"],
+                                  rows: plan.threads.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) }),
+                  terminator: "")
             if let note = plan.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             return
         }

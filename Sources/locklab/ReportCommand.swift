@@ -16,14 +16,19 @@ struct ReportCommand: ParsableCommand {
         try Self.generate(directory: directory, figures: nil)
     }
 
-    /// Runs `python3 -m report DIR` from the Experiments folder of this checkout.
+    /// Runs `PYTHON -m report DIR` from the Experiments folder of this checkout. PYTHON is
+    /// $LOCKLAB_PYTHON if set, else the checkout's own virtual environment (`.venv`, made by
+    /// `make setup`) if there is one, else `python3` on the PATH.
     static func generate(directory: String, figures: [String]?) throws {
         guard let experiments = findExperimentsFolder() else {
             throw LabError.io("cannot find Experiments/report (set LOCKLAB_EXPERIMENTS to the Experiments folder)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        var arguments = ["python3", "-m", "report", URL(fileURLWithPath: directory).path]
+        let venv = URL(fileURLWithPath: experiments).deletingLastPathComponent().appendingPathComponent(".venv/bin/python3").path
+        let python = ProcessInfo.processInfo.environment["LOCKLAB_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
+        var arguments = [python, "-m", "report", URL(fileURLWithPath: directory).path]
         if let figures { arguments += ["--figures", figures.joined(separator: ",")] }
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: experiments)

@@ -10,9 +10,13 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Measure locks: throughput, fairness, acquire latency, handover locality, CPU time.",
         discussion: """
-            Repeats interleave the locks (a b a b ...) so that slow phases of the machine hit all alike.
-            Rows are appended and flushed as each run finishes; an existing DIR is extended if it holds
-            the same machine, build and topology.
+            Repeats interleave the locks (a b a b ...) so that slow phases of the machine hit all alike. \
+            Rows are appended and flushed as each run finishes.
+
+            An existing DIR is extended if it holds the same machine, build and topology (else \
+            refused, or moved aside with --replace-stale); a second run adds repeats with new repeat \
+            numbers and seeds. A configuration is its resolved settings: a lock, thread count or \
+            placement given twice, or a lock option given at its default, runs once, with a note.
             """)
 
     @Option(help: ArgumentHelp("Comma-separated locks, each NAME[:KEY=VALUE...] (see `locklab list`).", valueName: "locks"))
@@ -48,7 +52,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("compact, scatter or cpus:LIST (see `locklab plan`).", valueName: "placement"))
     var placement: String = "compact"
 
-    @OptionGroup var topology: TopologyOptions
+    // Only this machine can be measured: `run` takes --virtual-nodes but not `plan`'s --xml or
+    // --synthetic (which describe other machines).
+    @Option(name: .customLong("virtual-nodes"), parsing: .unconditional,
+            help: ArgumentHelp("Split this machine's cores into N virtual NUMA nodes (1 to the number of cores).",
+                               valueName: "N"))
+    var virtualNodes: Int?
 
     @Option(name: .customLong("mem-node"), help: ArgumentHelp("Where the lock and shared data live: a real NUMA node, 'interleave' or 'local' (first touch).", valueName: "N"))
     var memNode: String = "local"
@@ -68,16 +77,18 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mixing"), help: "Append to a folder that holds another machine's, build's or topology's results.")
     var allowMixing = false
 
+    @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-BUILDID and start afresh.")
+    var replaceStale = false
     @Option(help: ArgumentHelp("A coherence.csv (`locklab coherence --out`) for the handover ceiling at two threads; default: DIR/coherence.csv or DIR/../coherence/coherence.csv of this machine.", valueName: "FILE"))
     var coherence: String?
 
     func run() throws {
-        let machineTopology = try topology.load()
+        let machineTopology = try Topology.load(.thisMachine, virtualNodes: virtualNodes)
         let specs = try LockSpec.parseList(lock)
         let counts = try ThreadCountSpec.parseList(threads, flag: "--threads").flatMap {
             $0.resolve(cpus: machineTopology.cpus.count, nodes: machineTopology.nodeCount)
         }
-        let matrix = RunMatrix(
+        var matrix = RunMatrix(
             locks: specs, threadCounts: counts, repeats: repeats,
             workloads: try WorkloadSpec.parseList(workload, defaults: [
                 "cs-lines": csLines, "cs-ns": csNanoseconds, "ncs-ns": ncsNanoseconds, "ncs-random": ncsRandom ? 1 : 0]),
@@ -88,17 +99,26 @@ struct RunCommand: ParsableCommand {
 
         let machine = MachineInfo.current()
         let build = BuildInfo.current()
+        try Manifest.refuseReferenceFolder(out)
+        if replaceStale, let note = try Manifest.moveStaleAside(out, machine: machine, build: build,
+                                                                 topology: machineTopology.summary) {
+            print("note: \(note)")
+        }
         let coherenceFile = try HandoverCeilingTable.locate(explicit: coherence, out: out, machine: machine)
         let writer = try ResultsWriter(directory: out)
         _ = try Manifest.record(in: out, machine: machine, build: build, topology: machineTopology.summary,
                                 latencySampling: RunMatrix.samplingNote(sample),
                                 command: CommandLine.arguments.joined(separator: " "), allowMixing: allowMixing)
 
+        // A second run into a folder adds repeats (new repeat numbers, new seeds), never copies.
+        matrix.firstRepeat = matrix.firstRepeat(after: writer.existingRows, topology: machineTopology)
         let planned = matrix.plannedRuns
-        print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.gitCommit) (\(build.configuration))")
+        print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.buildID ?? "?") (commit \(build.gitCommit), \(build.configuration))")
         for note in machine.clock?.notes ?? [] { print("note: \(note)") }
-        for spec in matrix.skippedLocks {
-            print("note: \(spec.label) runs at most \(spec.entry.descriptor.maxThreads ?? 0) thread(s): skipped")
+        for note in matrix.notes + matrix.limitNotes { print("note: \(note)") }
+        if matrix.firstRepeat > 1 {
+            func span(_ a: Int, _ b: Int) -> String { a == b ? "repeat \(a)" : "repeats \(a)-\(b)" }
+            print("note: \(out) already holds \(span(1, matrix.firstRepeat - 1)) of these configurations: adding \(span(matrix.firstRepeat, matrix.firstRepeat + repeats - 1))")
         }
         for t in counts {
             if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }

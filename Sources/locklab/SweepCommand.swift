@@ -9,10 +9,10 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Run an experiment file's matrix into DIR; rerun the same command to resume.",
         discussion: """
-            Runs go in a seeded random order, repeats outermost. Each finished run is appended to
-            DIR/runs.csv and DIR/threads.csv at once (fsynced). Restarted on the same DIR, the sweep
-            skips every run already recorded. Ctrl-C stops after the current run; a second Ctrl-C
-            stops at once. A hung run is recorded with status=hung and the sweep continues in a fresh
+            Runs go in a seeded random order, repeats outermost. Each finished run is appended to \
+            DIR/runs.csv and DIR/threads.csv at once (fsynced). Restarted on the same DIR, the sweep \
+            skips every run already recorded. Ctrl-C stops after the current run; a second Ctrl-C \
+            stops at once. A hung run is recorded with status=hung and the sweep continues in a fresh \
             process. See Experiments/*.yaml for the file format.
             """)
 
@@ -31,7 +31,7 @@ struct SweepCommand: ParsableCommand {
     @Flag(name: .customLong("allow-mixing"), help: "Append to a folder that holds another machine's, build's or topology's results.")
     var allowMixing = false
 
-    @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-COMMIT and start afresh.")
+    @Flag(name: .customLong("replace-stale"), help: "If DIR holds another machine's, build's or topology's results, move them to DIR.stale-BUILDID and start afresh.")
     var replaceStale = false
 
     @Flag(name: .customLong("dry-run"), help: "Print the planned runs and exit (with --shards N: each shard's runs).")
@@ -52,8 +52,9 @@ struct SweepCommand: ParsableCommand {
         }
         let experiment = try Experiment.load(path: file)
         let topology = try experiment.topology(virtualNodesOverride: virtualNodes)
+        let matrix = try experiment.matrix(on: topology)
+        for note in matrix.notes + matrix.limitNotes { print("note: \(note)") }
         if dryRun {
-            let matrix = try experiment.matrix(on: topology)
             if let n = shards ?? selector?.count {
                 let cut = ShardCut(matrix: matrix, shards: n)
                 for i in 1...n where selector == nil || selector?.index == i {
@@ -66,21 +67,20 @@ struct SweepCommand: ParsableCommand {
                 return
             }
             for run in matrix.plannedRuns { print(matrix.configKey(run, topology: topology)) }
-            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary)")
+            let seconds = matrix.estimatedSeconds()
+            print("\(plural(matrix.plannedRuns.count, "run")) planned on \(topology.summary); about \(DurationText.format(seconds)) "
+                  + "(each run: warm-up \(csvNumber(matrix.warmupSeconds)) s + \(csvNumber(matrix.durationSeconds)) s measured "
+                  + "+ about 0.05 s to start; runs already in DIR are skipped)")
             return
         }
         guard let out = self.out else {
             throw LabError.badValue(flag: "--out", value: "", accepted: "a results folder (required unless --dry-run)")
         }
         let resultsDirectory = selector.map { $0.directory(in: out) } ?? out
-        if replaceStale, let existing = Manifest.read(in: resultsDirectory),
-           let reason = existing.conflict(machine: MachineInfo.current(), build: BuildInfo.current(), topology: topology.summary) {
-            let aside = "\(resultsDirectory).stale-\(existing.build.gitCommit)"
-            try? FileManager.default.removeItem(atPath: aside)
-            do { try FileManager.default.moveItem(atPath: resultsDirectory, toPath: aside) } catch {
-                throw LabError.io("cannot move \(resultsDirectory) aside to \(aside): \(error.localizedDescription)")
-            }
-            print("note: \(resultsDirectory) held results of \(reason); moved to \(aside)")
+        try Manifest.refuseReferenceFolder(resultsDirectory)
+        if replaceStale, let note = try Manifest.moveStaleAside(resultsDirectory, machine: MachineInfo.current(),
+                                                                 build: BuildInfo.current(), topology: topology.summary) {
+            print("note: \(note)")
         }
         for note in ClockFacts.current.notes { print("note: \(note)") }
         StopRequest.install()

@@ -11,14 +11,14 @@ struct TortureCommand: ParsableCommand {
         commandName: "torture",
         abstract: "Torture locks: unpinned threads, random lock/trylock/withLock, holds that sleep while holding.",
         discussion: """
-            In the spirit of Linux's locktorture. Unpinned threads (default: twice the CPUs) take the
-            lock by a random mix of its entry points (a single tryLock where offered; withLock only for
-            locks without separate lock and unlock), hold it for random times (now and then yielding or
-            sleeping with the lock held, so holders are preempted) and wait random gaps between
-            acquisitions. An owner word checked on entry and exit catches two threads inside at once
-            the moment it happens; a plain counter must equal the acquisitions at the end; no
-            acquisition for --stall-timeout seconds is a hang. Thread i is on node i mod --nodes (a
-            label for NUMA-aware locks; nothing is pinned). Exit status: 0 every lock passed, 1 a lock
+            In the spirit of Linux's locktorture. Unpinned threads (default: twice the CPUs) take the \
+            lock by a random mix of its entry points (a single tryLock where offered; withLock only for \
+            locks without separate lock and unlock), hold it for random times (now and then yielding or \
+            sleeping with the lock held, so holders are preempted) and wait random gaps between \
+            acquisitions. An owner word checked on entry and exit catches two threads inside at once \
+            the moment it happens; a plain counter must equal the acquisitions at the end; no \
+            acquisition for --stall-timeout seconds is a hang. Thread i is on node i mod --nodes (a \
+            label for NUMA-aware locks; nothing is pinned). Exit status: 0 every lock passed, 1 a lock \
             failed (one line on stderr per failure), 2 bad input.
             """)
 

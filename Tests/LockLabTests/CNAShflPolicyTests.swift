@@ -149,7 +149,7 @@ extension CNAShflPolicyTests {
         }
 
         @Test func testShflTrylockRespectsTheQueue() throws {
-            let lock = try ShflLock(LockEnvironment(maxThreads: 2, nodeCount: 1, options: defaultOptions(ShflLock.self)))
+            let lock = ShflLock(LockEnvironment(maxThreads: 2, nodeCount: 1, options: defaultOptions(ShflLock.self)))
             defer { lock.deallocate() }
             var a = lock.makeContext(for: ThreadSlot(index: 0, cpu: 0, node: 0))
             var b = lock.makeContext(for: ThreadSlot(index: 1, cpu: 0, node: 0))

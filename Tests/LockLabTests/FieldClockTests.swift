@@ -50,8 +50,18 @@ struct ClockFactsTests {
             let facts = ClockFacts.read(root: root, architecture: "x86_64")
             #expect(facts.invariant == false)
             #expect(facts.clocksource == "hpet")
-            #expect(facts.notes.count == 1)
+            #expect(facts.notes.count == 2)
             #expect(facts.notes.first?.contains("not invariant (no \(missing)") == true, "\(facts.notes)")
+            #expect(facts.notes.last?.contains("clocksource is hpet, not tsc") == true, "\(facts.notes)")
+        }
+    }
+
+    @Test func testAKernelThatLeftTheTSCIsNotedButAVMClockIsNot() throws {
+        for (source, noted) in [("acpi_pm", true), ("hpet", true), ("kvm-clock", false), ("xen", false), ("tsc", false)] {
+            let root = try fakeRoot("cs-\(source)", ["proc/cpuinfo": invariantCPU,
+                                                   "sys/devices/system/clocksource/clocksource0/current_clocksource": source])
+            let facts = ClockFacts.read(root: root, architecture: "x86_64")
+            #expect(facts.notes.contains { $0.contains("clocksource is \(source)") } == noted, "\(source): \(facts.notes)")
         }
     }
 

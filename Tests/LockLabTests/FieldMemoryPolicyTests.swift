@@ -1,7 +1,7 @@
 // Issue 10, section 3: a memory placement that did not take effect is recorded as what it was.
 // The field case: a container whose seccomp profile denies mbind/set_mempolicy (Docker's default
-// without CAP_SYS_NICE), reproduced with an LD_PRELOAD library (Tests/Fixtures/numa-eperm.c, from
-// ../shared/field/) that makes those calls fail with EPERM.
+// without CAP_SYS_NICE), reproduced with an LD_PRELOAD library (Tests/Fixtures/numa-eperm.c, the
+// field report's reproducer) that makes those calls fail with EPERM.
 
 import Foundation
 import Testing

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 @testable import LockLab
 
-/// ../shared/field/memoryless-node.xml, copied into Tests/Fixtures: package 0 has CPUs but no NUMA node.
+/// The field report's memoryless-node.xml (Tests/Fixtures): package 0 has CPUs but no NUMA node.
 private let memorylessXML = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("Fixtures/memoryless-node.xml").path
 

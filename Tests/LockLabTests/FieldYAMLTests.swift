@@ -133,7 +133,7 @@ private let fieldCases: [FieldCase] = [
     FieldCase(field: "name", document: { top("name", $0) }, read: { $0.name }, meaning: { textMeaning($0) }),
     FieldCase(field: "description", document: { top("description", $0) }, read: { $0.description }, meaning: { textMeaning($0) }),
     FieldCase(field: "locks", document: { top("locks", "[\($0)]") }, read: { $0.locks.map(\.label).joined(separator: ",") },
-              meaning: { $0 == "null" ? .value("null") : ($0 == "~" ? .refused("no value") : ($0.hasPrefix("!!") ? .refused("tags") : .refused("unknown lock"))) }),
+              meaning: { $0 == "null" ? .refused("did you mean 'no-lock'") : ($0 == "~" ? .refused("no value") : ($0.hasPrefix("!!") ? .refused("tags") : .refused("unknown lock"))) }),
     FieldCase(field: "threads", document: { top("threads", "[\($0)]") }, read: { "\($0.threads)" }, meaning: { threadsMeaning($0) }),
     FieldCase(field: "placements", document: { top("placements", "[\($0)]") }, read: { "\($0.placements)" },
               meaning: { $0 == "~" ? .refused("no value") : ($0.hasPrefix("!!") ? .refused("tags") : .refused("is not valid")) }),

@@ -110,7 +110,7 @@ struct MutualExclusionTests {
         // Two threads that never overlap lose no update (a loaded machine can run them one after
         // the other), so a lock that excludes nothing is only bound to be caught eventually: up to
         // ten runs, each its own chance. Seen once on a busy 2-core machine: 4000000 of 4000000.
-        let spec = try LockSpec(parsing: "null")
+        let spec = try LockSpec(parsing: "no-lock")
         let config = RunConfig(
             spec: spec, threads: (0..<2).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
             length: .iterations(perThread: 2_000_000), sampleEvery: 0)
@@ -149,7 +149,7 @@ func checkTrylock<L: LockAlgorithm>(_ type: L.Type) throws {
 /// A "lock" that excludes nothing, for the test that the validator can fail.
 struct NotALock: LockAlgorithm {
     typealias Context = NoContext
-    static let descriptor = LockDescriptor(name: "not-a-lock", family: .harness, waiting: .none,
+    static let descriptor = LockDescriptor(name: "not-a-lock", family: .harness, waiting: .never,
                                            paper: "test only", supportsTryLock: false)
     init(_ environment: LockEnvironment) {}
     func lock(_ context: inout NoContext) {}

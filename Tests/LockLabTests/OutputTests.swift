@@ -30,7 +30,7 @@ struct OutputTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let topology = try Topology.load(virtualNodes: 2)
         let settings = RunMatrix(
-            locks: try LockSpec.parseList("null,tas,mcs"), threadCounts: [1, 2], repeats: 2,
+            locks: try LockSpec.parseList("no-lock,tas,mcs"), threadCounts: [1, 2], repeats: 2,
             workloads: [.micro(.init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true))],
             placements: [.scatter], warmupSeconds: 0.01, durationSeconds: 0.05, sampleEvery: 4)
         try settings.validate(on: topology)
@@ -38,8 +38,8 @@ struct OutputTests {
         _ = try Manifest.record(in: dir, machine: MachineInfo.current(), build: BuildInfo.current(),
                                 topology: topology.summary, latencySampling: RunMatrix.samplingNote(4), command: "test")
         let planned = settings.plannedRuns
-        #expect(planned.count == 10) // null runs at 1 thread only
-        #expect(planned.map(\.spec.name).prefix(3) == ["null", "tas", "mcs"]) // interleaved a b c
+        #expect(planned.count == 10) // no-lock runs at 1 thread only
+        #expect(planned.map(\.spec.name).prefix(3) == ["no-lock", "tas", "mcs"]) // interleaved a b c
         for run in planned {
             let (d, s) = try settings.measure(run, topology: topology, runID: writer.nextRunID(),
                                              machine: "test-machine", gitCommit: "abc")
@@ -174,8 +174,12 @@ struct CommandLineTests {
         (["run", "--lock", "mcs", "--duration", "abc", "--out", "/tmp/locklab-never"], "abc"),
         (["run", "--lock", "mcs", "--mem-node", "7", "--out", "/tmp/locklab-never"], "--mem-node"),
         (["run", "--lock", "mcs", "--virtual-nodes", "99", "--out", "/tmp/locklab-never"], "--virtual-nodes"),
-        (["run", "--lock", "null", "--threads", "2", "--out", "/tmp/locklab-never"], "at most 1 thread"),
-        (["run", "--lock", "mcs", "--synthetic", "pack:2 core:2 pu:1", "--out", "/tmp/locklab-never"], "loaded topology"),
+        (["run", "--lock", "no-lock", "--threads", "2", "--out", "/tmp/locklab-never"], "at most 1 thread"),
+        (["run", "--lock", "mcs", "--synthetic", "pack:2 core:2 pu:1", "--out", "/tmp/locklab-never"], "--synthetic"),
+        (["run", "--lock", "mcs", "--xml", "Tests/Fixtures/two-socket.xml", "--out", "/tmp/locklab-never"], "--xml"),
+        (["run", "--lock", "mc", "--out", "/tmp/locklab-never"], "did you mean 'mcs'?"),
+        (["run", "--lock", "null", "--out", "/tmp/locklab-never"], "did you mean 'no-lock'?"),
+        (["run", "--lock", "backoff:max-backoff=64:max-backoff=128", "--out", "/tmp/locklab-never"], "sets option 'max-backoff' more than once"),
         (["plan", "--threads", "2", "--placement", "cpus:0,999"], "999"),
         (["run", "--lock", "mcs"], "--out"),
         (["frobnicate"], "frobnicate"),

@@ -273,7 +273,7 @@ struct ShardMergeTests {
             table.header.map { column in
                 column == "machine" ? "other-host" : column == "machine_id" ? "00000000000000ff" : row[column]!
             }
-        }).map { $0.map(ShardMerge.csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
+        }).map { CSVFormat.line($0) }.joined(separator: "\n") + "\n"
         try text.write(toFile: runsPath, atomically: true, encoding: .utf8)
 
         expectOneLine({ _ = try ShardMerge.merge(directory: dir) }, mentioning: ["different machines", "--allow-mixing"])

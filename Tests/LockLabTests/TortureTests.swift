@@ -11,7 +11,7 @@ struct TortureTests {
     @Test("torture catches a lock that does not exclude, at once",
           .enabled(if: !ThreadSanitizer.isActive, "races on purpose: ThreadSanitizer would report it"))
     func testTortureCatchesALockThatDoesNotExclude() throws {
-        let config = TortureConfig(spec: try LockSpec(parsing: "null"), threads: 4, durationSeconds: 20)
+        let config = TortureConfig(spec: try LockSpec(parsing: "no-lock"), threads: 4, durationSeconds: 20)
         let started = Date()
         let result = try Torture.run(NotALock.self, config: config)
         guard case let .violation(what) = result.verdict else {
@@ -53,8 +53,8 @@ struct TortureTests {
     }
 
     @Test func testALockLimitedToOneThreadIsTorturedWithOne() throws {
-        let result = try LockRegistry.lookup("null")!.torture(
-            TortureConfig(spec: try LockSpec(parsing: "null"), threads: 4, durationSeconds: 0.1))
+        let result = try LockRegistry.lookup("no-lock")!.torture(
+            TortureConfig(spec: try LockSpec(parsing: "no-lock"), threads: 4, durationSeconds: 0.1))
         #expect(result.threads == 1)
         #expect(result.verdict == .passed)
     }

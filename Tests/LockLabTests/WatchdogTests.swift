@@ -60,7 +60,7 @@ struct WatchdogTests {
         NeverGrantsSecondThread.closeGate()
         defer { NeverGrantsSecondThread.openGate() }
         let config = RunConfig(
-            spec: try LockSpec(parsing: "null"),
+            spec: try LockSpec(parsing: "no-lock"),
             threads: (0..<2).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
             length: .timed(warmupSeconds: 0, measureSeconds: 0.2), sampleEvery: 0, stallTimeoutSeconds: 1)
         let started = Date()
@@ -76,7 +76,7 @@ struct WatchdogTests {
     @Test func testTortureReportsAThreadStuckInTheLockAsHung() throws {
         NeverGrantsSecondThread.closeGate()
         defer { NeverGrantsSecondThread.openGate() }
-        let config = TortureConfig(spec: try LockSpec(parsing: "null"), threads: 2, durationSeconds: 0.3,
+        let config = TortureConfig(spec: try LockSpec(parsing: "no-lock"), threads: 2, durationSeconds: 0.3,
                                    stallTimeoutSeconds: 1)
         let result = try Torture.run(NeverGrantsSecondThread.self, config: config)
         guard case let .hung(what) = result.verdict else {

@@ -8,7 +8,7 @@ import Foundation
 public enum LockRegistry {
     /// Every lock the lab carries, in `locklab list` order.
     public static let all: [LockEntry] = [
-        LockEntry(NullLock.self),
+        LockEntry(NoLock.self),
         // Baselines
         LockEntry(PthreadMutexLock.self),
         LockEntry(PthreadAdaptiveLock.self),
@@ -121,6 +121,8 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
     public let entry: LockEntry
     /// Options given explicitly, in the order given.
     public let explicit: [(key: String, value: Int)]
+    /// The spec as written.
+    public let given: String
     /// Every option of the lock with its value (explicit or default).
     public let options: LockOptions
 
@@ -128,10 +130,15 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
         a.name == b.name && a.options == b.options && a.label == b.label
     }
 
-    /// The label the CSV's `lock` column carries: the name, plus the explicit options (sorted).
+    /// The label the CSV's `lock` column carries, which names the configuration by its resolved
+    /// settings: the name, plus the options whose value differs from the default (sorted). So
+    /// `backoff:max-backoff=1024` (the default) is `backoff`, and two spellings of the same
+    /// settings are one series.
     public var label: String {
-        if explicit.isEmpty { return name }
-        return ([name] + explicit.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: ":")
+        let defaults = Dictionary(uniqueKeysWithValues: entry.descriptor.options.map { ($0.key, $0.defaultValue) })
+        let differing = options.values.filter { defaults[$0.key] != $0.value }.sorted { $0.key < $1.key }
+        if differing.isEmpty { return name }
+        return ([name] + differing.map { "\($0.key)=\($0.value)" }).joined(separator: ":")
     }
 
     public var description: String { label }
@@ -152,6 +159,9 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
             guard let spec = specs.first(where: { $0.key == kv[0] }) else {
                 throw LockError.unknownOption(lock: first, key: kv[0], accepted: specs.map(\.key))
             }
+            if explicit.contains(where: { $0.key == kv[0] }) {
+                throw LockError.repeatedOption(spec: text, key: kv[0])
+            }
             guard let v = Int(kv[1]), spec.range.contains(v) else {
                 let upper = spec.range.upperBound == Int.max ? "" : "\(spec.range.upperBound)"
                 throw LockError.badOptionValue(lock: first, key: kv[0], value: kv[1],
@@ -161,9 +171,33 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
             explicit.append((kv[0], v))
         }
         self.name = first
+        self.given = text
         self.entry = entry
         self.explicit = explicit
         self.options = LockOptions(values)
+    }
+
+    /// Specs with the same resolved settings (same label) once each, in first-given order, and a
+    /// note for each one dropped ("'backoff:max-backoff=1024' is 'backoff' ...").
+    public static func mergingDuplicates(_ specs: [LockSpec]) -> (specs: [LockSpec], notes: [String]) {
+        var kept: [LockSpec] = []
+        var given: [String: [String]] = [:]
+        for spec in specs {
+            if kept.contains(where: { $0.label == spec.label }) {
+                given[spec.label, default: []].append(spec.given)
+            } else {
+                kept.append(spec)
+            }
+        }
+        let notes = kept.compactMap { spec -> String? in
+            guard let more = given[spec.label] else { return nil }
+            let spellings = ([spec.given] + more).map { "'\($0)'" }
+            let same = Set([spec.given] + more).count == 1
+                ? "\(spellings[0]) is listed \(spellings.count) times"
+                : "\(spellings.joined(separator: ", ")) have the same settings"
+            return "\(same): run once, as '\(spec.label)'"
+        }
+        return (kept, notes)
     }
 
     /// Parses a comma-separated list (`mcs,cna:threshold=1000`); `all` is every registered lock.

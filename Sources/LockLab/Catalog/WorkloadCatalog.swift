@@ -96,6 +96,9 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
                 throw LabError.badValue(flag: flag, value: text,
                                         accepted: "\(first):\(spec.key) an integer in \(spec.range.lowerBound)...\(spec.range.upperBound)")
             }
+            if explicit[spec.key] != nil {
+                throw LabError.badValue(flag: flag, value: text, accepted: "each option once ('\(spec.key)' is given twice)")
+            }
             values[spec.key] = v
             explicit[spec.key] = v
         }

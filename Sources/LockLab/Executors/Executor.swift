@@ -1,6 +1,6 @@
 // Executors: what runs an operation on a shared structure with mutual exclusion and returns its
 // result. A lock does it in place (LockExecutor: acquire, apply, release); a delegation executor
-// (flat combining, CC-Synch, H-Synch, ffwd, RCL: CATALOG.md's Delegation section) publishes the
+// (flat combining, CC-Synch, H-Synch, ffwd, RCL: the delegation family of lock research) publishes the
 // operation in a request line and gets the result back from whichever thread applies it, a
 // combiner or a server (helper) thread.
 //

@@ -1,5 +1,5 @@
 // What a run measured, summarised: throughput, fairness, latency percentiles, handover locality,
-// CPU time and context switches (CATALOG.md, "Metrics the lab reports for every run").
+// CPU time and context switches (README, "What a run writes").
 
 import Histogram
 

@@ -71,15 +71,15 @@ public enum Overhead {
             labels.append(("bare C loop, ck-fas", t))
             labels.append(("harness ck-fas, no sampling", t))
             labels.append(("harness ck-fas, sample every \(Harness.defaultSampleEvery)", t))
-            if t == 1 { labels.append(("harness null, sample every \(Harness.defaultSampleEvery)", t)) }
+            if t == 1 { labels.append(("harness no-lock, sample every \(Harness.defaultSampleEvery)", t)) }
         }
         var samples = Array(repeating: [Double](), count: labels.count)
         for _ in 0..<repeats {
             for (i, (label, t)) in labels.enumerated() {
                 if label.hasPrefix("bare") {
                     samples[i].append(try bareLoop(threads: t, seconds: seconds, cpus: cpus))
-                } else if label.hasPrefix("harness null") {
-                    samples[i].append(try harness("null", threads: t, sampleEvery: Harness.defaultSampleEvery, seconds: seconds, cpus: cpus))
+                } else if label.hasPrefix("harness no-lock") {
+                    samples[i].append(try harness("no-lock", threads: t, sampleEvery: Harness.defaultSampleEvery, seconds: seconds, cpus: cpus))
                 } else {
                     let sample = label.hasSuffix("no sampling") ? 0 : Harness.defaultSampleEvery
                     samples[i].append(try harness("ck-fas", threads: t, sampleEvery: sample, seconds: seconds, cpus: cpus))

@@ -395,7 +395,7 @@ extension Harness {
                 ops &+= 1
                 if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
                 workload.outsideCriticalSection(&state)
-                // Keeps the optimiser from merging iterations of lock-free (null) loops.
+                // Keeps the optimiser from merging iterations of lock-free (no-lock) loops.
                 cshims_compiler_barrier()
             }
         }

@@ -43,7 +43,7 @@ public struct TortureMix: Sendable, Equatable {
 
 public struct TortureConfig: Sendable {
     public var spec: LockSpec
-    /// Threads, unpinned. A lock with a thread limit (`null`: 1) gets at most that many.
+    /// Threads, unpinned. A lock with a thread limit (`no-lock`: 1) gets at most that many.
     public var threads: Int
     /// Node labels: thread i is on node i mod nodeCount.
     public var nodeCount: Int

@@ -36,8 +36,8 @@
 // lock never stays local (MCS order). `threshold-ns` bounds the age of the secondary queue instead
 // (the kernel's rule), read from the cycle counter; 0 disables it. Both travel with the lock in the
 // successor's node (`localHandoffs`, `secondarySinceCycles`), written before the release of its spin.
-// Defaults: 2^16 handoffs (the paper's and early patches' intra-node handoff threshold) and 10 ms (the
-// CATALOG's figure; the patch's numa_spinlock_threshold_ns is 1 ms in the versions read, v10-v15).
+// Defaults: 2^16 handoffs (the paper's and early patches' intra-node handoff threshold) and 10 ms (ten
+// times the patch's numa_spinlock_threshold_ns, which is 1 ms in the versions read, v10-v15).
 // Deviation from the kernel: the kernel moves waiters while it spins at the head of the queue and
 // skips reordering with probability 127/128 when nobody is parked; here, as in the paper, the holder
 // scans at release, every time.

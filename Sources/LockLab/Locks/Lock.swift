@@ -2,7 +2,7 @@
 //
 // A lock is a trivial struct over memory it allocated itself (with `LabMemory`, so that it lands on
 // the NUMA node the run asks for). Copying the struct copies pointers, never state: the harness
-// hands one copy to each thread, and there is no ARC traffic in the hot loop (SWIFT-PERF.md, 4).
+// hands one copy to each thread, and there is no ARC traffic in the hot loop (docs/performance.md).
 // The lock's storage never moves: it is a manually allocated, 128-byte aligned block.
 //
 // Per-thread state (queue nodes and the like) is a `Context` made once per thread, on that thread,
@@ -14,10 +14,11 @@ public enum WaitingKind: String, Sendable, CaseIterable {
     case spin
     case park
     case spinThenPark = "spin-then-park"
-    case none
+    /// Never waits (no-lock). Not "none": CSV readers may take that for a missing value.
+    case never
 }
 
-/// The families `locklab list` groups by (CATALOG.md's headings).
+/// The families `locklab list` groups by.
 public enum LockFamily: String, Sendable, CaseIterable {
     case baseline
     case reference = "ck-reference"
@@ -54,7 +55,7 @@ public struct LockDescriptor: Sendable {
     public let supportsTryLock: Bool
     /// `lock` and `unlock` may be called separately (false: only `withLock` works, e.g. swift-mutex).
     public let splitLockUnlock: Bool
-    /// Largest thread count the lock supports (`null`: 1); nil for no limit.
+    /// Largest thread count the lock supports (`no-lock`: 1); nil for no limit.
     public let maxThreads: Int?
     public let options: [LockOptionSpec]
     /// Helper threads an executor runs besides the clients (a delegation server), each on a CPU
@@ -100,7 +101,9 @@ public struct LockEnvironment: Sendable {
 /// Conformers are structs of pointers (cheap to copy, no ARC) living in this module, with
 /// `@inline(__always)` on `lock`/`unlock`/`tryLock`: the harness is generic over the type and is
 /// entered through `LockEntry`, so each lock compiles into its own specialised loop.
-public protocol LockAlgorithm {
+/// `SendableMetatype`: the registry's `LockEntry` (Sendable) keeps each lock's type, and a type
+/// is shared by every thread of a run; a lock's statics are immutable descriptors.
+public protocol LockAlgorithm: SendableMetatype {
     /// Per-thread state: queue nodes, a ticket, nothing (`NoContext`).
     associatedtype Context
 
@@ -155,13 +158,20 @@ public enum LockError: Error, CustomStringConvertible, Equatable {
     case unknownOption(lock: String, key: String, accepted: [String])
     case badOptionValue(lock: String, key: String, value: String, accepted: String)
     case malformedSpec(String)
+    case repeatedOption(spec: String, key: String)
     case tooManyThreads(lock: String, threads: Int, max: Int)
     case unsupported(String)
 
     public var description: String {
         switch self {
         case let .unknownLock(name, known):
-            return "unknown lock '\(name)'; known locks: \(known.joined(separator: ", "))"
+            var hint = ""
+            if name.lowercased() == "null" && known.contains("no-lock") {
+                hint = "; did you mean 'no-lock'? (it was called 'null', which CSV readers take for a missing value)"
+            } else if let near = closestName(to: name, among: known) {
+                hint = "; did you mean '\(near)'?"
+            }
+            return "unknown lock '\(name)'\(hint); known locks: \(known.joined(separator: ", "))"
         case let .unknownOption(lock, key, accepted):
             let list = accepted.isEmpty ? "it takes no options" : "accepted: \(accepted.joined(separator: ", "))"
             return "lock '\(lock)' has no option '\(key)'; \(list)"
@@ -169,12 +179,35 @@ public enum LockError: Error, CustomStringConvertible, Equatable {
             return "lock '\(lock)': option \(key)=\(value) is not valid; expected \(accepted)"
         case let .malformedSpec(spec):
             return "malformed lock spec '\(spec)'; expected NAME or NAME:KEY=VALUE[:KEY=VALUE...]"
+        case let .repeatedOption(spec, key):
+            return "lock spec '\(spec)' sets option '\(key)' more than once; give each option once"
         case let .tooManyThreads(lock, threads, max):
             return "lock '\(lock)' supports at most \(max) thread(s), asked for \(threads)"
         case let .unsupported(what):
             return what
         }
     }
+}
+
+/// The name in `names` nearest to `name` (edit distance at most a third of its length, at least 1,
+/// or one is a prefix of the other), for "did you mean".
+func closestName(to name: String, among names: [String]) -> String? {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1]
+            for (j, cb) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let lower = Array(name.lowercased())
+    let scored = names.map { ($0, distance(lower, Array($0))) }.sorted { $0.1 < $1.1 }
+    if let best = scored.first, best.1 <= max(1, lower.count / 3) { return best.0 }
+    if lower.count >= 2, let prefixed = names.first(where: { $0.hasPrefix(String(lower)) }) { return prefixed }
+    return nil
 }
 
 /// Resolved option values of one lock: every declared key, explicit or default.

@@ -1,6 +1,6 @@
 // Memory placement with libnuma: where a lock's words, the benchmark's shared data and the
 // per-thread queue nodes live. Every block is zeroed, at least 128-byte aligned (two cache lines,
-// SWIFT-PERF.md pitfall 7) and never moves.
+// docs/performance.md, "False sharing") and never moves.
 
 import CNuma
 import Foundation

@@ -11,7 +11,7 @@
 //   failure   the first thread that could not start or pin: (errno << 32) | (index + 1)
 //   progress  one word per thread, its operations so far, for the watchdog
 //
-// each on its own 128-byte block (SWIFT-PERF.md, pitfall 7). The watchdog declares a group hung
+// each on its own 128-byte block (docs/performance.md, "False sharing"). The watchdog declares a group hung
 // when the sum of the progress words and `finished` stands still for the stall timeout; a hung
 // group is abandoned: its threads are detached and the memory they spin on is never freed.
 // A thread that cannot be created (pthread_create fails: EAGAIN under a thread or memory limit) or

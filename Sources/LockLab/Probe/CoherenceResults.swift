@@ -22,13 +22,13 @@ public enum CoherenceFiles {
 
     /// Writes DIR/coherence.csv (replacing it: one probe run per folder) and DIR/handover_lines.csv.
     public static func write(_ measurements: [CoherenceMeasurement], to directory: String) throws {
+        try Manifest.refuseReferenceFolder(directory)
         try createDirectory(directory)
-        var text = header.joined(separator: ",") + "\n"
-        for m in measurements { text += row(m).joined(separator: ",") + "\n" }
-        try writeFile(text, (directory as NSString).appendingPathComponent(csvName))
-        var lines = HandoverModel.header.joined(separator: ",") + "\n"
-        for row in HandoverModel.rows() { lines += row.map(CSVAppender.escape).joined(separator: ",") + "\n" }
-        try writeFile(lines, (directory as NSString).appendingPathComponent(linesName))
+        // Both through the lab's one CSV writer (RFC 4180).
+        try writeFile(CSVFormat.table(header: header, rows: measurements.map(row)),
+                      (directory as NSString).appendingPathComponent(csvName))
+        try writeFile(CSVFormat.table(header: HandoverModel.header, rows: HandoverModel.rows()),
+                      (directory as NSString).appendingPathComponent(linesName))
     }
 
     /// Reads a coherence.csv back. Throws one line for a missing file, a missing column or a bad row.

@@ -1,7 +1,50 @@
 // Tidy CSV out: plain ASCII, '.' decimals, a header once, rows appended and flushed (and fsynced)
 // as each run finishes, so an interrupted sweep loses no finished row.
+//
+// Every CSV the lab writes (runs.csv, threads.csv, `list --csv`, `plan --csv`) goes through
+// `CSVFormat`, which quotes and escapes with yaslab/CSV.swift: RFC 4180 (a field holding a comma,
+// a double quote, CR or LF is quoted, its quotes doubled), lines ended by LF, which Python's csv
+// module, pandas and spreadsheets all read. Reading back (resume, tests) uses the same package.
 
+import CSV
 import Foundation
+
+/// The lab's one CSV writer and reader.
+public enum CSVFormat {
+    /// One record, without its line end. Non-ASCII characters become '?' so files stay plain ASCII.
+    public static func line(_ fields: [String]) -> String {
+        let stream = OutputStream(toMemory: ())
+        stream.open()
+        defer { stream.close() }
+        // Writing to memory cannot fail: a failure here is a bug in the lab, not bad input.
+        let writer = try! CSVWriter(stream: stream)
+        try! writer.write(row: fields.map(asciiOnly))
+        writer.stream.close()
+        let data = stream.property(forKey: .dataWrittenToMemoryStreamKey) as? Data ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A whole table: the header and the rows, each line ended by LF.
+    public static func table(header: [String], rows: [[String]]) -> String {
+        ([header] + rows).map { line($0) + "\n" }.joined()
+    }
+
+    /// Every record of `text` (quoted fields may hold commas, quotes and line ends).
+    public static func records(_ text: String) throws -> [[String]] {
+        let reader = try CSVReader(string: text)
+        var result: [[String]] = []
+        while let row = reader.next() { result.append(row) }
+        if let error = reader.error { throw LabError.io("malformed CSV: \(error)") }
+        // A file ending in a line end has no empty last record.
+        if result.last == [""] { result.removeLast() }
+        return result
+    }
+
+    static func asciiOnly(_ field: String) -> String {
+        field.unicodeScalars.allSatisfy(\.isASCII)
+            ? field : String(field.unicodeScalars.map { $0.isASCII ? Character($0) : "?" })
+    }
+}
 
 /// A CSV file opened for appending. Creates it with `header` if absent; if present, its header
 /// must match exactly (a different lab version's file is not silently extended).
@@ -35,7 +78,7 @@ public final class CSVAppender {
     /// Appends one row, flushed to the disk before returning.
     public func append(_ fields: [String]) throws {
         precondition(fields.count == header.count, "row has \(fields.count) fields, header \(header.count)")
-        let line = fields.map(CSVAppender.escape).joined(separator: ",") + "\n"
+        let line = CSVFormat.line(fields) + "\n"
         let bytes = Array(line.utf8)
         var written = 0
         while written < bytes.count {
@@ -65,51 +108,19 @@ public final class CSVAppender {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw LabError.io("cannot read \(path)")
         }
+        // The header is the first line (the lab's column names hold no quotes or line ends).
         guard let first = text.split(separator: "\n", omittingEmptySubsequences: false).first, !first.isEmpty else {
             return nil
         }
-        return first.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-    }
-
-    /// RFC 4180 quoting where needed; non-ASCII replaced so the file stays plain ASCII.
-    static func escape(_ field: String) -> String {
-        let ascii = String(field.unicodeScalars.map { $0.isASCII ? Character($0) : "?" })
-        if ascii.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + ascii.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return ascii
+        return try CSVFormat.records(String(first)).first
     }
 }
 
-/// Reads a CSV written by `CSVAppender` (header + rows) into dictionaries. Tolerates quoted fields.
+/// Reads a CSV written by `CSVAppender` (header + rows) into dictionaries. A record with another
+/// field count than the header (a torn line) is skipped.
 public func readCSV(path: String) throws -> (header: [String], rows: [[String: String]]) {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw LabError.io("cannot read \(path)") }
-    var records: [[String]] = []
-    var field = ""
-    var record: [String] = []
-    var quoted = false
-    var iterator = text.makeIterator()
-    var pending: Character? = nil
-    while let c = pending ?? iterator.next() {
-        pending = nil
-        if quoted {
-            if c == "\"" {
-                if let n = iterator.next() {
-                    if n == "\"" { field.append("\"") } else { quoted = false; pending = n }
-                } else { quoted = false }
-            } else { field.append(c) }
-        } else if c == "\"" {
-            quoted = true
-        } else if c == "," {
-            record.append(field); field = ""
-        } else if c == "\n" {
-            record.append(field); field = ""
-            records.append(record); record = []
-        } else if c != "\r" {
-            field.append(c)
-        }
-    }
-    if !field.isEmpty || !record.isEmpty { record.append(field); records.append(record) }
+    let records = try CSVFormat.records(text)
     guard let header = records.first else { return ([], []) }
     let rows = records.dropFirst().filter { $0.count == header.count }.map { Dictionary(uniqueKeysWithValues: zip(header, $0)) }
     return (header, rows)

@@ -123,8 +123,11 @@ public struct ClockFacts: Codable, Sendable, Equatable {
         #endif
     }
 
+    /// Clocksources a hypervisor provides in place of the TSC: no sign of a TSC problem.
+    static let paravirtualClocksources: Set<String> = ["kvm-clock", "xen", "hyperv_clocksource_tsc_page", "arch_sys_counter"]
+
     /// What a reader of the results must know, one line each: a counter that is not invariant, a
-    /// governor other than `performance`, turbo on. Empty when nothing is amiss or nothing is known.
+    /// clocksource that replaced an untrusted TSC, a governor other than `performance`, turbo on. Empty when nothing is amiss or nothing is known.
     public var notes: [String] {
         var notes: [String] = []
         if invariant == false {
@@ -132,6 +135,12 @@ public struct ClockFacts: Codable, Sendable, Equatable {
                 .compactMap { $0 }.joined(separator: " and ")
             notes.append("the cycle counter (\(counter)) is not invariant (no \(missing) in /proc/cpuinfo): "
                 + "latencies in cycles may change with the CPU frequency or stop in idle states")
+        }
+        // A kernel that found the TSC unreliable (marked it unstable at boot or at run time)
+        // switches CLOCK_MONOTONIC to another clocksource; a VM's paravirtual clock is normal.
+        if counter == "tsc", let clocksource, clocksource != "tsc", !Self.paravirtualClocksources.contains(clocksource) {
+            notes.append("the kernel's clocksource is \(clocksource), not tsc: it may have found the TSC unstable "
+                + "(see dmesg), so cycle counts may not be comparable across CPUs")
         }
         if let governors, governors != ["performance"] {
             notes.append("CPU frequency governor \(governors.joined(separator: ", ")), not performance: "

@@ -19,6 +19,13 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     /// Whether memory policies can be set ("settable", or why not: a seccomp profile that denies
     /// mbind leaves `numa_available` true); nil in older manifests.
     public var memoryPolicy: String?
+    /// The machine's shape as the kernel describes it (sysfs), whatever this process may use:
+    /// e.g. "1 package, 2 cores, 2 PUs, 1 NUMA node, L3 32 MiB". Nil in manifests written before it.
+    public var topologyFingerprint: String?
+    /// What tells machines apart: 16 hex digits of FNV-1a over the CPU model, the topology
+    /// fingerprint and the kernel release (not the host name: a renamed host is the same machine,
+    /// two VMs called `vm` on an EPYC and a Xeon are not). runs.csv's `machine_id`.
+    public var machineID: String?
 
     enum CodingKeys: String, CodingKey {
         case host, kernel, clock
@@ -29,9 +36,14 @@ public struct MachineInfo: Codable, Sendable, Equatable {
         case numaAvailable = "numa_available"
         case realNumaNodes = "real_numa_nodes"
         case cyclesPerNanosecond = "cycles_per_ns"
+        case topologyFingerprint = "topology_fingerprint"
+        case machineID = "machine_id"
     }
 
-    public static func current() -> MachineInfo {
+    /// This machine, read once per process (uname, /proc/cpuinfo, sysfs; nothing is spawned).
+    public static func current() -> MachineInfo { cached }
+
+    private static let cached: MachineInfo = {
         var uts = utsname()
         uname(&uts)
         let kernel = withUnsafeBytes(of: &uts.release) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
@@ -42,22 +54,118 @@ public struct MachineInfo: Codable, Sendable, Equatable {
            let colon = line.firstIndex(of: ":") {
             model = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
+        let fingerprint = SysfsTopology.fingerprint()
         return MachineInfo(
             host: host, cpuModel: model, kernel: kernel,
             onlineCPUs: ProcessInfo.processInfo.activeProcessorCount,
             memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
             numaAvailable: LabMemory.numaAvailable, realNumaNodes: LabMemory.realNodeCount,
             cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000,
-            clock: ClockFacts.current, memoryPolicy: LabMemory.policyProbe)
+            clock: ClockFacts.current, memoryPolicy: LabMemory.policyProbe,
+            topologyFingerprint: fingerprint,
+            machineID: machineID(cpuModel: model, topologyFingerprint: fingerprint, kernel: kernel))
+    }()
+
+    /// The machine id of a CPU model, topology fingerprint and kernel release.
+    public static func machineID(cpuModel: String, topologyFingerprint: String, kernel: String) -> String {
+        fnv1a64Hex([cpuModel, topologyFingerprint, kernel].joined(separator: "\n"))
+    }
+
+    /// Why results of `other` must not join results of `self`, or nil when both are one machine.
+    public func difference(from other: MachineInfo) -> String? {
+        guard let mine = machineID else {
+            return "an unidentified machine '\(host)' (written before machine ids)"
+        }
+        guard mine != other.machineID else { return nil }
+        var what: [String] = []
+        if cpuModel != other.cpuModel { what.append("CPU '\(cpuModel)', not '\(other.cpuModel)'") }
+        if (topologyFingerprint ?? "") != (other.topologyFingerprint ?? "") {
+            what.append("topology '\(topologyFingerprint ?? "")', not '\(other.topologyFingerprint ?? "")'")
+        }
+        if kernel != other.kernel { what.append("kernel \(kernel), not \(other.kernel)") }
+        return "machine \(mine) (\(what.joined(separator: "; "))), not \(other.machineID ?? "?")"
     }
 }
 
+/// The machine's CPUs, cores, packages, NUMA nodes and L3 size as sysfs lists them: every present
+/// CPU, whatever the process's affinity or cpuset allows (the lab's topology view is the restricted
+/// one; this is the machine's).
+enum SysfsTopology {
+    static func fingerprint(root: String = "/sys/devices/system") -> String {
+        func read(_ path: String) -> String? {
+            (try? String(contentsOfFile: root + "/" + path, encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let cpus = parseCPUList(read("cpu/present") ?? "")
+        var packages = Set<String>(), cores = Set<String>()
+        for cpu in cpus {
+            let package = read("cpu/cpu\(cpu)/topology/physical_package_id") ?? "?"
+            packages.insert(package)
+            cores.insert(package + "/" + (read("cpu/cpu\(cpu)/topology/core_id") ?? "cpu\(cpu)"))
+        }
+        let nodes = max(1, parseCPUList(read("node/possible") ?? read("node/online") ?? "0").count)
+        var parts = [plural(packages.count, "package"), plural(cores.count, "core"), plural(cpus.count, "PU"),
+                     plural(nodes, "NUMA node")]
+        if let first = cpus.first {
+            // The largest cache level sysfs lists for the first CPU.
+            for index in stride(from: 4, through: 0, by: -1) {
+                if let level = read("cpu/cpu\(first)/cache/index\(index)/level"),
+                   let size = read("cpu/cpu\(first)/cache/index\(index)/size") {
+                    parts.append("L\(level) \(size)")
+                    break
+                }
+            }
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    /// "0-3,8,10-11" into [0, 1, 2, 3, 8, 10, 11]; malformed pieces are skipped.
+    static func parseCPUList(_ text: String) -> [Int] {
+        var result: [Int] = []
+        for piece in text.split(separator: ",") {
+            let bounds = piece.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            if bounds.count == 1 { result.append(bounds[0]) }
+            if bounds.count == 2, bounds[0] <= bounds[1], bounds[1] - bounds[0] < 1 << 20 {
+                result += Array(bounds[0]...bounds[1])
+            }
+        }
+        return result
+    }
+
+    static func plural(_ n: Int, _ word: String) -> String { n == 1 ? "1 \(word)" : "\(n) \(word)s" }
+}
+
+/// 64-bit FNV-1a of the UTF-8 bytes, as 16 hex digits: an identifier, not a security measure.
+func fnv1a64Hex(_ text: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01b3
+    }
+    let hex = String(hash, radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
+}
+
+/// The build this process runs: the code that was compiled and how. Everything here was fixed at
+/// build time (the BuildIdentity plugin's generated source and compile-time conditions); nothing is
+/// read or spawned at run time.
 public struct BuildInfo: Codable, Sendable, Equatable {
     public var labVersion: String
+    /// HEAD of the checkout when it was built (12 hex digits), `-dirty` if the build's files
+    /// differed from it; "unknown" outside a git checkout. A label: `buildID` identifies the code.
     public var gitCommit: String
+    /// The exact compiler version, e.g. "6.3.1".
     public var swiftVersion: String
     public var configuration: String
     public var flags: String
+    /// SHA-256 over every file that makes the build (sources, C shims, the package manifest and
+    /// the resolved dependency versions), taken at build time. Nil in manifests written before it.
+    public var sourceDigest: String?
+    /// What identifies the compiled code: 16 hex digits of FNV-1a over `sourceDigest` and `flags`.
+    /// Any edit to a source file, a dependency or a build setting changes it; a commit of the same
+    /// code, or an edit to a file outside the build (README, results), does not. runs.csv's
+    /// `build_id`; a results folder holds one.
+    public var buildID: String?
 
     enum CodingKeys: String, CodingKey {
         case labVersion = "lab_version"
@@ -65,51 +173,53 @@ public struct BuildInfo: Codable, Sendable, Equatable {
         case swiftVersion = "swift_version"
         case configuration
         case flags = "build_flags"
+        case sourceDigest = "source_digest"
+        case buildID = "build_id"
     }
 
-    public static func current() -> BuildInfo {
+    public static func current() -> BuildInfo { cached }
+
+    private static let cached: BuildInfo = {
         #if DEBUG
         let configuration = "debug"
-        let flags = "swift build -c debug (-Onone)"
+        let optimisation = "-Onone"
         #else
         let configuration = "release"
-        let flags = "swift build -c release (-O, whole-module)"
+        let optimisation = "-O, whole-module"
         #endif
-        return BuildInfo(labVersion: lockLabVersion, gitCommit: gitCommit(), swiftVersion: swiftVersion(),
-                         configuration: configuration, flags: flags)
-    }
-
-    /// The commit of the checkout the executable was built in, with `-dirty` if it has local changes.
-    static func gitCommit() -> String {
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath()
-        let dir = exe.deletingLastPathComponent().path
-        guard let head = run("/usr/bin/env", ["git", "-C", dir, "rev-parse", "--short=12", "HEAD"]) else { return "unknown" }
-        let status = run("/usr/bin/env", ["git", "-C", dir, "status", "--porcelain", "--untracked-files=no"]) ?? ""
-        return status.isEmpty ? head : head + "-dirty"
-    }
-
-    static func swiftVersion() -> String {
-        #if compiler(>=6.3)
-        return "6.3+"
-        #elseif compiler(>=6.0)
-        return "6.x"
+        #if arch(x86_64)
+        let arch = "x86_64"
+        #elseif arch(arm64)
+        let arch = "arm64"
         #else
-        return "5.x"
+        let arch = "other"
         #endif
+        let swift = GeneratedBuildIdentity.compilerVersion
+        let sanitizer = ThreadSanitizer.isActive ? ", -sanitize=thread" : ""
+        let flags = "swift build -c \(configuration) (\(optimisation)\(sanitizer)), Swift \(swift), \(arch)"
+        let digest = GeneratedBuildIdentity.sourceDigest
+        let commit = GeneratedBuildIdentity.gitCommit == "unknown"
+            ? "unknown" : String(GeneratedBuildIdentity.gitCommit.prefix(12)) + (GeneratedBuildIdentity.gitDirty ? "-dirty" : "")
+        return BuildInfo(labVersion: lockLabVersion, gitCommit: commit, swiftVersion: swift,
+                         configuration: configuration, flags: flags, sourceDigest: digest,
+                         buildID: buildID(sourceDigest: digest, flags: flags))
+    }()
+
+    /// The build id of a source digest and the build flags.
+    public static func buildID(sourceDigest: String, flags: String) -> String {
+        fnv1a64Hex(sourceDigest + "\n" + flags)
     }
 
-    static func run(_ tool: String, _ args: [String]) -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch { return nil }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// Files hashed into `sourceDigest` (for tests and the manifest's reader).
+    public static var sourceFileCount: Int { GeneratedBuildIdentity.sourceFiles }
+
+    /// Why results of `other` must not join results of `self`, or nil when both are one build.
+    public func difference(from other: BuildInfo) -> String? {
+        guard let mine = buildID else {
+            return "an unidentified build \(gitCommit) (written before build ids)"
+        }
+        guard mine != other.buildID else { return nil }
+        return "build \(mine) (commit \(gitCommit), \(configuration)), not \(other.buildID ?? "?") (commit \(other.gitCommit), \(other.configuration))"
     }
 }
 
@@ -140,12 +250,8 @@ public struct Manifest: Codable, Sendable {
 
     /// Why results of this machine/build/topology must not join this manifest's folder, or nil.
     public func conflict(machine: MachineInfo, build: BuildInfo, topology: String) -> String? {
-        if self.machine.host != machine.host || self.machine.cpuModel != machine.cpuModel {
-            return "machine '\(self.machine.host)' (\(self.machine.cpuModel)), not '\(machine.host)' (\(machine.cpuModel))"
-        }
-        if self.build.gitCommit != build.gitCommit || self.build.configuration != build.configuration {
-            return "build \(self.build.gitCommit) (\(self.build.configuration)), not \(build.gitCommit) (\(build.configuration))"
-        }
+        if let reason = self.machine.difference(from: machine) { return reason }
+        if let reason = self.build.difference(from: build) { return reason }
         if self.topology != topology {
             return "topology '\(self.topology)', not '\(topology)'"
         }
@@ -165,10 +271,44 @@ public struct Manifest: Codable, Sendable {
         return f.string(from: Date())
     }
 
+    /// The marker file of a folder of committed reference results (results/reference/).
+    public static let referenceMarker = ".locklab-reference"
+
+    /// Throws when `directory` is, or is below, a folder holding `referenceMarker`: committed
+    /// reference results are never written, extended or moved aside by a run.
+    public static func refuseReferenceFolder(_ directory: String) throws {
+        var dir = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath()
+        while true {
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent(referenceMarker).path) {
+                throw LabError.impossible("\(directory) is in \(dir.path), committed reference results that no run writes to; write to a folder of your own, e.g. results/local/ (git-ignored)")
+            }
+            let parent = dir.deletingLastPathComponent()
+            if parent.path == dir.path { return }
+            dir = parent
+        }
+    }
+
+    /// `--replace-stale`: when `directory` holds results of another machine, build or topology,
+    /// moves it to DIR.stale-BUILDID (replacing an older such folder) and returns the note to
+    /// print; nil when it holds none. Never moves a reference folder.
+    public static func moveStaleAside(_ directory: String, machine: MachineInfo, build: BuildInfo,
+                                      topology: String) throws -> String? {
+        try refuseReferenceFolder(directory)
+        guard let existing = read(in: directory),
+              let reason = existing.conflict(machine: machine, build: build, topology: topology) else { return nil }
+        let aside = "\(directory).stale-\(existing.build.buildID ?? existing.build.gitCommit)"
+        try? FileManager.default.removeItem(atPath: aside)
+        do { try FileManager.default.moveItem(atPath: directory, toPath: aside) } catch {
+            throw LabError.io("cannot move \(directory) aside to \(aside): \(error.localizedDescription)")
+        }
+        return "\(directory) held results of \(reason); moved to \(aside)"
+    }
+
     /// Records this invocation in DIR/manifest.json, creating it, or refusing when the folder holds
-    /// another machine's or another build's results (unless `allowMixing`).
+    /// another machine's or another build's results (unless `allowMixing`), or is a reference folder.
     public static func record(in directory: String, machine: MachineInfo, build: BuildInfo, topology: String,
                               latencySampling: String, command: String, allowMixing: Bool = false) throws -> Manifest {
+        try refuseReferenceFolder(directory)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -182,7 +322,7 @@ public struct Manifest: Codable, Sendable {
                 throw LabError.io("\(path) is not a LockLab manifest; use a new output folder")
             }
             if !allowMixing, let reason = existing.conflict(machine: machine, build: build, topology: topology) {
-                throw LabError.impossible("\(directory) holds results of \(reason); refusing to mix (pass --allow-mixing to override)")
+                throw LabError.impossible("\(directory) holds results of \(reason); refusing to mix (--replace-stale moves them aside, --allow-mixing mixes them)")
             }
             manifest = existing
             manifest.invocations.append(invocation)

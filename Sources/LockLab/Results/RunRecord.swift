@@ -24,6 +24,10 @@ public struct RunDescription: Sendable {
     public var machine: String
     public var gitCommit: String
     public var experiment: String
+    /// This machine's and this build's identity (MachineInfo.machineID, BuildInfo.buildID): facts of
+    /// the process that ran and records the run.
+    public var machineID: String = MachineInfo.current().machineID ?? ""
+    public var buildID: String = BuildInfo.current().buildID ?? ""
 
     public init(runID: String, spec: LockSpec, threads: Int, placement: String, nodes: Int, virtualNodes: Int?,
                 oversubscribed: Bool, workload: WorkloadSpec, memNode: String, durationSeconds: Double,
@@ -78,7 +82,7 @@ public enum RunRecord {
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
         "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
         "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
-        "machine", "git_commit", "utc_end",
+        "machine", "machine_id", "git_commit", "build_id", "utc_end",
     ]
 
     public static let threadColumns = [
@@ -118,7 +122,8 @@ public enum RunRecord {
                 ? csvNumber((s.cpuUserSeconds + s.cpuSystemSeconds) / (Double(s.ops) / 1e6)) : "",
             "ctx_vol": "\(s.voluntarySwitches)", "ctx_invol": "\(s.involuntarySwitches)",
             "mutex_ok": s.mutexOK ? "1" : "0", "counter": "\(s.counter)", "acquisitions": "\(s.totalAcquisitions)",
-            "machine": d.machine, "git_commit": d.gitCommit, "utc_end": Manifest.utcNow(),
+            "machine": d.machine, "machine_id": d.machineID, "git_commit": d.gitCommit,
+            "build_id": d.buildID, "utc_end": Manifest.utcNow(),
         ]
         return runColumns.map { fields[$0]! }
     }
@@ -151,6 +156,7 @@ public final class ResultsWriter {
 
     public init(directory: String) throws {
         self.directory = directory
+        try Manifest.refuseReferenceFolder(directory)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {

@@ -189,10 +189,6 @@ public enum ShardMerge {
                        machines: machines, figures: first.figures)
     }
 
-    static func csvLine(_ fields: [String]) -> String {
-        fields.map(csvField).joined(separator: ",")
-    }
-
-    /// One field as the lab's CSV writer writes it.
-    static func csvField(_ field: String) -> String { CSVAppender.escape(field) }
+    /// One record through the lab's one CSV writer (RFC 4180).
+    static func csvLine(_ fields: [String]) -> String { CSVFormat.line(fields) }
 }

@@ -169,7 +169,7 @@ enum ConfigParser {
                                        message: "tags such as '!!\(tag.split(separator: ":").last ?? "")' are not supported: write the value plainly")
             }
             let plain = scalar.style == .plain || scalar.style == .any
-            // Null is an empty value or a plain `~`; the word `null` stays text (a lock is called null).
+            // Null is an empty value or a plain `~`; the word `null` stays text (a field that takes a name gets it as written).
             if plain && (scalar.string.isEmpty || scalar.string == "~") { return .null }
             return .scalar(scalar.string, plain: plain)
         case let .sequence(sequence):

@@ -22,6 +22,13 @@ public struct RunMatrix: Sendable {
     public var seed: UInt64
     public var stallTimeoutSeconds: Double
     public var experiment: String
+    /// The repeat number of the first repeat: 1, or one past the repeats a folder already holds
+    /// (`firstRepeat(after:topology:)`), so that a second `run` into a folder adds repeats.
+    public var firstRepeat: Int = 1
+    /// What the matrix merged on the way in: a configuration is identified by its resolved
+    /// settings, so a lock, thread count, workload or placement listed twice (or two spellings of
+    /// the same lock settings) runs once, and each merge gets a line here for the caller to print.
+    public private(set) var notes: [String] = []
     /// Only the runs of these curves (`curveKey`): one shard of a sharded sweep (ShardCut); nil
     /// runs every curve. Applied after the shuffle, so a shard runs in the order the whole would.
     public var curveFilter: Set<String>? = nil
@@ -31,11 +38,30 @@ public struct RunMatrix: Sendable {
                 shuffleSeed: UInt64? = nil, memory: MemoryPolicy = .local, warmupSeconds: Double = 0.2, durationSeconds: Double = 1,
                 sampleEvery: Int = Harness.defaultSampleEvery, seed: UInt64 = 1, stallTimeoutSeconds: Double = 30,
                 experiment: String = "") {
-        self.locks = locks
-        self.threadCounts = threadCounts
+        let merged = LockSpec.mergingDuplicates(locks)
+        self.locks = merged.specs
+        var notes = merged.notes
+        // Each axis once, by resolved settings (`identity`), in first-given order.
+        func once<T>(_ items: [T], _ what: String, identity: (T) -> String, show: (T) -> String) -> [T] {
+            var kept: [T] = []
+            for item in items {
+                if let first = kept.first(where: { identity($0) == identity(item) }) {
+                    let same = show(first) == show(item) ? "\(show(item)) is listed more than once"
+                        : "\(show(first)) and \(show(item)) have the same settings"
+                    let note = "\(what) \(same): run once"
+                    if !notes.contains(note) { notes.append(note) }
+                } else {
+                    kept.append(item)
+                }
+            }
+            return kept
+        }
+        self.threadCounts = once(threadCounts, "thread count", identity: String.init, show: String.init)
         self.repeats = repeats
-        self.workloads = workloads
-        self.placements = placements
+        self.workloads = once(workloads, "workload", identity: { "\($0.kind.rawValue) \($0.options.csvText)" },
+                              show: { "'\($0.label)'" })
+        self.placements = once(placements, "placement", identity: \.description, show: \.description)
+        self.notes = notes
         self.shuffleSeed = shuffleSeed
         self.memory = memory
         self.warmupSeconds = warmupSeconds
@@ -95,7 +121,7 @@ public struct RunMatrix: Sendable {
         if !topology.isThisSystem {
             throw LabError.impossible("cannot run on a loaded topology (\(topology.sourceDescription)): use `locklab plan` for other machines")
         }
-        // A lock limited to fewer threads (null: 1) is left out at larger counts (`skippedLocks`
+        // A lock limited to fewer threads (no-lock: 1) is left out at larger counts (`skippedLocks`
         // says which); the matrix must still hold some run.
         if plannedRunCount == 0, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
             throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)
@@ -133,7 +159,7 @@ public struct RunMatrix: Sendable {
     /// (lock, threads) pairs beyond the lock's thread limit are left out.
     public var plannedRuns: [PlannedRun] {
         var runs: [PlannedRun] = []
-        for r in 1...max(1, repeats) {
+        for r in firstRepeat...(firstRepeat + max(1, repeats) - 1) {
             var round: [PlannedRun] = []
             for t in threadCounts {
                 for w in workloads {
@@ -157,6 +183,42 @@ public struct RunMatrix: Sendable {
     /// Locks that run at none of the thread counts.
     public var skippedLocks: [LockSpec] {
         locks.filter { spec in threadCounts.allSatisfy { $0 > (spec.entry.descriptor.maxThreads ?? .max) } }
+    }
+
+    /// One line per lock left out at some thread counts by its thread limit (no-lock: 1), so that
+    /// no (lock, threads) case asked for disappears without a word.
+    public var limitNotes: [String] {
+        locks.compactMap { spec in
+            guard let limit = spec.entry.descriptor.maxThreads else { return nil }
+            let over = threadCounts.filter { $0 > limit }
+            if over.isEmpty { return nil }
+            let counts = over.map(String.init).joined(separator: ", ")
+            return "\(spec.label) runs at most \(limit) thread\(limit == 1 ? "" : "s"): left out at \(counts) thread\(over == [1] ? "" : "s")"
+        }
+    }
+
+    /// Seconds the matrix takes: per run its warm-up and measured time, plus `perRunOverhead`
+    /// (thread start, pinning, lock set-up and writing; about 0.05 s on a small machine).
+    public func estimatedSeconds(perRunOverhead: Double = 0.05) -> Double {
+        Double(plannedRuns.count) * (warmupSeconds + durationSeconds + perRunOverhead)
+    }
+
+    /// The repeat number to start at in a folder holding `rows`: one past the highest repeat it
+    /// records of any configuration of this matrix (1 in an empty folder or a folder of others).
+    public func firstRepeat(after rows: [[String: String]], topology: Topology) -> Int {
+        var once = self
+        once.firstRepeat = 1
+        once.repeats = 1
+        let configurations = Set(once.plannedRuns.map { run -> String in
+            let key = once.configKey(run, topology: topology)
+            return String(key[..<(key.range(of: "|r", options: .backwards)?.lowerBound ?? key.endIndex)])
+        })
+        let highest = rows.compactMap { row -> Int? in
+            guard let key = row["config_key"], let r = key.range(of: "|r", options: .backwards),
+                  configurations.contains(String(key[..<r.lowerBound])) else { return nil }
+            return Int(key[r.upperBound...])
+        }.max() ?? 0
+        return highest + 1
     }
 
     /// The key under which a planned run is recorded (runs.csv's `config_key`).
