@@ -124,7 +124,8 @@ struct MutualExclusionTests {
                                      config: config)
         } while result.status == .ok && attempts < 10
         #expect(result.status == .mutexViolation, "no lost update in \(attempts) runs")
-        #expect(result.counter < 4_000_000)
+        // Caught by the plain counter, or by the workload's lines (which lost updates the counter kept).
+        #expect(result.counter < 4_000_000 || result.failure?.contains("micro: line") == true, "\(result.failure ?? "")")
     }
 }
 

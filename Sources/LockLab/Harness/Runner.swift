@@ -101,7 +101,8 @@ struct MeasuredTarget<S: SequentialStructure>: OperationTarget {
         record.pointee.counter = n &+ 1
         if record.pointee.lastApplier != me { noteHandover() }
         let result = structure.apply(op)
-        if let log, n < logCapacity { log[Int(n)] = AppliedOperation(operation: op, result: result) }
+        // logCapacity is 0 when nothing is logged: one compare, no pointer test.
+        if n < logCapacity { log.unsafelyUnwrapped[Int(n)] = AppliedOperation(operation: op, result: result) }
         return result
     }
 
@@ -374,8 +375,11 @@ extension Harness {
         let limit = phase == GroupPhase.stop ? 0 : loop.opsLimit
         var ops: UInt64 = 0
         var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
-        var sampleCountdown = sampleEvery == 0 ? UInt64.max : sampleEvery
-        var trylockCountdown = trylockEvery == 0 ? UInt64.max : trylockEvery
+        // Iterations left until the next timed one and the next tryExecute (.max when off), and
+        // until the nearer of the two: the one countdown the common iteration decrements.
+        var sampleLeft = sampleEvery == 0 ? UInt64.max : sampleEvery
+        var tryLeft = trylockEvery == 0 ? UInt64.max : trylockEvery
+        var untilSpecial = min(sampleLeft, tryLeft)
 
         // A thread descheduled from the barrier to the end of a short run sees `stop` first: it
         // did nothing, and says so.
@@ -396,15 +400,18 @@ extension Harness {
                 }
                 let op = workload.nextOperation(&state)
                 // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
-                // common iteration below stays small (the countdowns start at .max when off).
-                sampleCountdown &-= 1
-                trylockCountdown &-= 1
+                // common iteration below stays small (one countdown, one branch).
+                untilSpecial &-= 1
                 let result: UInt64
-                if sampleCountdown == 0 || trylockCountdown == 0 {
-                    let timed = sampleCountdown == 0
-                    let useTry = trylockCountdown == 0
-                    if timed { sampleCountdown = sampleEvery }
-                    if useTry { trylockCountdown = trylockEvery }
+                if untilSpecial == 0 {
+                    let step = min(sampleLeft, tryLeft)
+                    sampleLeft &-= step
+                    tryLeft &-= step
+                    let timed = sampleLeft == 0
+                    let useTry = tryLeft == 0
+                    if timed { sampleLeft = sampleEvery }
+                    if useTry { tryLeft = trylockEvery }
+                    untilSpecial = min(sampleLeft, tryLeft)
                     result = specialIteration(executor: executor, context: &context, op: op, target: target,
                                               timed: timed, useTry: useTry, histogram: &histogram)
                 } else {
