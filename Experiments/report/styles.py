@@ -37,6 +37,8 @@ FAMILIES = {
     "cna-stp": "numa-aware", "shfl": "numa-aware", "shfl-b": "numa-aware",
     "qspinlock-cna": "numa-aware",
     "qspinlock": "kernel", "futex-mutex": "kernel", "futex-spin": "kernel",
+    "flat-combining": "delegation", "cc-synch": "delegation",
+    "h-synch": "delegation", "rcl": "delegation", "ffwd": "delegation",
 }
 
 # The harness's no-lock loop is drawn with the baselines (a panel of one
@@ -69,6 +71,8 @@ COLOURS = {
     "malthusian": "#a6761d", "qspinlock-cna": "#1f78b4",
     "qspinlock": "#e41a1c", "futex-mutex": "#377eb8", "futex-spin": "#4daf4a",
     "no-lock": "#000000",
+    "flat-combining": "#1b9e77", "cc-synch": "#d95f02", "h-synch": "#7570b3",
+    "rcl": "#e7298a", "ffwd": "#66a61e",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",
@@ -78,6 +82,8 @@ MARKERS = {
     "c-bo-mcs": "o", "c-tkt-tkt": "s", "c-mcs-mcs": "^", "hmcs": "D",
     "cna": "v", "shfl": "P", "malthusian": "h", "qspinlock-cna": "X",
     "qspinlock": "o", "futex-mutex": "s", "futex-spin": "^", "no-lock": "x",
+    "flat-combining": "o", "cc-synch": "s", "h-synch": "^", "rcl": "D",
+    "ffwd": "v",
 }
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")

@@ -17,6 +17,9 @@ struct PlanCommand: ParsableCommand {
                                valueName: "placement"))
     var placement: String = "compact"
 
+    @Option(help: ArgumentHelp("An executor whose server threads take CPUs first (e.g. ffwd, rcl): the plan shows them.", valueName: "lock"))
+    var lock: String?
+
     @Flag(help: "Print CSV: the header thread,cpu,core,node,package and one row per thread (notes go to stderr).")
     var csv = false
 
@@ -24,10 +27,13 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let machine = try topology.load()
-        let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement))
+        let helpers = try lock.map { try LockSpec(parsing: $0).entry.descriptor.helperThreads } ?? 0
+        let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement), helpers: helpers)
         if csv {
-            print(CSVFormat.table(header: ["thread", "cpu", "core", "node", "package"],
-                                  rows: plan.threads.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) }),
+            let roles = helpers > 0 ? ["role"] : []
+            let clientRows = plan.threads.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) + (helpers > 0 ? ["client"] : []) }
+            let serverRows = plan.helpers.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) + ["server"] }
+            print(CSVFormat.table(header: ["thread", "cpu", "core", "node", "package"] + roles, rows: clientRows + serverRows),
                   terminator: "")
             if let note = plan.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
             return
@@ -39,10 +45,12 @@ struct PlanCommand: ParsableCommand {
         if virtual { header.append("real node") }
         header.append("package")
         var rows: [[String]] = []
-        for t in plan.threads {
+        if helpers > 0 { header.append("role") }
+        for (t, role) in plan.threads.map({ ($0, "client") }) + plan.helpers.map({ ($0, "server") }) {
             var row = [t.thread, t.cpu, t.core, t.node].map(String.init)
             if virtual { row.append(t.realNode < 0 ? "none" : String(t.realNode)) }
             row.append(String(t.package))
+            if helpers > 0 { row.append(role) }
             rows.append(row)
         }
         print(textTable(header: header, rows: rows))

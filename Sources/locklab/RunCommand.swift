@@ -122,10 +122,15 @@ struct RunCommand: ParsableCommand {
         }
         for t in counts {
             if let note = try machineTopology.plan(threads: t, placement: matrix.placements[0]).note { print("note: \(note)") }
+            // Executors with server threads: where the servers go, and whether the clients left are oversubscribed.
+            for spec in matrix.locks where spec.entry.descriptor.helperThreads > 0 {
+                let plan = try machineTopology.plan(threads: t, placement: matrix.placements[0], helpers: spec.entry.descriptor.helperThreads)
+                print("note: \(spec.label) at \(plural(t, "thread")): server on CPU \(plan.helpers.map { String($0.cpu) }.joined(separator: ",")); \(plan.oversubscribed ? "clients oversubscribed (\(t) on \(plural(plan.cpusUsed, "CPU")))" : "clients on \(plural(plan.cpusUsed, "CPU"))")")
+            }
         }
         let showWorkload = matrix.workloads.count > 1 || matrix.workloads.first?.kind != .micro
         let header = ["lock"] + (showWorkload ? ["workload"] : [])
-            + ["thr", "rep", "ops/s", "ns/op", "jain", "p50", "p99", "same-node", "ctx invol", "status"]
+            + ["thr", "rep", "ops/s", "ns/op", "jain", "p50", "p99", "same-node", "comb", "ctx invol", "status"]
         // Widths from this run's own labels and counts, so long labels (cna:threshold-ns=1000) and
         // collapsed runs keep the columns aligned.
         let longestLabel: String = planned.map(\.spec.label).max { $0.count < $1.count } ?? ""
@@ -133,10 +138,10 @@ struct RunCommand: ParsableCommand {
         var widest: [String] = [longestLabel]
         if showWorkload { widest.append(longestWorkload) }
         widest += ["\(counts.max() ?? 1)", "\(repeats)", "1000 k", "1000 ms", "0.000", "1000 ms", "1000 ms",
-                   "0.000", "1000000", "mutex-violation"]
+                   "0.000", "00.00", "1000000", "mutex-violation"]
         var numeric: [Bool] = [false]
         if showWorkload { numeric.append(false) }
-        numeric += [true, true, true, true, true, true, true, true, true, false]
+        numeric += [true, true, true, true, true, true, true, true, true, true, false]
         let table = StreamedTable(header: header, widest: widest, numeric: numeric)
         print(table.line(header))
         var rows: [(String, Int, Double)] = []
@@ -161,6 +166,7 @@ struct RunCommand: ParsableCommand {
                 String(format: "%.3f", summary.jainFairness),
                 sampled ? siNanoseconds(summary.latency.p50) : "-", sampled ? siNanoseconds(summary.latency.p99) : "-",
                 summary.sameNodeHandoverFraction.map { String(format: "%.3f", $0) } ?? "-",
+                summary.combiningDegree.map { String(format: "%.2f", $0) } ?? "-",
                 "\(summary.involuntarySwitches)", summary.status.rawValue,
             ]
             print(table.line(cells))

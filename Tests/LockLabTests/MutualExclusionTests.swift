@@ -48,6 +48,8 @@ func validate(_ entry: LockEntry, threads: Int, pinned: Bool = false,
         sampleEvery: 7,
         trylockEvery: entry.descriptor.supportsTryLock ? 3 : 0,
         stallTimeoutSeconds: 120,
+        // An executor's server threads, unpinned like the clients (pinned runs share CPUs anyway).
+        helpers: (0..<entry.descriptor.helperThreads).map { ThreadSlot(index: threads + $0, cpu: nil, node: 0) },
         logOperations: true)
     return try entry.run(config, workload)
 }
@@ -122,7 +124,8 @@ struct MutualExclusionTests {
                                      config: config)
         } while result.status == .ok && attempts < 10
         #expect(result.status == .mutexViolation, "no lost update in \(attempts) runs")
-        #expect(result.counter < 4_000_000)
+        // Caught by the plain counter, or by the workload's lines (which lost updates the counter kept).
+        #expect(result.counter < 4_000_000 || result.failure?.contains("micro: line") == true, "\(result.failure ?? "")")
     }
 }
 

@@ -208,6 +208,12 @@ struct CommandLineTests {
         (["run", "--lock", "mcs", "--workload", "hashtable:read-ratio=101", "--out", "/tmp/locklab-never"], "read-ratio an integer in 0...100"),
         (["run", "--lock", "mcs", "--workload", "queue,pqueue:keys=x", "--out", "/tmp/locklab-never"], "--workload: 'pqueue:keys=x' is not valid"),
         (["run", "--lock", "mcs", "--cs-lines", "-1", "--out", "/tmp/locklab-never"], "--cs-lines: '-1' is not valid"),
+        // Delegation: a server needs a CPU of its own and leaves the clients at least one; bad options.
+        (["run", "--lock", "mcs,ffwd", "--placement", "cpus:0", "--out", "/tmp/locklab-never"], "ffwd: 1 helper thread need"),
+        (["plan", "--threads", "2", "--lock", "rcl", "--placement", "cpus:0"], "1 helper thread need"),
+        (["run", "--lock", "cc-synch:help-factor=0", "--out", "/tmp/locklab-never"], "option help-factor=0 is not valid"),
+        (["run", "--lock", "flat-combining:rounds=x", "--out", "/tmp/locklab-never"], "option rounds=x is not valid"),
+        (["run", "--lock", "ffwd:servers=2", "--out", "/tmp/locklab-never"], "has no option 'servers'"),
     ]
 
     @Test("bad input: one line, exit 2", arguments: badInputs.indices)

@@ -47,6 +47,12 @@ public enum LockRegistry {
         LockEntry(QSpinlockCNALock.self),
         LockEntry(FutexMutexLock.self),
         LockEntry(FutexSpinLock.self),
+        // Delegation
+        LockEntry(executor: FlatCombiningExecutor.self),
+        LockEntry(executor: CCSynchExecutor.self),
+        LockEntry(executor: HSynchExecutor.self),
+        LockEntry(executor: FFWDExecutor.self),
+        LockEntry(executor: RCLExecutor.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }
@@ -65,7 +71,7 @@ public struct LockEntry: @unchecked Sendable {
     public let type: (any LockAlgorithm.Type)?
     public let descriptor: LockDescriptor
     private let runWorkload: @Sendable (RunConfig, WorkloadSpec) throws -> RawRunResult
-    private let runTorture: (@Sendable (TortureConfig) throws -> TortureResult)?
+    private let runTorture: @Sendable (TortureConfig) throws -> TortureResult
 
     /// A lock: measured through `LockExecutor<L>`, tortured by `Torture`.
     public init<L: LockAlgorithm>(_ type: L.Type) {
@@ -78,7 +84,8 @@ public struct LockEntry: @unchecked Sendable {
         runTorture = { config in try Torture.run(L.self, config: config) }
     }
 
-    /// An executor that is not a lock (delegation): measured on every workload; no torture yet.
+    /// An executor that is not a lock (delegation): measured on every workload, tortured through
+    /// `execute` (`Torture.run(executor:)`).
     public init<E: Executor>(executor: E.Type) {
         type = nil
         descriptor = E.descriptor
@@ -86,7 +93,7 @@ public struct LockEntry: @unchecked Sendable {
             try workload.bind(MeasureBinder<E>(config: config),
                               environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
         }
-        runTorture = nil
+        runTorture = { config in try Torture.run(executor: E.self, config: config) }
     }
 
     /// Runs `workload` with this executor.
@@ -101,8 +108,7 @@ public struct LockEntry: @unchecked Sendable {
 
     /// Tortures this lock (`locklab torture`).
     public func torture(_ config: TortureConfig) throws -> TortureResult {
-        guard let runTorture else { throw LockError.unsupported("\(descriptor.name): torture drives locks only") }
-        return try runTorture(config)
+        try runTorture(config)
     }
 }
 

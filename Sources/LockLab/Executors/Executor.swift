@@ -17,6 +17,9 @@
 //    threads, each on a CPU the plan reserved, started by the run's ThreadGroup with the clients.
 //    Each runs `serve(helper:target:control:)` until the group's phase is `GroupPhase.stop`,
 //    publishing progress on `control.progress(helper.index)` so that a hung server is a hung run.
+//  - A client thread frees its context when it has applied its last operation; a helper keeps
+//    serving after `stop` until every client has (a client must never wait on a server that left).
+//  - `combiningCounts` (delegation only): passes and operations applied, for `combining_degree`.
 //  - `tryExecute` is optional (descriptor.supportsTryLock): apply only if exclusion is free now.
 
 /// What an executor is told when it is made.
@@ -74,12 +77,19 @@ public protocol Executor {
     /// `control.progress(helper.index)`.
     func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl)
 
+    /// Combining passes (server sweeps) and the operations they applied so far, all threads
+    /// together; nil for an executor that does not combine (a lock). Read by the harness, on its
+    /// own thread, at the start and the end of the measured phase: `combining_degree`.
+    func combiningCounts() -> CombiningCounts?
+
     /// Frees the executor's memory once every thread has left.
     func deallocate()
 }
 
 extension Executor {
     public func freeContext(_ context: inout Context) {}
+
+    public func combiningCounts() -> CombiningCounts? { nil }
 
     public func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64? {
         fatalError("\(Self.descriptor.name) does not offer tryExecute")

@@ -28,6 +28,9 @@ public struct RawRunResult {
     public let workloadCheck: WorkloadCheck
     /// Why the run failed (status `failed`) or which workload check failed; nil otherwise.
     public let failure: String?
+    /// Operations per combining pass or server sweep in the measured phase (delegation); nil
+    /// where it does not apply.
+    public var combiningDegree: Double? = nil
 }
 
 /// Latency percentiles in nanoseconds.
@@ -89,9 +92,12 @@ public struct RunSummary: Sendable {
     public let threads: [ThreadSummary]
     /// Why the run failed (status `failed`); nil otherwise.
     public let failure: String?
+    /// Operations per combining pass or server sweep (delegation executors); nil otherwise.
+    public let combiningDegree: Double?
 
     public init(_ raw: RawRunResult) {
         status = raw.status
+        combiningDegree = raw.combiningDegree
         failure = raw.failure
         elapsedSeconds = raw.elapsedSeconds
         let perThread = raw.threads.map(\.measuredOps)

@@ -107,7 +107,8 @@ struct MeasuredTarget<S: SequentialStructure>: OperationTarget {
         record.pointee.counter = n &+ 1
         if record.pointee.lastApplier != me { noteHandover() }
         let result = structure.apply(op)
-        if let log, n < logCapacity { log[Int(n)] = AppliedOperation(operation: op, result: result) }
+        // logCapacity is 0 when nothing is logged: one compare, no pointer test.
+        if n < logCapacity { log.unsafelyUnwrapped[Int(n)] = AppliedOperation(operation: op, result: result) }
         return result
     }
 
@@ -130,7 +131,9 @@ struct TimedTarget<S: SequentialStructure>: OperationTarget {
     @usableFromInline let inner: MeasuredTarget<S>
     @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
-        inner.words.pointee.appliedAt = cshims_cycles()
+        // The first application only: a combiner applies its own operation first, then others'
+        // through the same target.
+        if inner.words.pointee.appliedAt == 0 { inner.words.pointee.appliedAt = cshims_cycles() }
         return inner.apply(op)
     }
 }
@@ -225,7 +228,13 @@ public enum Harness {
             if config.logOperations { logCapacity = max(0, n) * clientCount }
         }
         let log = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
-        defer { log?.deallocate() }
+        // A hung run's threads may still write the logs: then they are never freed.
+        var abandoned = false
+        defer { if !abandoned { log?.deallocate() } }
+        // What came back to each client, thread by thread (thread i's from i * opsLimit): checked
+        // against what was applied, so a response lost or sent to the wrong client is caught.
+        let received = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
+        defer { if !abandoned { received?.deallocate() } }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             minSamples: config.sampleEvery > 0 ? UInt64(minLatencySamples) : 0,
@@ -233,7 +242,7 @@ public enum Harness {
             opsLimit: opsLimit, seed: config.seed,
             histogramMaxCycles: histogramMaxCycles,
             faultHang: faultHangLock == E.descriptor.name,
-            log: log, logCapacity: UInt64(logCapacity))
+            log: log, logCapacity: UInt64(logCapacity), received: received)
 
         do {
             try group.start { slot, control in
@@ -258,12 +267,14 @@ public enum Harness {
         var measureStart: UInt64 = 0
         var measureEnd: UInt64 = 0
         var hung = false
+        var countsAtStart = executor.combiningCounts()
         switch config.length {
         case let .timed(warmup, measure):
             group.setPhase(GroupPhase.warmup)
             sleepSeconds(warmup)
             group.setPhase(GroupPhase.measure)
             measureStart = CycleClock.monotonicNanoseconds()
+            countsAtStart = executor.combiningCounts()
             sleepSeconds(measure)
             group.setPhase(GroupPhase.stop)
             measureEnd = CycleClock.monotonicNanoseconds()
@@ -282,6 +293,7 @@ public enum Harness {
             // Threads still spin on memory we own: leave it (and them) alone rather than free it
             // under them. The caller records the run as hung.
             let progress = group.control.totalProgress()
+            abandoned = true
             group.abandon()
             return RawRunResult(lock: E.descriptor.name, status: .hung, elapsedSeconds: 0, threads: [],
                                 counter: 0, progressOps: progress, workloadCheck: .ok, failure: nil)
@@ -295,14 +307,20 @@ public enum Harness {
         let counter = workload.record.pointee.counter
         let total = threads.reduce(UInt64(0)) { $0 &+ $1.totalOps }
         let logged = log.map { UnsafeBufferPointer(start: $0, count: Int(min(counter, UInt64(logCapacity)))) }
-        let check = workload.verify(applied: counter, log: logged)
+        var check = workload.verify(applied: counter, log: logged)
+        if check.passed, let logged, let received, counter == total {
+            check = Self.responsesFailure(applied: logged, received: UnsafeBufferPointer(start: received, count: logCapacity),
+                                          perThread: Int(opsLimit), threads: clientCount)
+        }
+        let degree = countsAtStart.flatMap { start in executor.combiningCounts()?.degree(since: start) }
         executor.deallocate()
         workload.deallocate()
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
         let status: RunStatus = (counter == total && check.passed) ? .ok : .mutexViolation
         return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
-                            counter: counter, progressOps: total, workloadCheck: check, failure: check.failure)
+                            counter: counter, progressOps: total, workloadCheck: check, failure: check.failure,
+                            combiningDegree: degree)
     }
 
     static func sleepSeconds(_ s: Double) {
@@ -327,6 +345,8 @@ struct LoopParameters: @unchecked Sendable {
     /// The validator's log of applied operations (nil: not logged).
     @usableFromInline let log: UnsafeMutablePointer<AppliedOperation>?
     @usableFromInline let logCapacity: UInt64
+    /// The validator's record of the responses each client received (nil: not logged).
+    @usableFromInline let received: UnsafeMutablePointer<AppliedOperation>?
 }
 
 extension Harness {
@@ -368,10 +388,13 @@ extension Harness {
         let limit = phase == GroupPhase.stop ? 0 : loop.opsLimit
         var ops: UInt64 = 0
         var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
-        // Off: never zero. On: the next operation is timed (the first ones all are).
-        var sampleCountdown: UInt64 = sampleEvery == 0 ? .max : 1
+        // Iterations left until the next timed one and the next tryExecute (.max when off), and
+        // until the nearer of the two: the one countdown the common iteration decrements. The
+        // first operations are all timed (sampleLeft 1) until minSamples are taken.
+        var sampleLeft: UInt64 = sampleEvery == 0 ? .max : 1
         var samplesTaken: UInt64 = 0
-        var trylockCountdown = trylockEvery == 0 ? UInt64.max : trylockEvery
+        var tryLeft = trylockEvery == 0 ? UInt64.max : trylockEvery
+        var untilSpecial = min(sampleLeft, tryLeft)
 
         // A thread descheduled from the barrier to the end of a short run sees `stop` first: it
         // did nothing, and says so.
@@ -388,30 +411,37 @@ extension Harness {
                         words.pointee.sameNode = 0
                         histogram.reset()
                         samplesTaken = 0
-                        if sampleEvery != 0 { sampleCountdown = 1 }
+                        if sampleEvery != 0 {
+                            sampleLeft = 1
+                            untilSpecial = min(sampleLeft, tryLeft)
+                        }
                         _ = cshims_thread_usage_now(&usageStart)
                     }
                 }
                 let op = workload.nextOperation(&state)
                 // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
-                // common iteration below stays small (the countdowns start at .max when off).
-                sampleCountdown &-= 1
-                trylockCountdown &-= 1
+                // common iteration below stays small (one countdown, one branch).
+                untilSpecial &-= 1
                 let result: UInt64
-                if sampleCountdown == 0 || trylockCountdown == 0 {
-                    let timed = sampleCountdown == 0
-                    let useTry = trylockCountdown == 0
+                if untilSpecial == 0 {
+                    let step = min(sampleLeft, tryLeft)
+                    sampleLeft &-= step
+                    tryLeft &-= step
+                    let timed = sampleLeft == 0
+                    let useTry = tryLeft == 0
                     if timed {
                         samplesTaken &+= 1
-                        sampleCountdown = samplesTaken < minSamples ? 1 : sampleEvery
+                        sampleLeft = samplesTaken < minSamples ? 1 : sampleEvery
                     }
-                    if useTry { trylockCountdown = trylockEvery }
+                    if useTry { tryLeft = trylockEvery }
+                    untilSpecial = min(sampleLeft, tryLeft)
                     result = specialIteration(executor: executor, context: &context, op: op, target: target,
                                               timed: timed, useTry: useTry, histogram: &histogram)
                 } else {
                     result = executor.execute(op, on: target, &context)
                 }
                 workload.completed(op, result: result, &state)
+                if let received = loop.received { received[slot.index &* Int(limit) &+ Int(ops)] = AppliedOperation(operation: op, result: result) }
                 ops &+= 1
                 if ops & Harness.progressMask == 0 { cshims_u64_store_relaxed(progress, ops) }
                 workload.outsideCriticalSection(&state)
@@ -455,7 +485,26 @@ extension Harness {
         defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
         let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
                                     myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
-        executor.serve(helper: slot, target: target, control: control)
+        if loop.faultHang {
+            // The injected hang, for a server: it hangs applying the first operation it serves.
+            executor.serve(helper: slot, target: HangingTarget(), control: control)
+        } else {
+            executor.serve(helper: slot, target: target, control: control)
+        }
+    }
+
+    /// The responses check of a logged run: the (operation, result) pairs the clients received
+    /// must be, as a multiset, the pairs that were applied. A response lost, duplicated, stale or
+    /// delivered to another operation shows as a pair in one and not the other.
+    static func responsesFailure(applied: UnsafeBufferPointer<AppliedOperation>, received: UnsafeBufferPointer<AppliedOperation>,
+                                 perThread: Int, threads: Int) -> WorkloadCheck {
+        func key(_ a: AppliedOperation) -> [UInt64] { [a.operation.code, a.operation.arg0, a.operation.arg1, a.result] }
+        let want = applied.map(key).sorted { $0.lexicographicallyPrecedes($1) }
+        let have = received.prefix(perThread * threads).map(key).sorted { $0.lexicographicallyPrecedes($1) }
+        guard want != have else { return .ok }
+        let haveSet = Set(have)
+        let missing = want.first { !haveSet.contains($0) } ?? want.first!
+        return WorkloadCheck(failure: "responses: \(have.count) came back for \(want.count) operations applied, and they differ: operation code \(missing[0]) (args \(missing[1]), \(missing[2])) applied with result \(missing[3]) never came back as such")
     }
 
     /// A timed and/or tryExecute iteration: the rare kind, kept out of the common loop body.

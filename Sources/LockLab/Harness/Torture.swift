@@ -138,12 +138,13 @@ struct TortureShared {
 
 /// How a thread entered the critical section (named in violation reports).
 @usableFromInline enum TortureEntry: UInt8 {
-    case lock = 1, tryLock, withLock
+    case lock = 1, tryLock, withLock, execute
     var name: String {
         switch self {
         case .lock: return "lock()"
         case .tryLock: return "tryLock()"
         case .withLock: return "withLock()"
+        case .execute: return "an operation it applied"
         }
     }
 }
@@ -163,6 +164,9 @@ struct TortureShared {
     @usableFromInline static let enteredWhileHeld: UInt64 = 1
     /// The owner word changed during the hold: someone came in behind us.
     @usableFromInline static let intruderDuringHold: UInt64 = 2
+    /// A client got back another result than its operation's (an executor lost or misrouted a
+    /// response): `thread` is the client, `other` the sequence number of its operation.
+    @usableFromInline static let wrongResponse: UInt64 = 3
 
     @usableFromInline
     static func code(kind: UInt64, entry: TortureEntry, thread: UInt64, other: UInt64) -> UInt64 {
@@ -175,6 +179,9 @@ struct TortureShared {
         let thread = (code >> 32) & 0xFFFF
         let other = code & 0xFFFF_FFFF
         let otherText = other == 0 ? "nobody (the owner word was cleared)" : "thread \(other - 1)"
+        if kind == wrongResponse {
+            return "thread \(thread - 1) got back another result than its operation \(other)'s: a response was lost or misrouted"
+        }
         if kind == enteredWhileHeld {
             return "thread \(thread - 1) entered the critical section by \(entry) while thread \(other - 1) held the lock"
         }
@@ -289,6 +296,106 @@ public enum Torture {
                              minThreadAcquisitions: minimum, maxThreadAcquisitions: maximum)
     }
 
+    /// Tortures executor `E` (a delegation executor): every client applies operations through
+    /// `execute`; whoever applies one (the client, a combiner, a server thread) runs the torture's
+    /// critical section for it, holding the exclusion through the hold the client drew (a
+    /// combiner or server sleeps or yields mid-pass). Each operation carries its client and
+    /// sequence number and must come back with its own result. Helper threads run unpinned with
+    /// the clients.
+    public static func run<E: Executor>(executor: E.Type, config: TortureConfig) throws -> TortureResult {
+        let descriptor = E.descriptor
+        let threadCount = max(1, min(config.threads, descriptor.maxThreads ?? .max))
+        let label = config.spec.name == descriptor.name ? config.spec.label : descriptor.name
+        let nodeCount = max(1, config.nodeCount)
+        let executor = try E(ExecutorEnvironment(clientThreads: threadCount, nodeCount: nodeCount, options: config.spec.options))
+        let shared = TortureShared()
+        let outcomes = UnsafeMutablePointer<TortureCounts>.allocate(capacity: threadCount)
+        let parameters = TortureParameters(mix: config.mix, seed: config.seed, canSplit: false, canTry: false,
+                                           faultHang: Harness.faultHangLock == descriptor.name)
+        let helpers = descriptor.helperThreads
+        let group = ThreadGroup(slots: (0..<(threadCount + helpers)).map { ThreadSlot(index: $0, cpu: nil, node: $0 % nodeCount) })
+        do {
+            try group.start { slot, control in
+                if slot.index < threadCount {
+                    tortureClient(executor: executor, slot: slot, parameters: parameters, control: control, shared: shared,
+                                  out: outcomes + slot.index)
+                } else {
+                    let target = TortureTarget(shared: shared, control: control, me: UInt64(slot.index + 1))
+                    if parameters.faultHang {
+                        executor.serve(helper: slot, target: HangingTarget(), control: control)
+                    } else {
+                        executor.serve(helper: slot, target: target, control: control)
+                    }
+                }
+            }
+            try group.waitUntilReady()
+        } catch let error as ThreadGroupError {
+            outcomes.deallocate()
+            executor.deallocate()
+            shared.deallocate()
+            throw LockError.unsupported("torture \(label): \(error.description)")
+        }
+        group.setPhase(GroupPhase.measure)
+        let (stalled, elapsedNanoseconds) = group.watch(
+            seconds: config.durationSeconds, stallTimeoutSeconds: config.stallTimeoutSeconds,
+            stopEarly: { cshims_u64_load_acquire(shared.violation) != 0 })
+        group.setPhase(GroupPhase.stop)
+        let elapsed = Double(elapsedNanoseconds) / 1e9
+        let finished = group.waitForFinish(
+            stallTimeoutSeconds: stalled ? min(config.stallTimeoutSeconds, 1) : config.stallTimeoutSeconds)
+        let violationCode = cshims_u64_load_acquire(shared.violation)
+        if !finished {
+            let done = min(group.finishedCount, threadCount)
+            let progress = group.control.totalProgress()
+            group.abandon()
+            let stuck = "\(threadCount - done) of \(threadCount) clients stuck"
+            let verdict: TortureVerdict
+            if violationCode != 0 {
+                verdict = .violation(TortureViolation.describe(violationCode) + " (then \(stuck))")
+            } else if stalled {
+                verdict = .hung("no operation applied for \(formatSeconds(config.stallTimeoutSeconds)) s after \(progress); \(stuck)")
+            } else {
+                verdict = .hung("\(stuck) after the run was told to stop")
+            }
+            return TortureResult(lock: label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
+                                 acquisitions: progress, lockCalls: 0, withLockCalls: 0, trylockAttempts: 0,
+                                 trylockSuccesses: 0, sleepsHolding: 0, yieldsHolding: 0, counter: shared.counter.pointee,
+                                 minThreadAcquisitions: 0, maxThreadAcquisitions: 0)
+        }
+        group.join()
+        var total = TortureCounts()
+        var minimum = UInt64.max
+        var maximum: UInt64 = 0
+        for i in 0..<threadCount {
+            let c = (outcomes + i).move()
+            total.acquisitions &+= c.acquisitions
+            total.withLockCalls &+= c.withLockCalls
+            total.sleepsHolding &+= c.sleepsHolding
+            total.yieldsHolding &+= c.yieldsHolding
+            minimum = min(minimum, c.acquisitions)
+            maximum = max(maximum, c.acquisitions)
+        }
+        outcomes.deallocate()
+        let counter = shared.counter.pointee
+        executor.deallocate()
+        shared.deallocate()
+        let verdict: TortureVerdict
+        if violationCode != 0 {
+            verdict = .violation(TortureViolation.describe(violationCode))
+        } else if counter != total.acquisitions {
+            verdict = .violation("lost updates: the plain counter is \(counter) after \(total.acquisitions) operations")
+        } else if stalled {
+            verdict = .hung("no operation applied for \(formatSeconds(config.stallTimeoutSeconds)) s after \(total.acquisitions) operations")
+        } else {
+            verdict = .passed
+        }
+        return TortureResult(lock: label, threads: threadCount, verdict: verdict, elapsedSeconds: elapsed,
+                             acquisitions: total.acquisitions, lockCalls: 0, withLockCalls: total.withLockCalls,
+                             trylockAttempts: 0, trylockSuccesses: 0, sleepsHolding: total.sleepsHolding,
+                             yieldsHolding: total.yieldsHolding, counter: counter,
+                             minThreadAcquisitions: minimum, maxThreadAcquisitions: maximum)
+    }
+
     /// Seconds as a short text: "10", "0.5".
     public static func formatSeconds(_ s: Double) -> String {
         s == s.rounded() ? String(Int(s)) : String(format: "%.1f", s)
@@ -364,6 +471,46 @@ extension Torture {
         lock.freeContext(&context)
     }
 
+    /// One torture client of an executor: operations with the hold encoded in them; each must
+    /// come back with its own result. Counted as `withLockCalls` (the only entry point).
+    @inline(never)
+    static func tortureClient<E: Executor>(
+        executor: E, slot: ThreadSlot, parameters: TortureParameters, control: GroupControl, shared: TortureShared,
+        out: UnsafeMutablePointer<TortureCounts>
+    ) {
+        var context = executor.makeContext(for: slot)
+        var random = SplitMix64(seed: parameters.seed ^ (UInt64(slot.index + 1) &* 0x9E37_79B9_7F4A_7C15))
+        var counts = TortureCounts()
+        let me = UInt64(slot.index + 1)
+        let progress = control.progress(slot.index)
+        let target = TortureTarget(shared: shared, control: control, me: me)
+        if control.arriveAndWait() == GroupPhase.abort {
+            executor.freeContext(&context)
+            return
+        }
+        if parameters.faultHang && slot.index == 0 { _ = executor.execute(Operation(code: 0), on: HangingTarget(), &context) }
+        while control.currentPhase() == GroupPhase.measure {
+            let hold = drawHold(&random, parameters.mix)
+            let sequence = counts.acquisitions & 0xFFFF_FFFF
+            let op = Operation(code: TortureTarget.encode(hold), arg0: me << 32 | sequence, arg1: 0)
+            let result = executor.execute(op, on: target, &context)
+            if result != TortureTarget.response(op) {
+                report(shared, control, TortureViolation.code(kind: TortureViolation.wrongResponse, entry: .execute, thread: me, other: sequence))
+            }
+            switch hold {
+            case .sleep: counts.sleepsHolding &+= 1
+            case .yield: counts.yieldsHolding &+= 1
+            case .none, .spin: break
+            }
+            counts.withLockCalls &+= 1
+            counts.acquisitions &+= 1
+            cshims_u64_store_relaxed(progress, counts.acquisitions)
+            gap(&random, parameters.mix)
+        }
+        out.initialize(to: counts)
+        executor.freeContext(&context)
+    }
+
     /// The torture's critical section: owner word in, plain counter, the hold, owner word out.
     @inline(__always)
     static func criticalSection(_ shared: TortureShared, _ control: GroupControl, me: UInt64, entry: TortureEntry, hold: TortureHold) {
@@ -410,6 +557,41 @@ extension Torture {
         } else if (r >> 16) & 1 == 0 {
             let pauses = (r >> 24) & 511
             for _ in 0..<pauses { cshims_pause() }
+        }
+    }
+}
+
+/// What an executor applies in torture: the critical section (owner word, plain counter, the hold
+/// the client drew, encoded in the operation code), answered with a value only this operation has.
+struct TortureTarget: OperationTarget {
+    let shared: TortureShared
+    let control: GroupControl
+    /// The applying thread (index + 1): a combiner or server, not necessarily the client.
+    let me: UInt64
+
+    func apply(_ op: Operation) -> UInt64 {
+        Torture.criticalSection(shared, control, me: me, entry: .execute, hold: Self.decode(op.code))
+        return Self.response(op)
+    }
+
+    /// The result operation `op` must come back with.
+    @inline(__always) static func response(_ op: Operation) -> UInt64 { op.arg0 ^ 0x5DEE_CE66_D1CE_F00D }
+
+    static func encode(_ hold: TortureHold) -> UInt64 {
+        switch hold {
+        case .none: return 0
+        case let .spin(n): return 1 << 60 | n
+        case .yield: return 2 << 60
+        case let .sleep(us): return 3 << 60 | UInt64(us)
+        }
+    }
+
+    static func decode(_ code: UInt64) -> TortureHold {
+        switch code >> 60 {
+        case 1: return .spin(code & 0xFFFF)
+        case 2: return .yield
+        case 3: return .sleep(UInt32(code & 0xFFFF_FFFF))
+        default: return .none
         }
     }
 }

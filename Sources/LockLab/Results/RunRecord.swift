@@ -24,6 +24,8 @@ public struct RunDescription: Sendable {
     public var machine: String
     public var gitCommit: String
     public var experiment: String
+    /// CPUs of the executor's helper (server) threads; empty for a lock.
+    public var serverCPUs: [Int]
     /// This machine's and this build's identity (MachineInfo.machineID, BuildInfo.buildID): facts of
     /// the process that ran and records the run.
     public var machineID: String = MachineInfo.current().machineID ?? ""
@@ -32,7 +34,8 @@ public struct RunDescription: Sendable {
     public init(runID: String, spec: LockSpec, threads: Int, placement: String, nodes: Int, virtualNodes: Int?,
                 oversubscribed: Bool, workload: WorkloadSpec, memNode: String, durationSeconds: Double,
                 warmupSeconds: Double, repeatIndex: Int, seed: UInt64, sampleEvery: Int, machine: String,
-                gitCommit: String, experiment: String = "", memPolicyApplied: String? = nil) {
+                gitCommit: String, experiment: String = "", memPolicyApplied: String? = nil, serverCPUs: [Int] = []) {
+        self.serverCPUs = serverCPUs
         self.runID = runID
         self.spec = spec
         self.threads = threads
@@ -76,11 +79,11 @@ public struct RunDescription: Sendable {
 public enum RunRecord {
     public static let runColumns = [
         "run_id", "experiment", "config_key", "lock", "lock_name", "lock_options", "threads", "placement", "nodes",
-        "virtual_nodes", "oversubscribed", "workload", "workload_options", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
+        "virtual_nodes", "oversubscribed", "server_cpu", "workload", "workload_options", "cs_lines", "cs_ns", "ncs_ns", "ncs_random", "mem_node",
         "mem_policy_applied", "duration_s", "warmup_s", "elapsed_s", "repeat", "seed", "status", "failure",
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
-        "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec",
+        "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec", "combining_degree",
         "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "machine_id", "git_commit", "build_id", "utc_end",
     ]
@@ -98,6 +101,7 @@ public enum RunRecord {
             "threads": "\(d.threads)", "placement": d.placement, "nodes": "\(d.nodes)",
             "virtual_nodes": d.virtualNodes.map(String.init) ?? "0",
             "oversubscribed": d.oversubscribed ? "1" : "0",
+            "server_cpu": d.serverCPUs.map(String.init).joined(separator: ";"),
             "workload": d.workload.label, "workload_options": d.workload.options.csvText,
             "cs_lines": d.workload.csLines.map(String.init) ?? "", "cs_ns": d.workload.csNanoseconds.map(String.init) ?? "",
             "ncs_ns": "\(d.workload.ncsNanoseconds)", "ncs_random": d.workload.ncsRandom ? "1" : "0",
@@ -115,6 +119,7 @@ public enum RunRecord {
             "same_node_handover_frac": s.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",
             "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
             "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
+            "combining_degree": s.combiningDegree.map { csvNumber($0, decimals: 3) } ?? "",
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
             // CPU seconds (user + sys, all threads, measured phase) per million acquisitions: what
             // waiting costs, spinning or parked; empty when nothing was acquired.

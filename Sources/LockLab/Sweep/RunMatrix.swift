@@ -126,7 +126,20 @@ public struct RunMatrix: Sendable {
         if plannedRunCount == 0, let spec = locks.first, let maxThreads = spec.entry.descriptor.maxThreads {
             throw LockError.tooManyThreads(lock: spec.name, threads: threadCounts.min() ?? 0, max: maxThreads)
         }
-        for t in threadCounts { for p in placements { _ = try topology.plan(threads: t, placement: p) } }
+        // An executor's server threads take CPUs from the placement: it must leave one for the clients.
+        let helperCounts = Set(locks.map { $0.entry.descriptor.helperThreads })
+        for t in threadCounts {
+            for p in placements {
+                for h in helperCounts.sorted() {
+                    do {
+                        _ = try topology.plan(threads: t, placement: p, helpers: h)
+                    } catch let LabError.impossible(why) where h > 0 {
+                        let names = locks.filter { $0.entry.descriptor.helperThreads == h }.map(\.label).joined(separator: ", ")
+                        throw LabError.impossible("\(names): \(why)")
+                    }
+                }
+            }
+        }
     }
 
     /// How many runs `plannedRuns` holds, computed without building it; nil if it overflows Int.
@@ -325,7 +338,7 @@ extension RunMatrix {
             durationSeconds: durationSeconds, warmupSeconds: warmupSeconds,
             repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: sampleEvery,
             machine: machine, gitCommit: gitCommit, experiment: experiment,
-            memPolicyApplied: config.memory.placement.applied)
+            memPolicyApplied: config.memory.placement.applied, serverCPUs: plan.helpers.map(\.cpu))
         return (description, summary)
     }
 

@@ -1,0 +1,145 @@
+// ffwd: fast, fly-weight delegation to a dedicated server thread.
+//
+// Paper: S. Roghanchi, J. Eriksson, N. Basu, "ffwd: delegation is (much) faster than you think",
+// SOSP 2017; the authors' code: bitslab/ffwd.
+// Idea: a server thread, on a CPU of its own, owns the structure. Each client has one 64-byte
+// request line (the operation and a toggle bit); it writes its operation, flips its request
+// toggle and spins on its group's response line. The server sweeps the request lines; a line whose
+// toggle differs from the server's response toggle for that client holds a new request: the
+// server applies it and buffers the result. After each group of 15 clients it writes the group's
+// 128-byte response line: 15 results and one word of toggle bits, the word last. The server's
+// path has no atomic read-modify-write: only loads and stores.
+// Invariants:
+//  - a request line is written only by its client, a response line only by the server;
+//  - client c has a request outstanding iff its request toggle != bit c of its group's response
+//    toggles as the server holds them; the client writes its operation before flipping its toggle
+//    (release), the server reads the operation after seeing the flip (acquire);
+//  - the server writes a result before the toggle word that announces it (release); the client
+//    reads its result after seeing its bit flip (acquire); a result slot is rewritten only after
+//    the client's next request, so a client never reads a slot being overwritten for it.
+// Parameters: one server thread (the paper's single-server configuration); 15 clients per response
+// group (120 bytes of results + an 8-byte toggle word fill a 128-byte response, as in the paper and
+// bitslab/ffwd's ffwd.h). Request lines are 64 bytes, contiguous, as the paper's.
+
+import CShims
+
+public struct FFWDExecutor: Executor {
+    public struct Context {
+        @usableFromInline let request: UnsafeMutableRawPointer
+        @usableFromInline let response: UnsafeMutableRawPointer
+        @usableFromInline let slot: Int
+        /// The toggle of this client's last request.
+        @usableFromInline var toggle: UInt64
+    }
+
+    public static let descriptor = LockDescriptor(
+        name: "ffwd", family: .delegation, waiting: .spin,
+        paper: "Roghanchi, Eriksson & Basu, SOSP 2017",
+        supportsTryLock: false, helperThreads: 1)
+
+    /// Clients per response group: 15 results and a toggle word in 128 bytes.
+    @usableFromInline static let groupSize = 15
+    @usableFromInline static let requestBytes = 64
+    @usableFromInline static let responseBytes = 128
+    /// Request line layout: the operation (24 bytes), then the toggle word.
+    @usableFromInline static let toggleOffset = 24
+    /// Response line layout: 15 results, then the toggle word at byte 120.
+    @usableFromInline static let responseToggleOffset = 120
+
+    @usableFromInline let requests: UnsafeMutableRawPointer
+    @usableFromInline let responses: UnsafeMutableRawPointer
+    @usableFromInline let clients: Int
+    @usableFromInline let groups: Int
+    @usableFromInline let tally: CombiningTally
+    let memory: LabMemory
+
+    public init(_ environment: ExecutorEnvironment) {
+        memory = environment.memory
+        clients = environment.clientThreads
+        groups = (clients + Self.groupSize - 1) / Self.groupSize
+        requests = memory.allocate(bytes: max(1, clients) * Self.requestBytes)
+        responses = memory.allocate(bytes: groups * Self.responseBytes)
+        requests.initializeMemory(as: UInt8.self, repeating: 0, count: clients * Self.requestBytes)
+        responses.initializeMemory(as: UInt8.self, repeating: 0, count: groups * Self.responseBytes)
+        // The server's tally is the slot after the clients'.
+        tally = CombiningTally(threads: clients + 1, memory: memory)
+    }
+
+    public func makeContext(for thread: ThreadSlot) -> Context {
+        let group = thread.index / Self.groupSize
+        return Context(request: requests + thread.index * Self.requestBytes,
+                       response: responses + group * Self.responseBytes,
+                       slot: thread.index % Self.groupSize, toggle: 0)
+    }
+
+    public func freeContext(_ context: inout Context) { tally.depart() }
+
+    @inline(__always)
+    public func execute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64 {
+        context.request.assumingMemoryBound(to: Operation.self).pointee = op
+        let toggle = context.toggle ^ 1
+        context.toggle = toggle
+        // Release: the operation is visible before the flip that announces it.
+        cshims_u64_store_release((context.request + Self.toggleOffset).assumingMemoryBound(to: UInt64.self), toggle)
+        let word = (context.response + Self.responseToggleOffset).assumingMemoryBound(to: UInt64.self)
+        let bit = UInt64(context.slot)
+        var polls = 0
+        // Acquire pairs with the server's release of the toggle word: our result is visible.
+        while (cshims_u64_load_acquire(word) >> bit) & 1 != toggle { DelegationWait.pause(&polls) }
+        return context.response.assumingMemoryBound(to: UInt64.self)[context.slot]
+    }
+
+    /// The server: sweeps the request lines group by group until every client has left.
+    public func serve<T: OperationTarget>(helper: ThreadSlot, target: T, control: GroupControl) {
+        // The server's copy of every group's response toggles (its own memory, never shared).
+        let toggles = UnsafeMutablePointer<UInt64>.allocate(capacity: groups)
+        toggles.initialize(repeating: 0, count: groups)
+        defer { toggles.deallocate() }
+        let progress = control.progress(helper.index)
+        if control.arriveAndWait() == GroupPhase.abort { return }
+        var served: UInt64 = 0
+        var idle = 0
+        repeat {
+            var sweep: UInt64 = 0
+            for g in 0..<groups {
+                let response = responses + g &* Self.responseBytes
+                let results = response.assumingMemoryBound(to: UInt64.self)
+                var bits = toggles[g]
+                let first = g &* Self.groupSize
+                for c in first..<min(first &+ Self.groupSize, clients) {
+                    let request = requests + c &* Self.requestBytes
+                    let slot = UInt64(c &- first)
+                    // Acquire pairs with the client's release of its toggle: its operation is visible.
+                    let toggle = cshims_u64_load_acquire((request + Self.toggleOffset).assumingMemoryBound(to: UInt64.self))
+                    if toggle != (bits >> slot) & 1 {
+                        results[Int(slot)] = target.apply(request.assumingMemoryBound(to: Operation.self).pointee)
+                        bits ^= 1 << slot
+                        sweep &+= 1
+                    }
+                }
+                if bits != toggles[g] {
+                    toggles[g] = bits
+                    // Release: the group's results before the word that announces them.
+                    cshims_u64_store_release((response + Self.responseToggleOffset).assumingMemoryBound(to: UInt64.self), bits)
+                }
+            }
+            if sweep != 0 {
+                served &+= sweep
+                tally.record(thread: clients, operations: sweep)
+                cshims_u64_store_relaxed(progress, served)
+                idle = 0
+            } else {
+                // Nothing pending: spin, and yield if the CPU is shared (unpinned or oversubscribed).
+                DelegationWait.pause(&idle)
+            }
+        } while DelegationWait.serverMustGoOn(control, tally: tally, clients: clients)
+    }
+
+    public func combiningCounts() -> CombiningCounts? { tally.totals() }
+
+    public func deallocate() {
+        memory.deallocate(requests, bytes: max(1, clients) * Self.requestBytes)
+        memory.deallocate(responses, bytes: groups * Self.responseBytes)
+        tally.deallocate(memory)
+    }
+}
