@@ -5,8 +5,9 @@ import Foundation
 import Testing
 @testable import LockLab
 
+/// The field reports' experiment files, copied into the repository (CI's clone has nothing beside it).
 private let fieldFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/field").path
+    .appendingPathComponent("Fixtures").path
 
 /// What a field should make of a value: the value read (as text), or a refusal mentioning this.
 private enum Meaning: CustomStringConvertible {

@@ -32,7 +32,9 @@ struct OutputTests {
         let settings = RunMatrix(
             locks: try LockSpec.parseList("no-lock,tas,mcs"), threadCounts: [1, 2], repeats: 2,
             workloads: [.micro(.init(csLines: 2, csNanoseconds: 0, ncsNanoseconds: 20, ncsRandom: true))],
-            placements: [.scatter], warmupSeconds: 0.01, durationSeconds: 0.05, sampleEvery: 4)
+            placements: [.scatter], warmupSeconds: 0.01, durationSeconds: 0.25, sampleEvery: 4)
+        // 0.25 s, not less: the suite runs tests in parallel on 2 CPUs, and a 2-thread spin lock whose
+        // holder is preempted for a whole short run records no acquisition at all.
         try settings.validate(on: topology)
         let writer = try ResultsWriter(directory: dir)
         _ = try Manifest.record(in: dir, machine: MachineInfo.current(), build: BuildInfo.current(),
