@@ -91,7 +91,7 @@ final class QSpinlockScenario<S: QSpinlockSlowPath>: @unchecked Sendable {
 
     func tail(_ i: Int) -> UInt32 { QSpinlockLayout.encodeTail(cpu: i, index: 0) }
     func nodeLocked(_ i: Int) -> UInt32 {
-        QSpinlockNodePointer(cshims_ptr_load_acquire(lock.lock.nodes + i)!).locked.pointee
+        cshims_u32_load_acquire(QSpinlockNodePointer(cshims_ptr_load_acquire(lock.lock.nodes + i)!).locked)
     }
 }
 
