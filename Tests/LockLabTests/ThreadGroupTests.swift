@@ -2,6 +2,7 @@
 // torture. A thread that cannot be created or pinned ends the group cleanly: an error with the
 // reason, the threads already started stopped and joined; a run ends as `failed` with the reason.
 
+import CShims
 import Foundation
 import Synchronization
 import Testing
@@ -24,7 +25,7 @@ struct ThreadGroupTests {
             var ops: UInt64 = 0
             while control.currentPhase() != GroupPhase.stop {
                 ops += 1
-                if ops & 255 == 0 { control.progress(slot.index).pointee = ops }
+                if ops & 255 == 0 { cshims_u64_store_relaxed(control.progress(slot.index), ops) }
             }
         }
         try group.waitUntilReady()
