@@ -1,5 +1,5 @@
 /*
- * cna.pml: the compact NUMA-aware lock of Sources/LockLab/Locks/CNA.swift, for spin.
+ * cna.pml: the compact NUMA-aware lock of Sources/LockLab/Locks/NUMA/CNA.swift, for spin.
  *
  * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
  * absence of deadlock (no invalid end state) for N = 3 threads on 2 NUMA nodes. Each thread picks

@@ -1,6 +1,6 @@
 /*
  * cohort.pml: c-bo-mcs, lock cohorting with a global backoff TTAS lock and an MCS lock per NUMA
- * node, of Sources/LockLab/Locks/CBOMCS.swift, for spin.
+ * node, of Sources/LockLab/Locks/Cohort/CBOMCS.swift, for spin.
  *
  * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
  * absence of deadlock (no invalid end state) for N = 3 threads on 2 NUMA nodes. Thread 1 is on

@@ -1,5 +1,5 @@
 /*
- * mcs.pml: the MCS queue lock of Sources/LockLab/Locks/MCS.swift, for spin.
+ * mcs.pml: the MCS queue lock of Sources/LockLab/Locks/Queue/MCS.swift, for spin.
  *
  * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
  * absence of deadlock (no invalid end state) for N = 3 threads, each taking the lock forever, by

@@ -1,5 +1,5 @@
 /*
- * qspinlock.pml: the Linux queued spinlock of Sources/LockLab/Locks/QSpinlock.swift (QSpinlock with
+ * qspinlock.pml: the Linux queued spinlock of Sources/LockLab/Locks/Kernel/QSpinlock.swift (QSpinlock with
  * its MCS slow path, QSpinlockMCS), for spin.
  *
  * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
