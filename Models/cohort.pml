@@ -80,16 +80,16 @@ end_idle:
     fi;
 
 lock:                                               /* CBOMCSLock.lock, lines 94-99 */
-                                                    /* MCSQueue.acquire, MCS.swift lines 104-117 */
-    next[me] = NIL;                                 /* MCS.swift 108 */
-    locked[me] = 1;                                 /* MCS.swift 109 */
-    atomic { pred = localTail[nd]; localTail[nd] = me };   /* MCS.swift 112: exchange */
+                                                    /* MCSQueue.acquire, MCSQueue.swift lines 43-56 */
+    next[me] = NIL;                                 /* MCSQueue.swift 47 */
+    locked[me] = 1;                                 /* MCSQueue.swift 48 */
+    atomic { pred = localTail[nd]; localTail[nd] = me };   /* MCSQueue.swift 51: exchange */
     if
     :: pred == NIL -> goto haveLocal
     :: else
     fi;
-    next[pred] = me;                                /* MCS.swift 114: link behind the predecessor */
-    (locked[me] == 0);                              /* MCS.swift 116: spin until handed the local lock */
+    next[pred] = me;                                /* MCSQueue.swift 53: link behind the predecessor */
+    (locked[me] == 0);                              /* MCSQueue.swift 55: spin until handed the local lock */
 haveLocal:
     if
     :: passed[nd] != 0 -> goto cs                   /* 97: the global lock came with the local one */
@@ -108,7 +108,7 @@ haveLocal:
 
 trylock:                                            /* CBOMCSLock.tryLock, lines 102-113 */
     next[me] = NIL;                                 /* 182 (tryAcquire) */
-    atomic { ok = (localTail[nd] == NIL); if :: ok -> localTail[nd] = me :: else fi };  /* MCS.swift 124: CAS */
+    atomic { ok = (localTail[nd] == NIL); if :: ok -> localTail[nd] = me :: else fi };  /* MCSQueue.swift 63: CAS */
     if
     :: !ok -> IDLE                                  /* 104 */
     :: else
@@ -170,20 +170,20 @@ endTenure:                                          /* endTenure, lines 143-149 
     handoffs[nd] = 0;                               /* 145 */
     global = 0;                                     /* 147: the global lock first */
                                                     /* 148: then the local one */
-release:                                            /* MCSQueue.release, MCS.swift lines 134-152 */
-    succ = next[me];                                /* MCS.swift 137 */
+release:                                            /* MCSQueue.release, MCSQueue.swift lines 73-91 */
+    succ = next[me];                                /* MCSQueue.swift 76 */
     if
     :: succ == NIL ->
-        atomic { ok = (localTail[nd] == me); if :: ok -> localTail[nd] = NIL :: else fi };  /* MCS.swift 142 */
+        atomic { ok = (localTail[nd] == me); if :: ok -> localTail[nd] = NIL :: else fi };  /* MCSQueue.swift 81 */
         if
         :: ok -> IDLE
         :: else
         fi;
-        (next[me] != NIL);                          /* MCS.swift 144-147: wait for the link */
+        (next[me] != NIL);                          /* MCSQueue.swift 83-86: wait for the link */
         succ = next[me]
     :: else
     fi;
-    locked[succ] = 0;                               /* MCS.swift 151: hand over */
+    locked[succ] = 0;                               /* MCSQueue.swift 90: hand over */
     IDLE;
 done:
     skip

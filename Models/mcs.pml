@@ -1,5 +1,5 @@
 /*
- * mcs.pml: the MCS queue lock of Sources/LockLab/Locks/Queue/MCS.swift, for spin.
+ * mcs.pml: the MCS queue lock of Sources/LockLab/Locks/Queue/MCSQueue.swift, for spin.
  *
  * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
  * absence of deadlock (no invalid end state) for N = 3 threads, each taking the lock forever, by
@@ -11,7 +11,7 @@
  * CAS), and a spin loop `while x != 0 { pause }` is a blocking guard `(x == 0)`. The acquire and
  * release orders of the Swift code are not modelled: ThreadSanitizer and the stress tests look
  * after those. Thread i (1..N) owns node i; 0 is nil; next[i] and locked[i] are MCSNode's fields;
- * `tail` is the lock word. The line numbers are MCS.swift's (enum MCSQueue, which mcs and the cohort locks share).
+ * `tail` is the lock word. The line numbers are MCSQueue.swift's (enum MCSQueue, which mcs and the cohort locks share).
  *
  * A thread that is neither holding nor queued is at `end_idle`, a valid end state; a thread
  * blocked anywhere else when no thread can move is a deadlock, which spin reports.
@@ -60,25 +60,25 @@ end_idle:
     :: goto trylock
     fi;
 
-lock:                                               /* MCSQueue.acquire, lines 104-117 */
-    next[me] = NIL;                                 /* 108: next = nil */
-    locked[me] = 1;                                 /* 109: locked = 1 */
-    atomic { pred = tail; tail = me };              /* 112: predecessor = exchange(tail, me) */
+lock:                                               /* MCSQueue.acquire, lines 43-56 */
+    next[me] = NIL;                                 /* 47: next = nil */
+    locked[me] = 1;                                 /* 48: locked = 1 */
+    atomic { pred = tail; tail = me };              /* 51: predecessor = exchange(tail, me) */
     if
-    :: pred == NIL -> goto cs                       /* 112: nil predecessor: we hold it */
+    :: pred == NIL -> goto cs                       /* 51: nil predecessor: we hold it */
     :: else
     fi;
-    next[pred] = me;                                /* 114: link behind the predecessor */
-    (locked[me] == 0);                              /* 116: spin until handed the lock */
+    next[pred] = me;                                /* 53: link behind the predecessor */
+    (locked[me] == 0);                              /* 55: spin until handed the lock */
     goto cs;
 
-trylock:                                            /* MCSQueue.tryAcquire, lines 120-125 */
-    next[me] = NIL;                                 /* 122 */
+trylock:                                            /* MCSQueue.tryAcquire, lines 59-64 */
+    next[me] = NIL;                                 /* 61 */
 #if BUG == 1
     ok = (tail == NIL);
     if :: ok -> tail = me :: else fi;
 #else
-    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 124: CAS(tail, nil, me) */
+    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 63: CAS(tail, nil, me) */
 #endif
     if
     :: ok -> goto cs
@@ -93,23 +93,23 @@ cs:
     rounds++;
 #endif
 
-                                                    /* MCSQueue.release, lines 134-152 */
-    succ = next[me];                                /* 137 */
+                                                    /* MCSQueue.release, lines 73-91 */
+    succ = next[me];                                /* 76 */
     if
     :: succ == NIL ->
-        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 142: CAS(tail, me, nil) */
+        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 81: CAS(tail, me, nil) */
         if
-        :: ok -> IDLE                               /* 142: alone: the lock is free */
+        :: ok -> IDLE                               /* 81: alone: the lock is free */
         :: else
         fi;
 #if BUG == 2
         IDLE;
 #endif
-        (next[me] != NIL);                          /* 144-147: wait for the successor's link */
+        (next[me] != NIL);                          /* 83-86: wait for the successor's link */
         succ = next[me]
     :: else
     fi;
-    locked[succ] = 0;                               /* 151: hand over */
+    locked[succ] = 0;                               /* 90: hand over */
     IDLE;
 done:
     skip
