@@ -42,7 +42,7 @@ enum MCSQueue {
     /// Enqueues `me` on `tail` and waits, as `W` says, until it is the head.
     @inline(__always)
     static func acquire<W: WaitingPolicy>(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-                                          waiting: W.Type) {
+                                          waiting: W.Type, spinLimit: Int = SpinThenParkWaiting.defaultSpinLimit) {
         let locked = lockedField(me)
         cshims_ptr_store_relaxed(nextField(me), nil)
         cshims_u32_store_relaxed(locked, 1)
@@ -52,7 +52,7 @@ enum MCSQueue {
         // Link behind the predecessor; release so it sees our `locked = 1` before it can hand over.
         cshims_ptr_store_release(nextField(predecessor), me)
         // Wait on our own line while locked == 1; acquire pairs with the predecessor's handover.
-        _ = W.wait(on: locked, while: 1)
+        _ = W.wait(on: locked, while: 1, spinLimit: spinLimit)
     }
 
     /// Takes `tail` only if its queue is empty: we become head and holder at once.
