@@ -38,8 +38,21 @@ func probeAcquisitionOrder<L: LockAlgorithm>(
 ) throws -> ProbeResult {
     let specText = options.isEmpty ? L.descriptor.name : "\(L.descriptor.name):\(options.replacingOccurrences(of: ",", with: ":"))"
     let spec = try LockSpec(parsing: specText)
+    let lock = try L(LockEnvironment(maxThreads: waiterNodes.count + 1, nodeCount: nodeCount, options: spec.options))
+    let result = probeAcquisitionOrder(on: lock, holderNode: holderNode, waiterNodes: waiterNodes,
+                                       gapMilliseconds: gapMilliseconds, holdMicroseconds: holdMicroseconds,
+                                       timeoutSeconds: timeoutSeconds)
+    if result.order.count == waiterNodes.count { lock.deallocate() }
+    return result
+}
+
+/// The probe on a lock already made (so that a test can run it again on the same lock and look at
+/// the lock's state in between); the lock is left allocated.
+func probeAcquisitionOrder<L: LockAlgorithm>(
+    on lock: L, holderNode: Int = 0, waiterNodes: [Int],
+    gapMilliseconds: Int = 40, holdMicroseconds: Int = 0, timeoutSeconds: Double = 60
+) -> ProbeResult {
     let waiters = waiterNodes.count
-    let lock = try L(LockEnvironment(maxThreads: waiters + 1, nodeCount: nodeCount, options: spec.options))
     let log = ProbeLog(capacity: waiters)
     var holder = lock.makeContext(for: ThreadSlot(index: 0, cpu: 0, node: holderNode))
     lock.lock(&holder)
@@ -72,7 +85,6 @@ func probeAcquisitionOrder<L: LockAlgorithm>(
         usleep(1000)
     }
     lock.freeContext(&holder)
-    lock.deallocate()
     return ProbeResult(order: log.order, nodes: log.order.map { waiterNodes[$0] })
 }
 

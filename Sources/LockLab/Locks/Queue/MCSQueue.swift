@@ -12,15 +12,15 @@
 
 import CShims
 
-/// An MCS queue node. `locked` is 1 while the owner must wait; `next` is the successor.
+/// An MCS queue node. `locked` is 1 (hmcs: WAIT) while the owner must wait, then the grant; `next` the successor.
 @usableFromInline
 struct MCSNode {
     @usableFromInline var next: UnsafeMutableRawPointer?
     @usableFromInline var locked: UInt32
 }
 
-/// The MCS queue operations on a tail word and an `MCSNode`: `mcs` itself, and the per-node (and
-/// global) queues of the cohort locks, use these one definitions.
+/// The MCS queue operations on a tail word and an `MCSNode`: `mcs` itself, the cohort locks' queues
+/// and hmcs's two levels (whose grant is a value: `waitValue`, `grant`) use these one definitions.
 @usableFromInline
 enum MCSQueue {
     @inline(__always)
@@ -39,20 +39,20 @@ enum MCSQueue {
         acquire(me, tail: tail, waiting: SpinWaiting.self)
     }
 
-    /// Enqueues `me` on `tail` and waits, as `W` says, until it is the head.
-    @inline(__always)
+    /// Enqueues `me` on `tail`, waits as `W` says until it is the head; returns what it was granted.
+    @inline(__always) @discardableResult
     static func acquire<W: WaitingPolicy>(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-                                          waiting: W.Type, spinLimit: Int = SpinThenParkWaiting.defaultSpinLimit) {
+                                          waiting: W.Type, waitValue: UInt32 = 1, freeValue: UInt32 = 0, spinLimit: Int = SpinThenParkWaiting.defaultSpinLimit) -> UInt32 {
         let locked = lockedField(me)
         cshims_ptr_store_relaxed(nextField(me), nil)
-        cshims_u32_store_relaxed(locked, 1)
+        cshims_u32_store_relaxed(locked, waitValue)
         // acq_rel: release publishes our initialised node to the successor that will find it via
         // the tail; acquire pairs with the previous holder's release if we find the lock free.
-        guard let predecessor = cshims_ptr_exchange_acq_rel(tail, me) else { return }
-        // Link behind the predecessor; release so it sees our `locked = 1` before it can hand over.
+        guard let predecessor = cshims_ptr_exchange_acq_rel(tail, me) else { return freeValue }
+        // Link behind the predecessor; release so it sees our `locked = waitValue` before it hands over.
         cshims_ptr_store_release(nextField(predecessor), me)
-        // Wait on our own line while locked == 1; acquire pairs with the predecessor's handover.
-        _ = W.wait(on: locked, while: 1, spinLimit: spinLimit)
+        // Wait on our own line while locked == waitValue; acquire pairs with the predecessor's grant.
+        return W.wait(on: locked, while: waitValue, spinLimit: spinLimit)
     }
 
     /// Takes `tail` only if its queue is empty: we become head and holder at once.
@@ -72,7 +72,7 @@ enum MCSQueue {
     /// Releases the head `me` of `tail`'s queue; returns once nobody will touch `me` again.
     @inline(__always)
     static func release<W: WaitingPolicy>(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-                                          waiting: W.Type) {
+                                          waiting: W.Type, grant: UInt32 = 0) {
         var successor = cshims_ptr_load_acquire(nextField(me))
         if successor == nil {
             // No visible successor: swing the tail back to empty (release: our critical section
@@ -87,6 +87,21 @@ enum MCSQueue {
         }
         // Hand over: release orders our critical section before the successor's acquire load
         // (stp: an exchange, waking the successor if it parked).
-        W.grant(lockedField(successor!), 0)
+        W.grant(lockedField(successor!), grant)
+    }
+
+    /// Hands the head `me` of a queue on to a successor known to exist (the tail has moved off
+    /// `me`): no tail CAS, which would fail. The cohort locks' local handover after cohort detection.
+    @inline(__always)
+    static func handOver(_ me: UnsafeMutableRawPointer, grant: UInt32 = 0) {
+        var successor = cshims_ptr_load_acquire(nextField(me))
+        // It may have swapped the tail but not linked yet: wait for its link.
+        while successor == nil {
+            cshims_pause()
+            successor = cshims_ptr_load_acquire(nextField(me))
+        }
+        // Release: the critical section (and what the caller wrote for the successor, such as a
+        // cohort record) happens-before the successor's acquire load of its `locked` word.
+        cshims_u32_store_release(lockedField(successor!), grant)
     }
 }

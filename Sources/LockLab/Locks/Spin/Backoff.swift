@@ -8,6 +8,8 @@
 // Invariants: word == 1 iff some thread holds the lock; only the holder stores 0;
 //             min-backoff <= delay <= max-backoff; delay is per acquisition, starting at min-backoff.
 // Parameters: `min-backoff` (pause iterations, default 16), `max-backoff` (default 1024).
+// The loop (`BackoffTTAS`, below) is shared with c-bo-mcs's global lock, which backs off where
+// LiTL's does instead: while the word reads held (`BackoffTTAS.Rule`).
 
 import CShims
 
@@ -46,34 +48,87 @@ public struct BackoffLock: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout NoContext) {
-        var delay = minBackoffPauses
-        while true {
-            // Relaxed: only a hint that the exchange may succeed; the exchange does the ordering.
-            while cshims_u32_load_relaxed(word) != 0 {
-                cshims_pause()
-            }
-            // Acquire: the exchange that returns 0 orders the critical section after it.
-            if cshims_u32_exchange_acquire(word, 1) == 0 { return }
-            // Lost the race for a free lock: back off before reading the line again.
-            for _ in 0..<delay {
-                cshims_pause()
-            }
-            delay = Swift.min(delay &* 2, maxBackoffPauses)
-        }
+        BackoffTTAS.acquire(word, rule: .afterLostExchange, minPauses: minBackoffPauses, maxPauses: maxBackoffPauses)
     }
 
     @inline(__always)
     public func tryLock(_ context: inout NoContext) -> Bool {
-        cshims_u32_load_relaxed(word) == 0 && cshims_u32_exchange_acquire(word, 1) == 0
+        BackoffTTAS.tryAcquire(word)
     }
 
     @inline(__always)
     public func unlock(_ context: inout NoContext) {
-        // Release: the critical section's writes are visible before the word reads free.
-        cshims_u32_store_release(word, 0)
+        BackoffTTAS.release(word)
     }
 
     public func deallocate() {
         memory.deallocate(UnsafeMutableRawPointer(word), bytes: LabMemory.alignment)
+    }
+}
+
+/// The test-and-test-and-set loop with bounded exponential backoff on a 32-bit word (0 free,
+/// 1 held), for `backoff` and c-bo-mcs's global lock. Delays are in `pause` iterations; each
+/// acquisition starts at `minPauses` and doubles up to `maxPauses` (capped: the delays are
+/// min, 2 min, 4 min, ..., max).
+@usableFromInline
+enum BackoffTTAS {
+    /// When a waiter backs off.
+    @usableFromInline
+    enum Rule {
+        /// After an exchange that lost the race for a free word (Anderson's; `backoff`): waiters
+        /// spin on the line while it is held and rush it once, then the losers back off.
+        case afterLostExchange
+        /// While the word reads held, before each new look at it (LiTL's `__backoff_mutex_lock`,
+        /// cbomcs.c:130-148, with ck's constants): a waiter reads the line once per delay.
+        case whileHeld
+    }
+
+    @inline(__always)
+    static func acquire(_ word: UnsafeMutablePointer<UInt32>, rule: Rule, minPauses: UInt32, maxPauses: UInt32) {
+        var delay = minPauses
+        while true {
+            // Relaxed: only a hint that the exchange may succeed; the exchange does the ordering.
+            while cshims_u32_load_relaxed(word) != 0 {
+                if rule == .whileHeld {
+                    pause(delay)
+                    delay = nextDelay(delay, maxPauses: maxPauses)
+                } else {
+                    cshims_pause()
+                }
+            }
+            // Acquire: the exchange that returns 0 orders the critical section after it.
+            if cshims_u32_exchange_acquire(word, 1) == 0 { return }
+            if rule == .afterLostExchange {
+                // Lost the race for a free lock: back off before reading the line again.
+                pause(delay)
+                delay = nextDelay(delay, maxPauses: maxPauses)
+            }
+        }
+    }
+
+    /// The delay after `delay`: doubled, capped at `maxPauses`.
+    @inline(__always)
+    static func nextDelay(_ delay: UInt32, maxPauses: UInt32) -> UInt32 {
+        Swift.min(delay &* 2, maxPauses)
+    }
+
+    @inline(__always)
+    static func pause(_ iterations: UInt32) {
+        for _ in 0..<iterations {
+            cshims_pause()
+        }
+    }
+
+    /// Test, then exchange: a failing trylock does not take the holder's line exclusive.
+    @inline(__always)
+    static func tryAcquire(_ word: UnsafeMutablePointer<UInt32>) -> Bool {
+        // Acquire: the exchange that returns 0 orders the critical section after it.
+        cshims_u32_load_relaxed(word) == 0 && cshims_u32_exchange_acquire(word, 1) == 0
+    }
+
+    @inline(__always)
+    static func release(_ word: UnsafeMutablePointer<UInt32>) {
+        // Release: the critical section's writes are visible before the word reads free.
+        cshims_u32_store_release(word, 0)
     }
 }
