@@ -5,11 +5,14 @@
  * absence of deadlock (no invalid end state) for N = 3 threads on 2 NUMA nodes. Each thread picks
  * its node once, nondeterministically (so every assignment of threads to nodes is explored: all on
  * one node, two and one), then takes the lock forever, by lock() or tryLock() (a nondeterministic
- * choice every time). THRESHOLD (the `threshold` option, default here 2) is small so that the
- * fairness splice happens; the time threshold (`threshold-ns`) reads the cycle counter, so the
- * model lets it go either way at every check. secondarySinceCycles therefore carries nothing the
- * model needs and is left out. Also checked with threshold 0 (MCS order) and 1:
- * check-variants: -DTHRESHOLD=0 -DTHRESHOLD=1
+ * choice every time). keep_lock_local (the `keep-local-bits` option, the paper's 2^-16 flush) is a
+ * pseudo-random draw at each release: the model lets it go either way every time, or never keep
+ * local with KEEP_BITS=0 (MCS order). THRESHOLD (the `threshold` count option, off by default in the
+ * code, 2 here) is small so that the count splice happens; 0 is no count bound. The time threshold
+ * (`threshold-ns`) reads the cycle counter, so the model lets it go either way at every check.
+ * secondarySinceCycles and the seed therefore carry nothing the model needs and are left out.
+ * Also checked with MCS order, no count bound and a count of 1:
+ * check-variants: -DKEEP_BITS=0 -DTHRESHOLD=0 -DTHRESHOLD=1
  *
  * How the model maps the code: spin interleaves atomic steps over sequentially consistent memory.
  * One Promela statement is one atomic access of the Swift code (a load, a store, an exchange, a
@@ -28,10 +31,10 @@
  *                the unbounded mode cannot see: a stranded waiter does not stop the others).
  *
  * Deliberate bugs, to show that the checks bite (Models/check expects spin to report each):
- *   -DBUG=1  unlockSlow grants the secondary queue's head before its tail CAS (lines 214-215 the
+ *   -DBUG=1  unlockSlow grants the secondary queue's head before its tail CAS (lines 233-234 the
  *            wrong way round): when the CAS fails, passLock grants a second thread (mutual
  *            exclusion violated).
- *   -DBUG=2  the inline unlock ignores the secondary queue (line 193 without `spin == noSecondary`)
+ *   -DBUG=2  the inline unlock ignores the secondary queue (line 214 without `spin == noSecondary`)
  *            and frees the lock while waiters are parked: they wait forever (a lost waiter, found
  *            with ROUNDS).
  */
@@ -40,6 +43,9 @@
 #define NOSEC 1
 #ifndef THRESHOLD
 #define THRESHOLD 2
+#endif
+#ifndef KEEP_BITS
+#define KEEP_BITS 16
 #endif
 
 byte tail = NIL;
@@ -64,7 +70,7 @@ active [N] proctype thread()
     byte rounds = 0;
 #endif
 
-    /* makeContext, line 154: the thread's node, written once before the node is published.
+    /* makeContext, line 170: the thread's node, written once before the node is published.
      * Node labels are symmetric, so thread 1 is on node 0 and threads 2 and 3 choose. */
     if
     :: me == 1 -> numaNode[me] = 0
@@ -84,22 +90,22 @@ end_idle:
     :: goto trylock
     fi;
 
-lock:                                               /* CNALock.lock, lines 163-180 */
-    next[me] = NIL;                                 /* 165 */
-    spin[me] = 0;                                   /* 166 */
-    atomic { pred = tail; tail = me };              /* 169: exchange */
+lock:                                               /* CNALock.lock, lines 180-197 */
+    next[me] = NIL;                                 /* 182 */
+    spin[me] = 0;                                   /* 183 */
+    atomic { pred = tail; tail = me };              /* 186: exchange */
     if
-    :: pred == NIL -> spin[me] = NOSEC; goto cs     /* 170-173: nil,-,- -> me,1,- */
+    :: pred == NIL -> spin[me] = NOSEC; goto cs     /* 187-190: nil,-,- -> me,1,- */
     :: else
     fi;
-    next[pred] = me;                                /* 176: link behind the predecessor */
-    (spin[me] != 0);                                /* 179: wait until granted */
+    next[pred] = me;                                /* 193: link behind the predecessor */
+    (spin[me] != 0);                                /* 196: wait until granted */
     goto cs;
 
-trylock:                                            /* CNALock.tryLock, lines 183-191 */
-    next[me] = NIL;                                 /* 185 */
-    spin[me] = NOSEC;                               /* 186 */
-    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 190: CAS(tail, nil, me) */
+trylock:                                            /* CNALock.tryLock, lines 200-207 */
+    next[me] = NIL;                                 /* 202 */
+    spin[me] = NOSEC;                               /* 203 */
+    atomic { ok = (tail == NIL); if :: ok -> tail = me :: else fi };   /* 206: CAS(tail, nil, me) */
     if
     :: ok -> goto cs
     :: else -> IDLE
@@ -113,9 +119,9 @@ cs:
     rounds++;
 #endif
 
-                                                    /* CNALock.unlock, lines 194-205 */
-    nx = next[me];                                  /* 198: next (acquire) */
-    s = spin[me];                                   /* 198: our own spin (stable while we hold) */
+                                                    /* CNALock.unlock, lines 210-220 */
+    nx = next[me];                                  /* 214: next (acquire) */
+    s = spin[me];                                   /* 214: our own spin (stable while we hold) */
 #if BUG == 2
     if
     :: nx == NIL ->
@@ -123,50 +129,57 @@ cs:
     if
     :: nx == NIL && s == NOSEC ->
 #endif
-        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 202: me,1,- -> nil,-,- */
+        atomic { ok = (tail == me); if :: ok -> tail = NIL :: else fi };   /* 217: me,1,- -> nil,-,- */
         if
         :: ok -> IDLE
         :: else
         fi
     :: else
     fi;
-                                                    /* unlockSlow, lines 209-232 */
-    s = spin[me];                                   /* 210 */
-    nx = next[me];                                  /* 211 */
+                                                    /* unlockSlow, lines 224-246 */
+    s = spin[me];                                   /* 225 */
+    nx = next[me];                                  /* 226 */
     if
     :: nx == NIL ->
         if
         :: s != NOSEC ->
-            head = s - 1;                           /* 216 */
-            e = secondaryTail[head];                /* 217 */
+            head = s - 1;                           /* 231 */
+            e = secondaryTail[head];                /* 232 */
 #if BUG == 1
             spin[head] = NOSEC;                     /* BUG: S granted before the CAS below */
 #endif
-            atomic { ok = (tail == me); if :: ok -> tail = e :: else fi };  /* 219: me,S,S..E -> E,1,- */
+            atomic { ok = (tail == me); if :: ok -> tail = e :: else fi };  /* 233: me,S,S..E -> E,1,- */
             if
 #if BUG == 1
             :: ok -> IDLE
 #else
-            :: ok -> spin[head] = NOSEC; IDLE                      /* 220-221: S holds */
+            :: ok -> spin[head] = NOSEC; IDLE                      /* 234-235: S holds */
 #endif
             :: else
             fi
         :: else
         fi;
-        (next[me] != NIL);                          /* 226-229: wait for the arrival's link */
+        (next[me] != NIL);                          /* 240-243: wait for the arrival's link */
         nx = next[me]
     :: else
     fi;
-    /* passLock, lines 237-278. The decision reads only our own node (localHandoffs[me] was written
-     * before our grant and nobody writes it while we hold) and the clock: one atomic step. */
+    /* passLock, lines 251-293. The decision reads only our own node (localHandoffs[me] and seed[me]
+     * were written before our grant and nobody writes them while we hold) and the clock: one atomic
+     * step. keep_lock_local's draw (line 253) may go either way unless KEEP_BITS == 0 (never). */
     atomic {
-        parked = (s != NOSEC);                      /* 238 */
-        keepLocal = (THRESHOLD > 0);                /* 239 */
+        parked = (s != NOSEC);                      /* 252 */
+        if                                          /* 253: keepLocalDraw, lines 297-303 */
+        :: KEEP_BITS > 0 -> keepLocal = 1
+        :: keepLocal = 0
+        fi;
         if
-        :: parked ->
-            keepLocal = (localHandoffs[me] < THRESHOLD);    /* 242-243 */
+        :: parked && keepLocal ->
             if
-            :: keepLocal ->                         /* 244-247: the age check may go either way */
+            :: THRESHOLD > 0 -> keepLocal = (localHandoffs[me] < THRESHOLD)   /* 256-258 */
+            :: else
+            fi;
+            if
+            :: keepLocal ->                         /* 259-262: the age check may go either way */
                 if
                 :: keepLocal = 1
                 :: keepLocal = 0
@@ -178,32 +191,32 @@ cs:
         found = 0
     };
     if
-    :: keepLocal ->                                 /* 249: findLocalSuccessor, lines 283-315 */
+    :: keepLocal ->                                 /* 264: findLocalSuccessor, lines 309-341 */
         if
-        :: numaNode[nx] == numaNode[me] ->          /* 288-289: the successor is local */
+        :: numaNode[nx] == numaNode[me] ->          /* 314-315: the successor is local */
             succ = nx; grant = s; found = 1
         :: else ->
-            last = nx;                              /* 290 */
-            cand = next[nx];                        /* 292 */
+            last = nx;                              /* 316 */
+            cand = next[nx];                        /* 318 */
             do
-            :: cand == NIL -> break                 /* 293: no local waiter */
-            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* 295 */
-                next[last] = NIL;                   /* 298: cut nx..last out of the main queue */
+            :: cand == NIL -> break                 /* 319: no local waiter */
+            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* 321 */
+                next[last] = NIL;                   /* 324: cut nx..last out of the main queue */
                 if
                 :: s == NOSEC ->
-                    secondaryTail[nx] = last;       /* 301: they form the secondary queue */
-                    succ = cand; grant = nx + 1; found = 1     /* 302 */
+                    secondaryTail[nx] = last;       /* 327: they form the secondary queue */
+                    succ = cand; grant = nx + 1; found = 1     /* 328 */
                 :: else ->
-                    head = s - 1;                   /* 305 */
-                    e = secondaryTail[head];        /* 306 */
-                    next[e] = nx;                   /* 307: append behind the parked ones */
-                    secondaryTail[head] = last;     /* 308 */
-                    succ = cand; grant = s; found = 1          /* 309 */
+                    head = s - 1;                   /* 331 */
+                    e = secondaryTail[head];        /* 332 */
+                    next[e] = nx;                   /* 333: append behind the parked ones */
+                    secondaryTail[head] = last;     /* 334 */
+                    succ = cand; grant = s; found = 1          /* 335 */
                 fi;
                 break
             :: cand != NIL && numaNode[cand] != numaNode[me] ->
-                last = cand;                        /* 311 */
-                cand = next[cand]                   /* 312 */
+                last = cand;                        /* 337 */
+                cand = next[cand]                   /* 338 */
             od
         fi
     :: else
@@ -211,22 +224,24 @@ cs:
     if
     :: found ->
         if
-        :: grant != NOSEC && parked -> localHandoffs[succ] = localHandoffs[me] + 1   /* 250-261 */
-        :: grant != NOSEC && !parked -> localHandoffs[succ] = 1                      /* 250-261 */
+        /* 265-277. The count is read only with THRESHOLD > 0 (line 256): without a bound the model
+         * stores 0, so that an ever-growing count does not multiply the states. */
+        :: grant != NOSEC && parked -> localHandoffs[succ] = (THRESHOLD > 0 -> localHandoffs[me] + 1 : 0)
+        :: grant != NOSEC && !parked -> localHandoffs[succ] = (THRESHOLD > 0 -> 1 : 0)
         :: else
         fi;
-        spin[succ] = grant;                         /* 265: grant the local waiter */
+        spin[succ] = grant;                         /* 280: grant the local waiter */
         IDLE
     :: else
     fi;
     if
-    :: parked ->                                    /* 268-273: *,S,S..E -> *,1,- */
-        head = s - 1;                               /* 270 */
-        e = secondaryTail[head];                    /* 271 */
-        next[e] = nx;                               /* 272: splice S..E in front of N */
-        spin[head] = NOSEC                          /* 273: S holds */
+    :: parked ->                                    /* 283-288: *,S,S..E -> *,1,- */
+        head = s - 1;                               /* 285 */
+        e = secondaryTail[head];                    /* 286 */
+        next[e] = nx;                               /* 287: splice S..E in front of N */
+        spin[head] = NOSEC                          /* 288: S holds */
     :: else ->
-        spin[nx] = NOSEC                            /* 276: MCS handoff */
+        spin[nx] = NOSEC                            /* 291: MCS handoff */
     fi;
     IDLE
 done:

@@ -24,149 +24,128 @@ struct CNAShflPolicyTests {}
 extension CNAShflPolicyTests {
     @Suite("CNA policy")
     struct CNAPolicyTests {
-        // The exact orders below turn the kernel's time threshold off (threshold-ns=0) unless the test
-        // is about it: at its default of 10 ms, a waiter that the scheduler keeps off the CPU for 10 ms
-        // (this suite runs beside the mutual-exclusion suite on 2 CPUs) legitimately makes the lock
-        // switch nodes early, and the order would depend on the load.
-        static let noTimeLimit = "threshold-ns=0"
+        // Defaults are the paper's (keep_lock_local: flush with probability 2^-16, no count, no time
+        // limit), so the exact orders below hold under any load: each thread's xorshift32 seed is its
+        // index + 1, and the first draw of seeds 1..7 has non-zero low 16 bits (keep local), so no
+        // release in these probes flushes by chance.
 
         // H (node 0) holds; queue H W0 W1 W2 W3 W4 W5 with nodes 0 1 0 1 0 1.
         // H -> W0 (same node). W0 skips W1 (parked) -> W2. W2 skips W3 -> W4. W4 finds no node-0 waiter:
         // the secondary queue W1 W3 goes in front of W5 -> W1 -> W3 -> W5.
-        @Test func testCNAServesHolderNodeFirst() throws {
-            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: Self.noTimeLimit,
-                                                         waiterNodes: alternatingNodes)
+        @Test func testCNAPaperDefaultsServeHolderNodeFirst() throws {
+            let result = try probeQueuedAcquisitionOrder(CNALock.self, waiterNodes: alternatingNodes)
             #expect(result.order == [0, 2, 4, 1, 3, 5])
             #expect(result.nodes == [0, 0, 0, 1, 1, 1])
         }
 
-        // Default options (10 ms time threshold on): the node-0 waiters still go first unless the machine
-        // stalls a waiter for 10 ms, so only the first acquisition and the set are exact.
-        @Test func testCNADefaultsServeHolderNodeFirst() throws {
-            let result = try probeQueuedAcquisitionOrder(CNALock.self, waiterNodes: alternatingNodes)
-            #expect(result.order.sorted() == [0, 1, 2, 3, 4, 5])
-            #expect(result.order.prefix(2) == [0, 2])
+        // The paper's preset: keep_lock_local is `pseudo_rand() & 0xffff`, false with probability
+        // 2^-16. Over 2^22 draws of one thread's generator: 64 expected (Poisson, sd 8); and with
+        // keep-local-bits=1 half of them. Deterministic (fixed seed), so the counts are exact.
+        @Test func testCNAKeepLockLocalFlushesWithProbabilityTwoToTheMinus16() throws {
+            func flushes(_ options: String, draws: Int) throws -> Int {
+                let spec = try LockSpec(parsing: options)
+                let lock = CNALock(LockEnvironment(maxThreads: 1, nodeCount: 2, options: spec.options))
+                var context = lock.makeContext(for: ThreadSlot(index: 0, cpu: 0, node: 0))
+                defer {
+                    lock.freeContext(&context)
+                    lock.deallocate()
+                }
+                var count = 0
+                for _ in 0..<draws where !lock.keepLocalDraw(context.node) { count += 1 }
+                return count
+            }
+            let paper = try flushes("cna", draws: 1 << 22)
+            #expect((32...96).contains(paper), "\(paper) flushes in 2^22 releases; 2^-16 gives 64")
+            let half = try flushes("cna:keep-local-bits=1", draws: 1 << 12)
+            #expect((1900...2200).contains(half), "\(half) of 4096")
+            #expect(try flushes("cna:keep-local-bits=0", draws: 100) == 100)
         }
 
-        // threshold=1: one local handoff may pass a parked waiter. W0 parks W1 and passes to W2 (count 1);
-        // W2 has reached the threshold and splices W1 back although W4 (node 0) waits: W1 -> W3 (same
-        // node, nothing parked). W3 parks W4 -> W5 (count 1); W5 is last: W4.
+        // threshold=1 (the early patches' count rule, 2^16 there): one local handoff may pass a parked
+        // waiter. W0 parks W1 and passes to W2 (count 1); W2 has reached the threshold and splices W1
+        // back although W4 (node 0) waits: W1 -> W3 (same node, nothing parked). W3 parks W4 -> W5
+        // (count 1); W5 is last: W4.
         @Test func testCNACountThresholdSwitchesNodesEarly() throws {
-            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: "threshold=1,\(Self.noTimeLimit)",
+            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: "threshold=1",
                                                          waiterNodes: alternatingNodes)
             #expect(result.order == [0, 2, 1, 3, 5, 4])
             #expect(result.nodes == [0, 0, 1, 1, 1, 0])
         }
 
-        // threshold=0: the lock never stays local: MCS order.
-        @Test func testCNAZeroThresholdIsFIFO() throws {
-            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: "threshold=0",
+        // keep-local-bits=0: keep_lock_local is always false, the lock never stays local: MCS order.
+        @Test func testCNANeverKeepingLocalIsFIFO() throws {
+            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: "keep-local-bits=0",
                                                          waiterNodes: alternatingNodes)
             #expect(result.order == [0, 1, 2, 3, 4, 5])
         }
 
-        // threshold-ns=1000 and each waiter holds 2 ms: when W2 releases, the secondary queue (W1, formed
-        // at W0's release) is older than 1 us, so it goes back in front: the same order as threshold=1.
-        // (Load can only make the queue older, so this order does not depend on it.)
+        // The kernel's time rule (v15: threshold-ns=1000000), here 1 us, and each waiter holds 2 ms:
+        // when W2 releases, the secondary queue (W1, formed at W0's release) is older than 1 us, so it
+        // goes back in front: the same order as threshold=1. (Load can only make the queue older, so
+        // this order does not depend on it.)
         @Test func testCNATimeThresholdSwitchesNodes() throws {
             let result = try probeQueuedAcquisitionOrder(CNALock.self, options: "threshold-ns=1000",
                                                          waiterNodes: alternatingNodes, holdMicroseconds: 2000)
             #expect(result.order == [0, 2, 1, 3, 5, 4])
         }
 
-        // The same hold time with the time threshold off: node 0 first again.
+        // The same hold time with the paper's defaults (no time limit): node 0 first again.
         @Test func testCNAWithoutTimeThresholdStaysLocal() throws {
-            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: Self.noTimeLimit,
-                                                         waiterNodes: alternatingNodes, holdMicroseconds: 2000)
+            let result = try probeQueuedAcquisitionOrder(CNALock.self, waiterNodes: alternatingNodes,
+                                                         holdMicroseconds: 2000)
             #expect(result.order == [0, 2, 4, 1, 3, 5])
         }
 
         // The holder on node 1 prefers node 1: H parks W0 and passes to W1; W1 parks W2 -> W3; W3 parks
         // W4 -> W5; W5 is last: the secondary queue W0 W2 W4 becomes the main queue.
         @Test func testCNAFollowsTheHolderNode() throws {
-            let result = try probeQueuedAcquisitionOrder(CNALock.self, options: Self.noTimeLimit, holderNode: 1,
-                                                         waiterNodes: alternatingNodes)
+            let result = try probeQueuedAcquisitionOrder(CNALock.self, holderNode: 1, waiterNodes: alternatingNodes)
             #expect(result.order == [1, 3, 5, 0, 2, 4])
         }
 
         @Test func testCNAOptionsReachTheCSV() throws {
             let spec = try LockSpec(parsing: "cna:threshold=1")
-            #expect(spec.options.csvText == "threshold=1;threshold-ns=10000000")
-            #expect(try LockSpec(parsing: "cna").options.csvText == "threshold=65536;threshold-ns=10000000")
+            #expect(spec.options.csvText == "keep-local-bits=16;threshold=1;threshold-ns=0")
+            #expect(try LockSpec(parsing: "cna").options.csvText == "keep-local-bits=16;threshold=0;threshold-ns=0")
         }
     }
 
-    @Suite("ShflLock policy")
-    struct ShflPolicyTests {
-        // Shuffling happens while the waiters wait, so give the shuffler time between arrivals (it does
-        // not change the outcome, only the chance that an overloaded machine starves the shuffler).
-        static let gap = 100
-
-        // W0 (first waiter, head) shuffles: it moves W2 behind itself once W3 has linked behind W2 and
-        // appoints W2, which moves W4 once W5 has linked. The last arrival (W5) is the tail and is never
-        // moved. Queue W0 W2 W4 W1 W3 W5.
-        @Test func testShflServesHolderNodeFirst() throws {
-            let result = try probeQueuedAcquisitionOrder(ShflLock.self, waiterNodes: alternatingNodes, gapMilliseconds: Self.gap)
-            #expect(result.order == [0, 2, 4, 1, 3, 5])
-            #expect(result.nodes == [0, 0, 0, 1, 1, 1])
+    @Suite("qspinlock-cna preset (v15)")
+    struct QSpinlockCNAPresetTests {
+        @Test func testQSpinlockCNADefaultsAreV15() throws {
+            // numa_spinlock_threshold_ns = 1000000 (patch 4/6), SHUFFLE_REDUCTION_PROB_ARG = 7 (6/6).
+            #expect(try LockSpec(parsing: "qspinlock-cna").options.csvText
+                    == "shuffle-reduction-bits=7;threshold-ns=1000000")
         }
 
-        // max-shuffles=2: W0's batch is {W0, W2} and full; the role passes to W1, whose batch {W1, W3}
-        // (already adjacent) is full too; the role reaches W4, which finds only W5 (the tail) behind it.
-        // Queue W0 W2 W1 W3 W4 W5: the lock leaves node 0 while W4 still waits there.
-        @Test func testShflBoundSwitchesNodesEarly() throws {
-            let result = try probeQueuedAcquisitionOrder(ShflLock.self, options: "max-shuffles=2",
-                                                   waiterNodes: alternatingNodes, gapMilliseconds: Self.gap)
-            #expect(result.order == [0, 2, 1, 3, 4, 5])
-            #expect(result.nodes == [0, 0, 1, 1, 0, 1])
-        }
-
-        // The shuffler never moves the queue's tail (its `next` is about to be written by an arrival):
-        // behind W0 (node 0, the shuffler), W2 is the tail in [0, 1, 0] and stays behind W1; one more
-        // arrival makes it movable. With one waiter per node behind the head (4 threads on 2 nodes),
-        // the only same-node waiter is usually the tail, so ShflLock then hands over like MCS.
-        @Test func testShflMovesOnlyWaitersWithASuccessor() throws {
-            let short = try probeQueuedAcquisitionOrder(ShflLock.self, waiterNodes: [0, 1, 0], gapMilliseconds: Self.gap)
-            #expect(short.order == [0, 1, 2])
-            let longer = try probeQueuedAcquisitionOrder(ShflLock.self, waiterNodes: [0, 1, 0, 1],
-                                                         gapMilliseconds: Self.gap)
-            #expect(longer.order == [0, 2, 1, 3])
-        }
-
-        // max-shuffles=1: every batch is full at once; nobody moves: FIFO.
-        @Test func testShflWithoutShufflingIsFIFO() throws {
-            let result = try probeQueuedAcquisitionOrder(ShflLock.self, options: "max-shuffles=1",
-                                                   waiterNodes: alternatingNodes, gapMilliseconds: Self.gap)
-            #expect(result.order == [0, 1, 2, 3, 4, 5])
-        }
-
-        // A holder on node 1 does not matter: the first waiter (W0, node 0) shuffles for its own node.
-        // Unlike CNA, the policy follows the head of the queue, not the holder.
-        @Test func testShflGroupsForTheHeadsNode() throws {
-            let result = try probeQueuedAcquisitionOrder(ShflLock.self, holderNode: 1, waiterNodes: alternatingNodes,
-                                                   gapMilliseconds: Self.gap)
-            #expect(result.order == [0, 2, 4, 1, 3, 5])
-        }
-
-        @Test func testShflTrylockRespectsTheQueue() throws {
-            let lock = ShflLock(LockEnvironment(maxThreads: 2, nodeCount: 1, options: defaultOptions(ShflLock.self)))
-            defer { lock.deallocate() }
-            var a = lock.makeContext(for: ThreadSlot(index: 0, cpu: 0, node: 0))
-            var b = lock.makeContext(for: ThreadSlot(index: 1, cpu: 0, node: 0))
+        // probably(7) is next_pseudo_random32 on a seed from 0: false (sort) when the low 7 bits are 0.
+        // The LCG's low 7 bits run through all 128 values once per 128 steps, so exactly one head
+        // wait in 128 sorts while nothing is parked: 127/128 skipped, as v15's comment says.
+        @Test func testQSpinlockCNASortsOnceIn128WhileNothingIsParked() throws {
+            let spec = try LockSpec(parsing: "qspinlock-cna")
+            let environment = LockEnvironment(maxThreads: 1, nodeCount: 2, options: spec.options)
+            let lock = try QSpinlockCNALock(environment)
+            var context = lock.makeContext(for: ThreadSlot(index: 0, cpu: 0, node: 0))
             defer {
-                lock.freeContext(&a)
-                lock.freeContext(&b)
+                lock.freeContext(&context)
+                lock.deallocate()
             }
-            #expect(lock.tryLock(&a))
-            #expect(lock.word.pointee == ShflLock.lockedBit)
-            lock.unlock(&a)
-            #expect(lock.word.pointee == 0)
-            // A queued waiter closes the fast path: free but noSteal set, so trylock fails.
-            lock.word.pointee = ShflLock.noStealBit
-            #expect(!lock.tryLock(&b))
-            lock.word.pointee = 0
-            #expect(lock.tryLock(&b))
-            lock.unlock(&b)
+            #expect(cshims_u32_load_relaxed(context.node.seed) == 0)
+            let policy = QSpinlockCNA(environment)
+            var sorts: [Int] = []
+            for i in 0..<(128 * 4) where !policy.probably(context.node) { sorts.append(i) }
+            #expect(sorts.count == 4)
+            #expect(Set(sorts.map { $0 % 128 }).count == 1, "one sort per 128 draws: \(sorts)")
+            // The first draw from 0 is 1013904223, low 7 bits 95: skip.
+            #expect(sorts.first != 0)
+        }
+
+        // With the v15 defaults, each head of this one-shot queue draws once from the zero seed
+        // (1013904223 & 127 = 95: skip), so nobody sorts and the order is qspinlock's FIFO, where
+        // shuffle-reduction-bits=0 (always sort) makes it NUMA-ordered
+        // (QSpinlockCNAOrderTests.testHeadMovesRemoteWaitersToTheSecondaryQueue).
+        @Test func testQSpinlockCNADefaultsSkipSortingWhileNothingIsParked() throws {
+            #expect(try QSpinlockCNAOrderTests().queueOrder(QSpinlockCNA.self) == [0, 1, 2, 3, 4, 5, 6])
         }
     }
 

@@ -97,7 +97,7 @@ struct QSpinlockNode {
     @usableFromInline var realNumaNode: UInt32
     /// CNA: cycle-counter reading when the secondary queue was formed; 0 none; 1 flush it.
     @usableFromInline var startTime: UInt64
-    /// CNA: the owner's pseudo-random state (the kernel's per-CPU seed).
+    /// CNA: the owner's next_pseudo_random32 state (the kernel's per-CPU seed, from 0).
     @usableFromInline var seed: UInt32
 }
 
@@ -260,7 +260,7 @@ public struct QSpinlock<SlowPath: QSpinlockSlowPath>: LockAlgorithm {
         cshims_u32_store_relaxed(node.encodedTail, QSpinlockLayout.encodeTail(cpu: thread.index, index: 0))
         cshims_u32_store_relaxed(node.realNumaNode, UInt32(truncatingIfNeeded: thread.node))
         cshims_u32_store_relaxed(node.numaNode, UInt32(truncatingIfNeeded: thread.node))
-        cshims_u32_store_relaxed(node.seed, UInt32(truncatingIfNeeded: thread.index) &* 2_654_435_761 | 1)
+        cshims_u32_store_relaxed(node.seed, 0)  // CNA probably()'s seed: the kernel's per-CPU one starts at 0
         cshims_ptr_store_relaxed(lock.nodes + thread.index, raw)
         return Context(node: node)
     }

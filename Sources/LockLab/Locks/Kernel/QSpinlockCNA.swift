@@ -1,8 +1,12 @@
-// qspinlock-cna: the Linux queued spinlock with the CNA slow path (NUMA_AWARE_SPINLOCKS).
+// qspinlock-cna: the Linux queued spinlock with the CNA slow path (NUMA_AWARE_SPINLOCKS), as v15.
 //
-// Source: A. Kogan, D. Dice, "Add NUMA-awareness to qspinlock", v15, LKML, May 2021 (patch 3/6,
-// kernel/locking/qspinlock_cna.h; never merged); the algorithm: D. Dice, A. Kogan, "Compact
-// NUMA-aware Locks", EuroSys 2019.
+// Source: A. Kogan, D. Dice, "Add NUMA-awareness to qspinlock", v15, LKML, 14 May 2021 (never
+// merged), kernel/locking/qspinlock_cna.h as patches 3/6 (the CNA slow path: cna_order_queue,
+// cna_splice_next, cna_splice_head, cna_try_clear_tail, cna_lock_handoff;
+// <20210514200743.3026725-4-alex.kogan@oracle.com>), 4/6 (starvation avoidance: start_time,
+// numa_spinlock_threshold_ns, intra_node_threshold_reached, FLUSH_SECONDARY_QUEUE; -5) and 6/6
+// (shuffle reduction: SHUFFLE_REDUCTION_PROB_ARG, probably(), the per-CPU seed; -7) leave it. The
+// algorithm: D. Dice, A. Kogan, "Compact NUMA-aware Locks", EuroSys 2019 (the paper's form is `cna`).
 // Idea: qspinlock (QSpinlock.swift) unchanged on the word and the fast and pending paths; only the
 // MCS queue is reordered. The queue head, while it waits for the owner and pending waiter to go
 // away, moves waiters of other NUMA nodes from behind itself to a secondary queue, so that the
@@ -21,10 +25,15 @@
 //   hand-off, threshold passed:      S..E spliced before N; S is head, empty    (cna_splice_head)
 //   hand-off, nothing parked:        N is head (MCS)
 // Defaults, each the v15 patch's:
-//  - threshold-ns = 1 ms: numa_spinlock_threshold_ns ("1ms, by default"; the patch's boot parameter);
-//  - shuffle-reduction-bits = 7: SHUFFLE_REDUCTION_PROB_ARG; with an empty secondary queue the head
-//    skips sorting with probability 1 - 2^-7 = 127/128 (probably(), on the kernel's per-CPU
-//    next_pseudo_random32 seed, here per thread); 0: always sort.
+//  - threshold-ns = 1 ms: `static ulong numa_spinlock_threshold_ns = 1000000; /* 1ms, by default */`
+//    (patch 4/6; boot parameter qspinlock.numa_spinlock_threshold_ns); a head that inherits a
+//    secondary queue older than that flushes it at its hand-off (cna_wait_head_or_lock);
+//  - shuffle-reduction-bits = 7: `#define SHUFFLE_REDUCTION_PROB_ARG (7)` (patch 6/6); with an empty
+//    secondary queue the head skips sorting unless probably() returns false, probability 2^-7:
+//    it skips with probability 127/128. probably() steps next_pseudo_random32 (s * 1664525 +
+//    1013904223) on a per-CPU seed that starts at 0 (DEFINE_PER_CPU, zero-initialised); here the
+//    thread's node carries it, from 0 too (QSpinlock.makeContext). 0: always sort.
+// The other reference, the paper's holder-side scan with a 2^-16 random flush, is `cna`.
 // Left out: the patch's priority node (CNA_PRIORITY_NODE, for irq, NMI and real-time contexts: the
 // lab's threads are all plain tasks) and its paravirt interplay.
 // Invariants:
@@ -35,8 +44,9 @@
 //  - the word's tail names the main queue's last node; when the main queue empties with waiters
 //    parked, one CAS makes the secondary queue's last node the tail while taking the lock.
 // Reuse: the word, fast path, pending path and queue are qspinlock's (QSpinlock<QSpinlockCNA>); the
-// CNA policy is these hooks. The paper-style `cna` (CNA.swift) keeps its own release-time scan:
-// the two differ in where they sort and how they name the secondary queue.
+// CNA policy is these hooks. Not shared yet: the secondary-queue moves (append skipped waiters,
+// splice the queue back in front) are a second copy of CNA.swift's, with the patch's circular queue
+// named by its tail where `cna` names it by its head and keeps the tail in the head's node.
 
 import CShims
 
@@ -45,7 +55,7 @@ public typealias QSpinlockCNALock = QSpinlock<QSpinlockCNA>
 public struct QSpinlockCNA: QSpinlockSlowPath {
     public static var name: String { "qspinlock-cna" }
     public static var family: LockFamily { .numa }
-    public static var paper: String { "Kogan & Dice, qspinlock CNA patch v15 (LKML 2021); Dice & Kogan, EuroSys 2019" }
+    public static var paper: String { "Kogan & Dice, NUMA_AWARE_SPINLOCKS v15 (LKML, May 2021), qspinlock_cna.h of patches 3/6, 4/6 (numa_spinlock_threshold_ns 1 ms), 6/6 (SHUFFLE_REDUCTION_PROB_ARG 7: head sorts with probability 1/128 while nothing is parked); Dice & Kogan, EuroSys 2019" }
     public static var options: [LockOptionSpec] {
         [
             LockOptionSpec("threshold-ns", default: 1_000_000,

@@ -1,11 +1,13 @@
-// cna: the compact NUMA-aware lock.
+// cna: the compact NUMA-aware lock, as the paper gives it.
 //
-// Paper: D. Dice, A. Kogan, "Compact NUMA-aware Locks", EuroSys 2019 (arXiv 1810.05600); the Linux
-// qspinlock CNA patch series (A. Kogan, kernel/locking/qspinlock_cna.h, 2019-2021).
+// Paper: D. Dice, A. Kogan, "Compact NUMA-aware Locks", EuroSys 2019 (arXiv 1810.05600), section 3
+// and its pseudo-code (cna_lock, cna_unlock, find_successor, keep_lock_local). The kernel's form,
+// the qspinlock slow path of the NUMA_AWARE_SPINLOCKS patch series (v15, 2021), is `qspinlock-cna`
+// (QSpinlockCNA.swift).
 // Idea: MCS whose queue nodes carry their thread's NUMA node. At release the holder looks down the
 // main queue for a waiter on its own node and hands it the lock, moving the remote waiters it skipped
-// to a secondary queue; that queue goes back in front when no local waiter is left or a fairness
-// threshold passes, and the lock moves to the node of its head.
+// to a secondary queue; that queue goes back in front when no local waiter is left or the holder
+// decides not to keep the lock local, and the lock moves to the node of its head.
 // The lock is one word, `tail`, as in MCS. The secondary queue lives in the nodes, as in the paper:
 // the holder's `spin` holds its head (1 when there is none), the head's `secondaryTail` its last node,
 // and every handoff passes `spin` on to the next holder.
@@ -18,7 +20,7 @@
 //   unlock, alone, S..E parked:      me,S,S..E -> E,1,-              CAS; S holds (its queue is the main queue)
 //   unlock, local waiter L found past remote R1..Rk:
 //                                    *,s,S..E  -> *,S',S..E R1..Rk   L holds, spin = head of the new queue
-//   unlock, none local or threshold: *,S,S..E  -> *,1,-              S holds; S..E spliced in front of N
+//   unlock, none local or flush:     *,S,S..E  -> *,1,-              S holds; S..E spliced in front of N
 //   unlock, none local, none parked: *,1,-     -> *,1,-              N holds (MCS)
 // Invariants:
 //  - tail == nil iff the lock is free and nobody waits; the secondary queue is non-empty only while
@@ -30,17 +32,20 @@
 //    queue's tail is never moved;
 //  - skipped waiters keep their order and go behind those parked earlier (FIFO within the secondary
 //    queue); a node is reused only after its owner's unlock has returned.
-// Fairness: `threshold` counts same-node handoffs made while the secondary queue is non-empty (the
-// handoff that parks the first waiter included); when a holder's count has reached it, the holder
-// splices the secondary queue back. threshold=1: one local handoff may pass a parked waiter; 0: the
-// lock never stays local (MCS order). `threshold-ns` bounds the age of the secondary queue instead
-// (the kernel's rule), read from the cycle counter; 0 disables it. Both travel with the lock in the
-// successor's node (`localHandoffs`, `secondarySinceCycles`), written before the release of its spin.
-// Defaults: 2^16 handoffs (the paper's and early patches' intra-node handoff threshold) and 10 ms (ten
-// times the patch's numa_spinlock_threshold_ns, which is 1 ms in the versions read, v10-v15).
-// Deviation from the kernel: the kernel moves waiters while it spins at the head of the queue and
-// skips reordering with probability 127/128 when nobody is parked; here, as in the paper, the holder
-// scans at release, every time.
+// Fairness, defaults the paper's: at every release with a successor the holder draws
+// keep_lock_local(), `pseudo_rand() & THRESHOLD` with THRESHOLD = 0xffff: the lock stays local
+// unless the low `keep-local-bits` = 16 bits are all 0, so the secondary queue is flushed with
+// probability 2^-16 per release, with no count and no time limit. The paper does not name its
+// generator: here a per-thread xorshift32 (13/17/5, Marsaglia 2003), seeded with the thread index + 1.
+// keep-local-bits=0: the lock never stays local (MCS order).
+// Other references, by option (both off by default, 0; both count only while the secondary queue is
+// non-empty and travel with the lock in the successor's node, written before the release of its spin):
+//  - `threshold`: splice back after this many same-node handoffs past parked waiters (the patch
+//    series up to v10, 2020: intra_node_handoff_threshold = 1 << 16, counted as `localHandoffs`);
+//  - `threshold-ns`: splice back once the secondary queue is this old, read from the cycle counter
+//    (v13-v15: numa_spinlock_threshold_ns = 1 ms, `secondarySinceCycles`).
+// The kernel's other rules (the queue head sorts while it waits, skipping with probability 127/128
+// while nothing is parked) are qspinlock-cna's; here, as in the paper, the holder scans at release.
 // Waiting: a type parameter (WaitingPolicy.swift). `cna-stp` parks on the low 32 bits of `spin`
 // (0 -> 2) and every grant of `spin` becomes an exchange that wakes a parked waiter, in the main or
 // the secondary queue alike.
@@ -63,6 +68,8 @@ struct CNANode {
     @usableFromInline var numaNode: UInt32
     /// Same-node handoffs since the secondary queue was formed (spin > 1 only).
     @usableFromInline var localHandoffs: UInt32
+    /// The owner's xorshift32 state for keep_lock_local (never 0; only the owner, as holder, uses it).
+    @usableFromInline var seed: UInt32
 }
 
 /// A pointer to a CNA node, with the address of each field for the atomics.
@@ -104,6 +111,10 @@ struct CNANodePointer {
     var localHandoffs: UnsafeMutablePointer<UInt32> {
         (raw + MemoryLayout<CNANode>.offset(of: \CNANode.localHandoffs)!).assumingMemoryBound(to: UInt32.self)
     }
+    @inline(__always) @usableFromInline
+    var seed: UnsafeMutablePointer<UInt32> {
+        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.seed)!).assumingMemoryBound(to: UInt32.self)
+    }
 }
 
 /// `cna` (spinning) and `cna-stp` (spin-then-park on the low half of `spin`; WaitingPolicy.swift).
@@ -120,25 +131,30 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
 
     public static var descriptor: LockDescriptor { LockDescriptor(
         name: "cna" + Waiting.nameSuffix, family: .numa, waiting: Waiting.kind,
-        paper: "Dice & Kogan, EuroSys 2019 (compact NUMA-aware lock; Linux qspinlock CNA)",
+        paper: "Dice & Kogan, EuroSys 2019 (compact NUMA-aware lock), section 3 pseudo-code: holder scans at release, keep_lock_local flushes with probability 2^-16, no time limit (kernel v15 form: qspinlock-cna)",
         supportsTryLock: true,
         options: [
-            LockOptionSpec("threshold", default: 65536, range: 0...Int(UInt32.max),
-                           help: "same-node handoffs past parked remote waiters before they are spliced back (paper: 2^16; 0: MCS order)"),
-            LockOptionSpec("threshold-ns", default: 10_000_000,
-                           help: "splice parked remote waiters back once the secondary queue is this old, ns (kernel patch: 1 ms; 0: no time limit)"),
+            LockOptionSpec("keep-local-bits", default: 16, range: 0...31,
+                           help: "a release keeps the lock local unless a pseudo-random draw's low bits are all 0: flush with probability 2^-bits (paper: keep_lock_local, THRESHOLD 0xffff = 16; 0: MCS order)"),
+            LockOptionSpec("threshold", default: 0, range: 0...Int(UInt32.max),
+                           help: "also splice parked remote waiters back after this many same-node handoffs past them (patch v10: 2^16; 0: no count bound)"),
+            LockOptionSpec("threshold-ns", default: 0,
+                           help: "also splice parked remote waiters back once the secondary queue is this old, ns (patch v15: 1 ms; 0: no time limit)"),
         ]) }
 
     /// Tail of the main queue (a `CNANode*`), alone on its block: the whole lock.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline let memory: LabMemory
-    /// Same-node handoffs allowed while the secondary queue is non-empty.
+    /// keep_lock_local's mask: the lock stays local unless `draw & keepLocalMask == 0`.
+    @usableFromInline let keepLocalMask: UInt32
+    /// Same-node handoffs allowed while the secondary queue is non-empty (0: no bound).
     @usableFromInline let handoffThreshold: UInt32
     /// Largest age of the secondary queue, in cycle-counter ticks (0: no limit).
     @usableFromInline let ageThresholdCycles: UInt64
 
     public init(_ environment: LockEnvironment) {
         memory = environment.memory
+        keepLocalMask = UInt32(truncatingIfNeeded: (1 << environment.options.int("keep-local-bits")) - 1)
         handoffThreshold = UInt32(environment.options.int("threshold"))
         ageThresholdCycles = CycleClock.cycles(nanoseconds: environment.options.int("threshold-ns"))
         tail = memory.allocate(bytes: LabMemory.alignment)
@@ -152,6 +168,7 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         let node = CNANodePointer(raw)
         // Written once, before the node is ever published by the tail exchange (release).
         cshims_u32_store_relaxed(node.numaNode, UInt32(truncatingIfNeeded: thread.node))
+        cshims_u32_store_relaxed(node.seed, UInt32(truncatingIfNeeded: thread.index) &+ 1)
         return Context(node: node)
     }
 
@@ -184,10 +201,9 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         let me = context.node
         cshims_ptr_store_relaxed(me.next, nil)
         cshims_u64_store_relaxed(me.spin, Self.noSecondary)
-        var expected: UnsafeMutableRawPointer? = nil
         // nil,-,- -> me,1,-. acq_rel as MCS: acquire for the critical section, release so that a
         // waiter linking behind us writes `next` after our nil.
-        return cshims_ptr_cas_acq_rel(tail, &expected, me.raw)
+        return cshims_ptr_cas_value_acq_rel(tail, nil, me.raw)
     }
 
     @inline(__always)
@@ -196,10 +212,9 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         // Uncontended: nobody behind us and nothing parked (our own spin, written by whoever granted
         // us the lock before the release our acquire read, or by us).
         if cshims_ptr_load_acquire(me.next) == nil && cshims_u64_load_relaxed(me.spin) == Self.noSecondary {
-            var expected: UnsafeMutableRawPointer? = me.raw
             // me,1,- -> nil,-,-. Release: our critical section happens-before the next acquirer's
             // exchange.
-            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+            if cshims_ptr_cas_value_release(tail, me.raw, nil) { return }
         }
         unlockSlow(me)
     }
@@ -215,8 +230,7 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
                 // an arrival that links behind E must see E.next == nil first.
                 let head = CNANodePointer(spin: spin)
                 let end = cshims_ptr_load_relaxed(head.secondaryTail)!
-                var expected: UnsafeMutableRawPointer? = me.raw
-                if cshims_ptr_cas_release(tail, &expected, end) {
+                if cshims_ptr_cas_value_release(tail, me.raw, end) {
                     Waiting.grant(head.spin, Self.noSecondary)
                     return
                 }
@@ -231,16 +245,17 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         passLock(from: me, spin: spin, next: CNANodePointer(next!))
     }
 
-    /// Release with a main-queue successor: to a same-node waiter if the thresholds allow and one
-    /// exists, else to the secondary queue's head, else to the successor.
+    /// Release with a main-queue successor: to a same-node waiter if keep_lock_local and the
+    /// thresholds allow and one exists, else to the secondary queue's head, else to the successor.
     @usableFromInline
     func passLock(from me: CNANodePointer, spin: UInt64, next: CNANodePointer) {
         let parked = spin != Self.noSecondary
-        var keepLocal = handoffThreshold > 0
-        if parked {
+        var keepLocal = keepLocalDraw(me)
+        if parked && keepLocal {
             // Fairness state of the parked queue, ours (relaxed: written for us before our grant).
-            let handoffs = cshims_u32_load_relaxed(me.localHandoffs)
-            keepLocal = handoffs < handoffThreshold
+            if handoffThreshold != 0 {
+                keepLocal = cshims_u32_load_relaxed(me.localHandoffs) < handoffThreshold
+            }
             if keepLocal && ageThresholdCycles != 0 {
                 let since = cshims_u64_load_relaxed(me.secondarySinceCycles)
                 keepLocal = cshims_cycles() &- since < ageThresholdCycles
@@ -275,6 +290,17 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
             // MCS handoff.
             Waiting.grant(next.spin, Self.noSecondary)
         }
+    }
+
+    /// keep_lock_local: false with probability 2^-bits (xorshift32 on the holder's own seed).
+    @inline(__always) @usableFromInline
+    func keepLocalDraw(_ me: CNANodePointer) -> Bool {
+        var x = cshims_u32_load_relaxed(me.seed)
+        x ^= x << 13
+        x ^= x >> 17
+        x ^= x << 5
+        cshims_u32_store_relaxed(me.seed, x)
+        return x & keepLocalMask != 0
     }
 
     /// The first main-queue waiter on the holder's node and the `spin` to grant it, or nil if none
