@@ -5,8 +5,9 @@
 // the futex protocol follows U. Drepper, "Futexes Are Tricky" (2011).
 // Idea: a queue lock says *what* it waits for (its node's word leaving the "waiting" value) and
 // *who* grants it (one store by the releaser); the policy says *how*. `SpinWaiting` spins with
-// `pause`; `SpinThenParkWaiting` spins a bounded number of iterations, then marks the word parked
-// (a CAS from the waiting value to `parkedMark`) and sleeps in FUTEX_WAIT on it; the granter's
+// `pause`; `SpinThenParkWaiting` spins a bounded number of iterations (option `spin-limit`, LiTL's
+// 2700 by default), then marks the word parked (a CAS from the waiting value to `parkedMark`)
+// and sleeps in FUTEX_WAIT on it; the granter's
 // store becomes an exchange, which reads the mark if the waiter parked first, and only then does it
 // make the FUTEX_WAKE syscall. The policy is a type parameter of the lock, so `mcs` and `mcs-stp`
 // are the same algorithm file compiled into two specialised loops.
@@ -37,12 +38,15 @@ public protocol WaitingPolicy {
     static var kind: WaitingKind { get }
     /// Appended to the algorithm's name (LiTL's naming): "" or "-stp".
     static var nameSuffix: String { get }
+    /// Options every lock with this policy adds to its own (spin-then-park: `spin-limit`).
+    static var options: [LockOptionSpec] { get }
 
     /// Waits while `*word` reads `waiting` (or this policy's parked mark); returns the value that
-    /// ended the wait, read with acquire (pairs with the granter's release).
-    static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32) -> UInt32
+    /// ended the wait, read with acquire (pairs with the granter's release). `spinLimit`: pause
+    /// iterations before parking (ignored by policies that do not park).
+    static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32, spinLimit: Int) -> UInt32
     /// The same for a 64-bit word (parks on its low 32 bits).
-    static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64) -> UInt64
+    static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64, spinLimit: Int) -> UInt64
 
     /// Writes `value` with release into a word a waiter may wait on, waking it if it parked.
     static func grant(_ word: UnsafeMutablePointer<UInt32>, _ value: UInt32)
@@ -50,13 +54,32 @@ public protocol WaitingPolicy {
     static func grant(_ word: UnsafeMutablePointer<UInt64>, _ value: UInt64)
 }
 
+extension WaitingPolicy {
+    /// `wait` with LiTL's spin bound (`SpinThenParkWaiting.defaultSpinLimit`).
+    @inline(__always)
+    public static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32) -> UInt32 {
+        wait(on: word, while: waiting, spinLimit: SpinThenParkWaiting.defaultSpinLimit)
+    }
+
+    @inline(__always)
+    public static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64) -> UInt64 {
+        wait(on: word, while: waiting, spinLimit: SpinThenParkWaiting.defaultSpinLimit)
+    }
+
+    /// The lock's spin bound: its `spin-limit` option where the policy has one, else 0.
+    public static func spinLimit(_ options: LockOptions) -> Int {
+        self.options.isEmpty ? 0 : options.int("spin-limit")
+    }
+}
+
 /// Spin with `pause` until granted (every lock's policy before spin-then-park existed).
 public enum SpinWaiting: WaitingPolicy {
     public static var kind: WaitingKind { .spin }
     public static var nameSuffix: String { "" }
+    public static var options: [LockOptionSpec] { [] }
 
     @inline(__always)
-    public static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32) -> UInt32 {
+    public static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32, spinLimit: Int) -> UInt32 {
         while true {
             // Acquire: pairs with the granter's release store.
             let value = cshims_u32_load_acquire(word)
@@ -66,7 +89,7 @@ public enum SpinWaiting: WaitingPolicy {
     }
 
     @inline(__always)
-    public static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64) -> UInt64 {
+    public static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64, spinLimit: Int) -> UInt64 {
         while true {
             let value = cshims_u64_load_acquire(word)
             if value != waiting { return value }
@@ -92,15 +115,22 @@ public enum SpinThenParkWaiting: WaitingPolicy {
     public static var kind: WaitingKind { .spinThenPark }
     public static var nameSuffix: String { "-stp" }
 
-    /// Pause iterations before parking: LiTL's figure, about the cost of a context switch
-    /// (2700 x ~40-140 cycles per `pause`: 30-100 us on current x86).
-    public static let spinLimit = 2700
+    /// Pause iterations before parking, by default: LiTL's figure (SPINNING_THRESHOLD 2700 in its
+    /// waiting_policy.h), meant as about the cost of a context switch. Measured on this lab's 2-vCPU
+    /// Xeon VM: a `pause` takes ~28 ns, so 2700 spin ~75 us, while a futex hand-off to a thread on
+    /// the same CPU (wake + switch) costs ~1.5-2 us and to an idle other CPU ~15 us.
+    public static let defaultSpinLimit = 2700
+
+    public static var options: [LockOptionSpec] {
+        [LockOptionSpec("spin-limit", default: defaultSpinLimit, range: 0...1_000_000,
+                        help: "pause iterations a waiter spins before it parks (LiTL: 2700; 0: park at once)")]
+    }
 
     /// The value a parked waiter leaves in its word (low 32 bits for 64-bit words).
     public static let parkedMark: UInt32 = 2
 
     @inline(__always)
-    public static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32) -> UInt32 {
+    public static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32, spinLimit: Int) -> UInt32 {
         var spins = spinLimit
         while true {
             let value = cshims_u32_load_acquire(word)
@@ -112,7 +142,7 @@ public enum SpinThenParkWaiting: WaitingPolicy {
     }
 
     @inline(__always)
-    public static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64) -> UInt64 {
+    public static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64, spinLimit: Int) -> UInt64 {
         var spins = spinLimit
         while true {
             let value = cshims_u64_load_acquire(word)

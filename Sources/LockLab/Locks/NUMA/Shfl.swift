@@ -1,8 +1,9 @@
 // shfl, shfl-b: ShflLock, the spinning NUMA-aware variant and the blocking one.
 //
 // Paper: S. Kashyap, I. Calciu, X. Cheng, C. Min, T. Kim, "Scalable and Practical Locking with
-// Shuffling", SOSP 2019; the authors' code, github.com/sslab-gatech/shfllock (ulocks/src/aqswonode.c,
-// the kernel's aqs spinlock).
+// Shuffling", SOSP 2019. Reference code: github.com/sslab-gatech/shfllock, commit 0f3273ec (Nov 2021):
+// ulocks/src/aqswonode.c (spinning, `shfl`), ulocks/src/aqmwonode.c (blocking, user space, `shfl-b`)
+// and klocks/shfllocks.patch (the kernel's blocking rwsem, kernel/locking/rwsem.c).
 // Idea: a test-and-set word decides who holds the lock; an MCS-style queue only decides who may try
 // next. While they wait, waiters reorder the queue: the one holding the shuffler role walks the queue
 // behind it and moves waiters of its own node up behind itself, so that the lock passes within a node,
@@ -10,48 +11,70 @@
 // The word is 32 bits, byte 0 `locked`, byte 1 `noSteal`; the tail pointer shares its block (the
 // authors keep both in one line). Transitions, written (locked, noSteal) as in
 // kernel/locking/qspinlock.c:
-//   lock, fast path and tryLock:        0,0 -> 1,0   CAS on the whole word: only when nobody queues
-//   first waiter (found tail == nil):   *,0 -> *,1   newcomers must queue from now on
-//   queue head takes the lock:          0,* -> 1,*   CAS, keeps noSteal
+//   lock, fast path:                    0,0 -> 1,0   CAS on the whole word (theirs: 16 bits)
+//   tryLock:                            0,* -> 1,*   CAS on the locked byte alone: steals even while
+//                                                    waiters queue (aqs_mutex_trylock)
+//   first waiter (found tail == nil):   *,0 -> *,1   no-steal=1 only: newcomers must queue
+//   queue head takes the lock:          0,* -> 1,*   CAS on the locked byte, keeps noSteal
 //   unlock:                             1,* -> 0,*   release store to the locked byte alone
-//   head leaves an empty queue:         1,1 -> 1,0   then CAS tail me -> nil; if that fails (a
-//                                       waiter arrived) 1,0 -> 1,1 again. Clearing before the CAS,
-//                                       rather than after as the authors do, means a waiter that
+//   head leaves an empty queue:         1,1 -> 1,0   no-steal=1 only; then CAS tail me -> nil; if that
+//                                       fails (a waiter arrived) 1,0 -> 1,1 again. Clearing before the
+//                                       CAS, rather than after as the authors do, means a waiter that
 //                                       finds the queue empty always sets noSteal after we clear it.
+// Defaults, each the authors' (commit above):
+//  - pass-one-in=1024: at the start of every walk the shuffler draws from a per-thread xorshift32
+//    (<<6, >>21, <<7, seeded thread index + 1) and, when the draw masked with 1023 is 0, passes the
+//    role to its successor without walking (keep_lock_local(), UNLOCK_COUNT_THRESHOLD 1024, in
+//    aqswonode.c and aqmwonode.c). One draw per walk, and a shuffler with nothing to do walks again
+//    at once (it re-appoints itself), so the role moves on within ~1024 walks, not handovers;
+//  - max-shuffles=0: no count bound (the default build; `USE_COUNTER` is commented out). Their
+//    counter build, AQS_MAX_LOCK_COUNT 256 in aqswonode.h, is `max-shuffles=256:pass-one-in=0`;
+//  - no-steal=1 for shfl (aqswonode.c: the first waiter sets no_stealing, the fast path CASes
+//    locked and no_stealing together); no-steal=0 for shfl-b: the blocking variants never close
+//    the fast path, so running threads pass the lock among themselves while queued waiters sleep
+//    (rwsem.c: disable_stealing() commented out; aqmwonode.c: the head clears no_stealing before
+//    each try. Its enable/disable names are swapped, so it sets no_stealing when the queue empties,
+//    which only sends the next arrival once through the slow path: not reproduced);
+//  - shfl-b waiters spin 2700 iterations before parking (SPINNING_THRESHOLD, waiting_policy.h, as
+//    LiTL): option `spin-limit`.
 // Queue nodes: `status` 0 while a waiter waits behind another, 1 once it is the head (the one that
-// spins on the word); `isShuffler` the role; `batch` the waiter's place in the run of same-node
-// waiters grouped behind a shuffler (0: never grouped); `lastVisited` where the next walk resumes.
+// spins on the word), 2 while parked (shfl-b); `isShuffler` the role; `batch` the waiter's place in
+// the run of same-node waiters grouped behind a shuffler (0: never grouped; without a count bound
+// every grouped waiter gets its shuffler's batch, as the authors' wcount); `lastVisited` where the
+// next walk resumes; `random` the owner's xorshift32 state.
 // Invariants:
-//  - the lock is held iff locked == 1; at most one queued waiter, the head, competes for it, and only
-//    with newcomers on the fast path while noSteal == 0;
-//  - noSteal == 1 whenever the queue is non-empty and no head is leaving it;
+//  - the lock is held iff locked == 1; queued waiters compete for it only through the head;
+//  - no-steal=1: noSteal == 1 whenever the queue is non-empty and no head is leaving it, so only the
+//    head and tryLock take a free lock; no-steal=0: noSteal is always 0 and the fast path steals;
 //  - at most one waiter shuffles at a time, and it only edits `next` links of nodes behind itself
 //    (never the tail's, never one a thread ahead of it may read). The role passes by appointment
 //    (release/acquire on `isShuffler`), or is taken by a head with batch 0; the two cannot overlap,
 //    because every waiter ahead of an appointed shuffler belongs to a batch (batch != 0);
-//  - a shuffler moves a waiter only if it has a successor (so never the tail) and puts it directly
-//    behind the batch; the batch stays contiguous and in arrival order;
-//  - a batch has at most `max-shuffles` waiters (the shuffler counts as 1); a shuffler whose batch is
-//    full passes the role to the waiter behind it, which starts a batch of its own node or passes on.
-//    So one batch moves at most max-shuffles - 1 waiters past the waiters it overtakes (the authors'
-//    bound, 256). max-shuffles=1 turns shuffling off (FIFO, apart from fast-path stealing).
+//  - a walk never visits the tail (the authors stop at `curr == lock->tail`) and moves a waiter only
+//    if it has a successor; it puts it directly behind the batch, which stays contiguous and in
+//    arrival order;
+//  - with max-shuffles=N > 0 a batch has at most N waiters (the shuffler counts as 1); a shuffler
+//    whose batch is full passes the role to the waiter behind it. max-shuffles=1: FIFO, apart from
+//    stealing.
 // Limit (the authors' rule, kept): the tail is never moved, so with one same-node waiter behind the
 // head (4 threads on 2 nodes, a returning holder always queues last) the lock hands over like MCS;
 // grouping needs a same-node waiter with someone behind it. CNA, deciding at release, has no such limit.
 // Layout: the word and the tail share one 128-byte block; each node is padded to 128 bytes.
 // shfl-b (the paper's blocking ShflLock, section 4.2; the type parameter SpinThenParkWaiting):
-// waiters behind the head spin `SpinThenParkWaiting.spinLimit` iterations, then park on their
-// `status` (0 -> 2, FUTEX_WAIT); the head never parks (it spins on the word, as in the paper).
-// The wake-up leaves the critical path in two ways: (1) a waiter that becomes the head wakes its
-// own successor at once (`wakeEarly`), while the holder is still in its critical section, so the
-// next head is running by the time it is granted; (2) the shuffler wakes every waiter it groups
-// into its batch and the waiter it appoints shuffler, i.e. the next owners, during its walk. The
-// grant of `status` = 1 is an exchange that wakes the new head only if it still sleeps (the
-// fallback, on the holder's path). A parked waiter appointed shuffler must not sleep through the
-// role: the waiter's CAS 0 -> 2 and the appointer's store of `isShuffler` are each followed by a
-// seq_cst fence and a read of the other's word, so one of them sees the other (store buffering).
-// Mixed-size access: the word is CASed as 32 bits and the unlock stores its low byte, as qspinlock
-// does on x86-64 and arm64 (both little-endian; checked at compile time below).
+// waiters behind the head spin `spin-limit` iterations, shuffling meanwhile if
+// they hold the role, then drop the role and park on their `status` (0 -> 2, FUTEX_WAIT); the head
+// never parks (it spins on the word, as in aqmwonode.c). The wake-up leaves the critical path in two
+// ways: (1) a waiter that becomes the head wakes its own successor at once (`wakeEarly`), while the
+// holder is still in its critical section, so the next head is running by the time it is granted;
+// (2) the shuffler wakes every waiter it groups into its batch (aqmwonode.c's force_update_node),
+// the next owners. The grant of `status` = 1 is an exchange that wakes the new head only if it still
+// sleeps (the fallback). An appointed shuffler that sleeps is not woken (aqmwonode.c sets `sleader`
+// alone): it shuffles once woken. Departures from aqmwonode.c, for oversubscription: a waiter
+// woken early (2 -> 0) spins one more budget and may park again (theirs, UNPWAIT, never parks
+// again), and a shuffler parks once its budget is spent (theirs, once it has shuffled, never parks):
+// a waiter that never sleeps takes the CPU from the holder when threads outnumber CPUs.
+// Mixed-size access: the word is CASed as 32 bits and the unlock and tryLock use its low byte, as
+// qspinlock does on x86-64 and arm64 (both little-endian; checked at compile time below).
 
 import CShims
 
@@ -65,7 +88,7 @@ struct ShflNode {
     @usableFromInline var next: UnsafeMutableRawPointer?
     /// Where the shuffler's next walk resumes (nil: at the shuffler itself).
     @usableFromInline var lastVisited: UnsafeMutableRawPointer?
-    /// 0 while waiting behind another waiter, 1 once at the head of the queue.
+    /// 0 while waiting behind another waiter, 1 once at the head of the queue, 2 parked (shfl-b).
     @usableFromInline var status: UInt32
     /// 1 while this waiter holds the shuffler role.
     @usableFromInline var isShuffler: UInt32
@@ -73,6 +96,8 @@ struct ShflNode {
     @usableFromInline var batch: UInt32
     /// The owner's NUMA node (ThreadSlot.node), written once when the context is made.
     @usableFromInline var numaNode: UInt32
+    /// The owner's xorshift32 state for the role-passing draw; never 0. Only the owner touches it.
+    @usableFromInline var random: UInt32
 }
 
 /// A pointer to a ShflLock node, with the address of each field for the atomics.
@@ -107,6 +132,10 @@ struct ShflNodePointer: Equatable {
     var numaNode: UnsafeMutablePointer<UInt32> {
         (raw + MemoryLayout<ShflNode>.offset(of: \ShflNode.numaNode)!).assumingMemoryBound(to: UInt32.self)
     }
+    @inline(__always) @usableFromInline
+    var random: UnsafeMutablePointer<UInt32> {
+        (raw + MemoryLayout<ShflNode>.offset(of: \ShflNode.random)!).assumingMemoryBound(to: UInt32.self)
+    }
 }
 
 /// `shfl` (spinning) and `shfl-b` (blocking: waiters park, the shuffler wakes the next owners).
@@ -129,26 +158,40 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
 
     public static var descriptor: LockDescriptor { LockDescriptor(
         name: blocking ? "shfl-b" : "shfl", family: .numa, waiting: Waiting.kind,
-        paper: blocking ? "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, blocking)"
-            : "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, spinning)",
+        paper: blocking ? "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, blocking; defaults of sslab-gatech/shfllock aqmwonode.c)"
+            : "Kashyap, Calciu, Cheng, Min & Kim, SOSP 2019 (ShflLock, spinning; defaults of sslab-gatech/shfllock aqswonode.c)",
         supportsTryLock: true,
         options: [
-            LockOptionSpec("max-shuffles", default: 256, range: 1...65535,
-                           help: "most waiters in a batch of same-node waiters grouped by the shufflers (authors: 256; 1: no shuffling)"),
-        ]) }
+            LockOptionSpec("pass-one-in", default: 1024, range: 0...65536,
+                           help: "the shuffler passes its role on without walking at 1 walk in N (authors: 1024; 0: never)"),
+            LockOptionSpec("max-shuffles", default: 0, range: 0...65535,
+                           help: "most waiters in a batch grouped by the shufflers (0: no bound, the authors' default; their USE_COUNTER build: 256 with pass-one-in=0; 1: no shuffling)"),
+            LockOptionSpec("no-steal", default: blocking ? 0 : 1, range: 0...1,
+                           help: "1: the first waiter closes the fast path until the queue empties (authors' spinning lock); 0: newcomers always steal (authors' blocking locks)"),
+        ] + Waiting.options) }
 
     /// The TAS word (offset 0): byte 0 locked, byte 1 noSteal.
     @usableFromInline let word: UnsafeMutablePointer<UInt32>
-    /// The locked byte alone, for the release store.
+    /// The locked byte alone, for the release store, the head's CAS and tryLock.
     @usableFromInline let lockedByte: UnsafeMutablePointer<UInt8>
     /// Tail of the waiter queue (a `ShflNode*`), offset 8 of the same block.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline let memory: LabMemory
+    /// Count bound of a batch; 0: none.
     @usableFromInline let maxShuffles: UInt32
+    /// The role passes on without a walk when the draw modulo this is 0; 0: never.
+    @usableFromInline let passOneIn: UInt32
+    /// The first waiter sets noSteal (shfl) or nobody does (shfl-b).
+    @usableFromInline let closesFastPath: Bool
+    /// shfl-b: pause iterations (shuffling included) before a waiter behind the head parks.
+    @usableFromInline let spinLimit: Int
 
     public init(_ environment: LockEnvironment) {
         memory = environment.memory
         maxShuffles = UInt32(environment.options.int("max-shuffles"))
+        passOneIn = UInt32(environment.options.int("pass-one-in"))
+        closesFastPath = environment.options.int("no-steal") != 0
+        spinLimit = Waiting.spinLimit(environment.options)
         let block = memory.allocate(bytes: LabMemory.alignment)
         word = block.bindMemory(to: UInt32.self, capacity: 1)
         lockedByte = UnsafeMutableRawPointer(word).assumingMemoryBound(to: UInt8.self)
@@ -162,6 +205,9 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
         let node = ShflNodePointer(raw)
         // Written once, before the node is ever published by the tail exchange (release).
         cshims_u32_store_relaxed(node.numaNode, UInt32(truncatingIfNeeded: thread.node))
+        // The authors seed with cur_thread_id + 1.
+        let seed = UInt32(truncatingIfNeeded: thread.index &+ 1)
+        cshims_u32_store_relaxed(node.random, seed == 0 ? 1 : seed)
         return Context(node: node)
     }
 
@@ -171,17 +217,16 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout Context) {
-        var expected: UInt32 = 0
         // 0,0 -> 1,0. Acquire: pairs with the release store of the previous unlock.
-        if cshims_u32_cas_acquire(word, &expected, Self.lockedBit) { return }
+        if cshims_u32_cas_value_acquire(word, 0, Self.lockedBit) { return }
         lockSlow(context.node)
     }
 
     @inline(__always)
     public func tryLock(_ context: inout Context) -> Bool {
-        var expected: UInt32 = 0
-        // 0,0 -> 1,0: free and nobody queued (queued waiters have closed the fast path).
-        return cshims_u32_cas_acquire(word, &expected, Self.lockedBit)
+        // 0,* -> 1,*: the locked byte alone, so tryLock steals even past queued waiters, as the
+        // authors' aqs_mutex_trylock. Acquire: pairs with the unlock's release store.
+        cshims_u8_cas_value_acquire(lockedByte, 0, 1)
     }
 
     @inline(__always)
@@ -209,11 +254,17 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
             while cshims_u32_load_acquire(me.status) == 0 {
                 if cshims_u32_load_acquire(me.isShuffler) != 0 {
                     shuffleWaiters(me, isHead: false)
-                    spins = 0
                 }
                 if Self.blocking {
+                    // Walks count against the budget: a shuffler that re-appoints itself must
+                    // still sleep in the end.
                     spins &+= 1
-                    if spins >= SpinThenParkWaiting.spinLimit {
+                    if spins >= spinLimit {
+                        // Drop the role: asleep, we would hold it for nothing. Nobody else writes
+                        // our `isShuffler` while we hold the role (at most one shuffler).
+                        if cshims_u32_load_relaxed(me.isShuffler) != 0 {
+                            cshims_u32_store_relaxed(me.isShuffler, 0)
+                        }
                         parkWaiter(me)
                         spins = 0
                     }
@@ -224,17 +275,16 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
                 // We are the head: wake the next head now, while the holder is in its critical section.
                 wakeEarly(ShflNodePointer(next))
             }
-        } else {
+        } else if closesFastPath {
             // *,0 -> *,1. Orders no data (the shim has no relaxed fetch-or; acquire is free on x86).
             _ = cshims_u32_fetch_or_acquire(word, Self.noStealBit)
         }
         // Head of the queue: wait for the word, shuffling meanwhile if we are the shuffler or no one
         // has grouped us (batch 0: nobody ahead of us shuffles).
         while true {
-            var current = cshims_u32_load_relaxed(word)
-            if current & Self.lockedBit == 0 {
+            if cshims_u8_load_relaxed(lockedByte) == 0 {
                 // 0,* -> 1,*. Acquire: pairs with the unlock's release store.
-                if cshims_u32_cas_acquire(word, &current, current | Self.lockedBit) { break }
+                if cshims_u8_cas_value_acquire(lockedByte, 0, 1) { break }
                 continue
             }
             if cshims_u32_load_relaxed(me.batch) == 0 || cshims_u32_load_acquire(me.isShuffler) != 0 {
@@ -246,15 +296,19 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
         // now: shufflers work behind themselves, and they are all behind us.
         var next = cshims_ptr_load_acquire(me.next)
         if next == nil {
-            // 1,1 -> 1,0 before the queue can empty (release order not needed; no relaxed variant).
-            _ = cshims_u32_fetch_and_release(word, ~Self.noStealBit)
+            if closesFastPath {
+                // 1,1 -> 1,0 before the queue can empty (release order not needed; no relaxed variant).
+                _ = cshims_u32_fetch_and_release(word, ~Self.noStealBit)
+            }
             // Release: our clearing of noSteal (just above) happens-before the next first waiter's
             // setting of it, which follows its acquire exchange that reads this nil; relaxed, a new
             // first waiter's fetch_or could come first in the word's order and stealing would stay
             // enabled with a waiter queued (fairness only; ARMv8 allows it). Free on x86.
             if cshims_ptr_cas_value_release(tail, me.raw, nil) { return }
-            // A waiter arrived: 1,0 -> 1,1 again, then wait for its link.
-            _ = cshims_u32_fetch_or_acquire(word, Self.noStealBit)
+            if closesFastPath {
+                // A waiter arrived: 1,0 -> 1,1 again, then wait for its link.
+                _ = cshims_u32_fetch_or_acquire(word, Self.noStealBit)
+            }
             repeat {
                 cshims_pause()
                 next = cshims_ptr_load_acquire(me.next)
@@ -265,8 +319,10 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
         Waiting.grant(ShflNodePointer(next!).status, 1)
     }
 
-    /// The shuffler's walk: from where the last walk stopped, move waiters of our node up behind
-    /// the batch, then appoint the batch's last waiter as the next shuffler.
+    /// The shuffler's walk (aqswonode.c's shuffle_waiters): from where the last walk stopped, move
+    /// waiters of our node up behind the batch, then appoint the batch's last waiter as the next
+    /// shuffler (perhaps ourselves). At 1 walk in `passOneIn` (or once the batch is full) the role
+    /// passes to our successor instead, without a walk.
     @usableFromInline
     func shuffleWaiters(_ me: ShflNodePointer, isHead: Bool) {
         // Our node id, our batch (relaxed: written by the shuffler that grouped us, published by
@@ -279,8 +335,9 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
         }
         // The role is decided anew at the end of the walk.
         cshims_u32_store_relaxed(me.isShuffler, 0)
-        if batch >= maxShuffles {
-            // Our batch is full: the waiter behind us starts the next one (or passes the role on).
+        let counting = maxShuffles != 0
+        if (counting && batch >= maxShuffles) || (passOneIn != 0 && Self.draw(me) % passOneIn == 0) {
+            // Our batch is full, or the draw says so: the waiter behind us takes the role.
             if let next = cshims_ptr_load_acquire(me.next) {
                 appointShuffler(ShflNodePointer(next), resumeAt: nil)
             }
@@ -292,34 +349,36 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
         while true {
             // Acquire: pairs with each waiter's release link, so its node is initialised.
             guard let currentRaw = cshims_ptr_load_acquire(prev.next) else { break }
+            // The tail is never visited: an arrival is about to write its `next`.
+            if currentRaw == cshims_ptr_load_acquire(tail) { break }
             let current = ShflNodePointer(currentRaw)
             if cshims_u32_load_relaxed(current.numaNode) == myNode {
                 if prev == last {
                     // Already right behind the batch: it just grows.
                     prev = current
                 } else {
-                    // Move current from behind prev to behind last. It must have a successor: a
-                    // waiter without one may be the tail, whose `next` an arrival is about to write.
+                    // Move current from behind prev to behind last. It must have a successor: one
+                    // without may be the tail by now, whose `next` an arrival is about to write.
                     guard let after = cshims_ptr_load_acquire(current.next) else { break }
                     cshims_ptr_store_relaxed(prev.next, after)
                     cshims_ptr_store_relaxed(current.next, cshims_ptr_load_relaxed(last.next))
                     cshims_ptr_store_relaxed(last.next, currentRaw)
                 }
-                batch += 1
+                if counting { batch += 1 }
                 if Self.blocking { wakeEarly(current) }
                 cshims_u32_store_relaxed(current.batch, batch)
                 last = current
                 moved = true
-                if batch >= maxShuffles { break }
+                if counting && batch >= maxShuffles { break }
             } else {
                 prev = current
             }
-            if isHead {
-                // Stop once something moved and the lock is free, so as not to delay taking it.
-                if moved && cshims_u32_load_relaxed(word) & Self.lockedBit == 0 { break }
-            } else if cshims_u32_load_acquire(me.status) != 0 {
-                // We became the head: go and take the lock.
-                break
+            // Stop once something moved and, at the head, the lock is free (so as not to delay
+            // taking it), or, behind it, we became the head.
+            if moved {
+                if isHead ? cshims_u8_load_relaxed(lockedByte) == 0 : cshims_u32_load_acquire(me.status) != 0 {
+                    break
+                }
             }
         }
         appointShuffler(last, resumeAt: prev == last ? nil : prev)
@@ -329,25 +388,26 @@ public struct Shfl<Waiting: WaitingPolicy>: LockAlgorithm {
     func appointShuffler(_ node: ShflNodePointer, resumeAt: ShflNodePointer?) {
         cshims_ptr_store_relaxed(node.lastVisited, resumeAt?.raw)
         // Release: our queue edits and `lastVisited` before the new shuffler's acquire of the role.
+        // A sleeping appointee is not woken (aqmwonode.c): it shuffles once woken.
         cshims_u32_store_release(node.isShuffler, 1)
-        if Self.blocking {
-            // Against parkWaiter's CAS and fence: one of us sees the other's write.
-            cshims_fence_seq_cst()
-            wakeEarly(node)
-        }
     }
 
-    /// shfl-b: a waiter behind the head parks (0 -> 2) until granted, woken early or appointed.
+    /// The authors' xor_random: xorshift32 (<<6, >>21, <<7) on the owner's state.
+    @inline(__always) @usableFromInline
+    static func draw(_ me: ShflNodePointer) -> UInt32 {
+        var v = cshims_u32_load_relaxed(me.random)
+        v ^= v << 6
+        v ^= v >> 21
+        v ^= v << 7
+        cshims_u32_store_relaxed(me.random, v)
+        return v
+    }
+
+    /// shfl-b: a waiter behind the head parks (0 -> 2) until granted or woken early.
     @usableFromInline @inline(never)
     func parkWaiter(_ me: ShflNodePointer) {
         // 0 -> 2. Fails if we were granted (1) meanwhile.
         guard cshims_u32_cas_value_relaxed(me.status, 0, Self.parked) else { return }
-        cshims_fence_seq_cst()
-        if cshims_u32_load_acquire(me.isShuffler) != 0 {
-            // Appointed shuffler meanwhile: do not sleep. 2 -> 0 unless granted or woken already.
-            _ = cshims_u32_cas_value_relaxed(me.status, Self.parked, 0)
-            return
-        }
         // Sleep while the word reads 2: a grant (-> 1) or an early wake-up (-> 0) ends it; EAGAIN,
         // EINTR and spurious wake-ups recheck.
         while cshims_u32_load_acquire(me.status) == Self.parked {

@@ -21,7 +21,8 @@
 //    thread" has no meaning after the first handover, and freeing through one allocator is required
 //    because whoever frees a node did not allocate it).
 // Waiting: a type parameter (WaitingPolicy.swift). `clh-stp` parks on its predecessor's `busy`
-// (1 -> 2); the predecessor's release becomes an exchange that wakes it.
+// (1 -> 2); the predecessor's release becomes an exchange that wakes it. Option `spin-limit`
+// (LiTL: 2700 pauses).
 // Layout: each node has its own 128-byte block; the tail has its own block.
 
 import CShims
@@ -49,17 +50,20 @@ public struct CLH<Waiting: WaitingPolicy>: LockAlgorithm {
             name: "clh" + Waiting.nameSuffix, family: .queue, waiting: Waiting.kind,
             paper: "Craig 1993; Magnussen, Landin & Hagersten, IPPS 1994"
                 + (Waiting.kind == .spin ? "" : "; spin-then-park as LiTL (Guiroux et al., ATC 2016)"),
-            supportsTryLock: false)
+            supportsTryLock: false, options: Waiting.options)
     }
 
     /// Tail of the implicit queue (a `CLHNode*`, never nil), alone on its block.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline let memory: LabMemory
+    /// clh-stp: pause iterations before parking (`spin-limit`); unused by clh.
+    @usableFromInline let spinLimit: Int
 
     @usableFromInline static var nodeBytes: Int { LabMemory.paddedStride(of: CLHNode.self) }
 
     public init(_ environment: LockEnvironment) {
         memory = environment.memory
+        spinLimit = Waiting.spinLimit(environment.options)
         tail = memory.allocate(bytes: LabMemory.alignment)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
         // The dummy: busy == 0 (zeroed), so the first locker enters at once.
@@ -93,7 +97,7 @@ public struct CLH<Waiting: WaitingPolicy>: LockAlgorithm {
         let predecessorBusy = UnsafeMutableRawPointer(predecessor).assumingMemoryBound(to: UInt32.self)
         // Wait while busy == 1 (stp: park on it, 1 -> 2). Acquire: pairs with the predecessor's
         // release of busy = 0.
-        _ = Waiting.wait(on: predecessorBusy, while: 1)
+        _ = Waiting.wait(on: predecessorBusy, while: 1, spinLimit: spinLimit)
         context.predecessor = predecessor
     }
 

@@ -11,7 +11,7 @@
 //  - a node is reused only after its owner's unlock has returned (the harness's per-thread context).
 // Waiting: a type parameter. `mcs` spins on `locked`; `mcs-stp` (LiTL's MCS-STP) spins a while, then
 // parks on `locked` (1 -> 2) and the releaser's handover becomes an exchange that wakes it
-// (WaitingPolicy.swift).
+// (WaitingPolicy.swift). Option `spin-limit` (LiTL: 2700 pauses).
 // Layout: each node is padded to 128 bytes; the tail has its own 128-byte block.
 
 import CShims
@@ -30,15 +30,18 @@ public struct MCS<Waiting: WaitingPolicy>: LockAlgorithm {
             name: "mcs" + Waiting.nameSuffix, family: .queue, waiting: Waiting.kind,
             paper: Waiting.kind == .spin ? "Mellor-Crummey & Scott, ACM TOCS 1991"
                 : "Mellor-Crummey & Scott, ACM TOCS 1991; spin-then-park as LiTL (Guiroux et al., ATC 2016)",
-            supportsTryLock: true)
+            supportsTryLock: true, options: Waiting.options)
     }
 
     /// Tail of the waiter queue (a `MCSNode*`), alone on its block.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline let memory: LabMemory
+    /// mcs-stp: pause iterations before parking (`spin-limit`); unused by mcs.
+    @usableFromInline let spinLimit: Int
 
     public init(_ environment: LockEnvironment) {
         memory = environment.memory
+        spinLimit = Waiting.spinLimit(environment.options)
         tail = memory.allocate(bytes: LabMemory.alignment)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
     }
@@ -55,7 +58,7 @@ public struct MCS<Waiting: WaitingPolicy>: LockAlgorithm {
 
     @inline(__always)
     public func lock(_ context: inout Context) {
-        MCSQueue.acquire(UnsafeMutableRawPointer(context.node), tail: tail, waiting: Waiting.self)
+        MCSQueue.acquire(UnsafeMutableRawPointer(context.node), tail: tail, waiting: Waiting.self, spinLimit: spinLimit)
     }
 
     @inline(__always)

@@ -42,7 +42,7 @@ enum MCSQueue {
     /// Enqueues `me` on `tail`, waits as `W` says until it is the head; returns what it was granted.
     @inline(__always) @discardableResult
     static func acquire<W: WaitingPolicy>(_ me: UnsafeMutableRawPointer, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-                                          waiting: W.Type, waitValue: UInt32 = 1, freeValue: UInt32 = 0) -> UInt32 {
+                                          waiting: W.Type, waitValue: UInt32 = 1, freeValue: UInt32 = 0, spinLimit: Int = SpinThenParkWaiting.defaultSpinLimit) -> UInt32 {
         let locked = lockedField(me)
         cshims_ptr_store_relaxed(nextField(me), nil)
         cshims_u32_store_relaxed(locked, waitValue)
@@ -52,7 +52,7 @@ enum MCSQueue {
         // Link behind the predecessor; release so it sees our `locked = waitValue` before it hands over.
         cshims_ptr_store_release(nextField(predecessor), me)
         // Wait on our own line while locked == waitValue; acquire pairs with the predecessor's grant.
-        return W.wait(on: locked, while: waitValue)
+        return W.wait(on: locked, while: waitValue, spinLimit: spinLimit)
     }
 
     /// Takes `tail` only if its queue is empty: we become head and holder at once.

@@ -26,6 +26,7 @@
 // empty). The draw is a per-thread xorshift in the context, seeded from the thread's index.
 // Waiting: a type parameter (WaitingPolicy.swift). `malthusian-stp` parks queued and passive
 // waiters alike on their `locked` (1 -> 2); every grant becomes an exchange that wakes a sleeper.
+// Option `spin-limit` (LiTL: 2700 pauses).
 // Layout: the tail has its own 128-byte block; the passive list (and the test counters) another,
 // touched only by holders; each node is padded to 128 bytes.
 
@@ -98,7 +99,7 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
             options: [
                 LockOptionSpec("readmit-one-in", default: 1024, range: 0...Int(UInt32.max),
                                help: "re-admit the eldest passive thread at 1 unlock in N on average (LiTL: 1024; 0: only when the queue runs empty)"),
-            ])
+            ] + Waiting.options)
     }
 
     /// Tail of the main queue (a `MalthusianNode*`), alone on its block.
@@ -108,6 +109,8 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
     @usableFromInline let memory: LabMemory
     /// A draw (the high 32 bits of the xorshift state) below this re-admits: 2^32 / readmit-one-in.
     @usableFromInline let readmitBelow: UInt64
+    /// malthusian-stp: pause iterations before parking (`spin-limit`); unused by malthusian.
+    @usableFromInline let spinLimit: Int
 
     @usableFromInline static var blockBytes: Int { 2 * LabMemory.alignment }
 
@@ -115,6 +118,7 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
         memory = environment.memory
         let oneIn = UInt64(environment.options.int("readmit-one-in"))
         readmitBelow = oneIn == 0 ? 0 : (UInt64(1) << 32) / oneIn
+        spinLimit = Waiting.spinLimit(environment.options)
         let block = memory.allocate(bytes: Self.blockBytes)
         tail = block.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
         passive = (block + LabMemory.alignment).bindMemory(to: MalthusianPassiveList.self, capacity: 1)
@@ -147,16 +151,15 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
         // Release: the holder that reaches us sees locked == 1.
         cshims_ptr_store_release(MalthusianNodePointer(predecessor).next, me.raw)
         // Acquire: pairs with the grant, whether we were queued or passive in between.
-        _ = Waiting.wait(on: me.locked, while: 1)
+        _ = Waiting.wait(on: me.locked, while: 1, spinLimit: spinLimit)
     }
 
     @inline(__always)
     public func tryLock(_ context: inout Context) -> Bool {
         let me = context.node
         cshims_ptr_store_relaxed(me.next, nil)
-        var expected: UnsafeMutableRawPointer? = nil
         // Only on an empty queue (hence an empty passive list). acq_rel as MCS.
-        return cshims_ptr_cas_acq_rel(tail, &expected, me.raw)
+        return cshims_ptr_cas_value_acq_rel(tail, nil, me.raw)
     }
 
     @inline(__always)
@@ -167,9 +170,8 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
         // Uncontended: no chance re-admission, nobody behind us, nobody passive.
         if !readmitEldest && cshims_ptr_load_acquire(me.next) == nil
             && cshims_ptr_load_relaxed(passiveHeadField) == nil {
-            var expected: UnsafeMutableRawPointer? = me.raw
             // Release: our critical section happens-before the next acquirer's exchange.
-            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+            if cshims_ptr_cas_value_release(tail, me.raw, nil) { return }
         }
         unlockSlow(me, readmitEldest: readmitEldest)
     }
@@ -194,9 +196,8 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
                 return
             }
             // Free the lock (unlock has not tried if the draw said re-admit and nobody was passive).
-            var expected: UnsafeMutableRawPointer? = me.raw
             // Release: our critical section happens-before the next acquirer's exchange.
-            if cshims_ptr_cas_release(tail, &expected, nil) { return }
+            if cshims_ptr_cas_value_release(tail, me.raw, nil) { return }
             // A thread swapped the tail but has not linked yet: wait for its link.
             repeat {
                 cshims_pause()
@@ -218,9 +219,8 @@ public struct Malthusian<Waiting: WaitingPolicy>: LockAlgorithm {
         var next = cshims_ptr_load_acquire(me.next)
         if next == nil {
             cshims_ptr_store_relaxed(node.next, nil)
-            var expected: UnsafeMutableRawPointer? = me.raw
             // me -> node as the tail. Release: an arrival that links behind node sees its nil first.
-            if cshims_ptr_cas_release(tail, &expected, node.raw) {
+            if cshims_ptr_cas_value_release(tail, me.raw, node.raw) {
                 Waiting.grant(node.locked, 0)
                 return
             }
