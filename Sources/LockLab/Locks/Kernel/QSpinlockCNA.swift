@@ -50,15 +50,21 @@
 //  - the word's tail names the main queue's last node; when the main queue empties with waiters
 //    parked, one CAS makes the secondary queue's last node the tail while taking the lock.
 // Reuse: the word, fast path, pending path and queue are qspinlock's (QSpinlock<QSpinlockCNA>); the
-// CNA policy is these hooks. Not shared yet: the secondary-queue moves (append skipped waiters,
-// splice the queue back in front) are a second copy of CNA.swift's, with the patch's circular queue
-// named by its tail where `cna` names it by its head and keeps the tail in the head's node.
+// CNA policy is these hooks. The secondary queue is CNAQueue's (CNAQueue.swift, one copy with `cna`):
+// this lock takes append (cna_splice_next's move of one waiter), spliceFront (cna_splice_head with a
+// successor) and detach/reattach (cna_splice_head without one, around its tail CAS); the one-step
+// sort while waiting (cna_order_queue), the age and shuffle-reduction rules and the encoding of the
+// queue's name in `locked` stay here.
 
 import CShims
 
 public typealias QSpinlockCNALock = QSpinlock<QSpinlockCNA>
 
+extension QSpinlockNodePointer: CNAQueueNode {}
+
 public struct QSpinlockCNA: QSpinlockSlowPath {
+    @usableFromInline typealias Queue = CNAQueue<QSpinlockNodePointer>
+
     public static var name: String { "qspinlock-cna" }
     public static var family: LockFamily { .numa }
     public static var paper: String { "Kogan & Dice, NUMA_AWARE_SPINLOCKS v15 (LKML, May 2021), qspinlock_cna.h of patches 3/6, 4/6 (numa_spinlock_threshold_ns 1 ms), 6/6 (SHUFFLE_REDUCTION_PROB_ARG 7: head sorts with probability 1/128 while nothing is parked); Dice & Kogan, EuroSys 2019" }
@@ -137,16 +143,11 @@ public struct QSpinlockCNA: QSpinlockSlowPath {
         cshims_ptr_store_relaxed(node.next, nnext.raw)
         let locked = cshims_u32_load_relaxed(node.locked)
         if locked <= 1 {
-            // Create the secondary queue: N alone, circular.
-            cshims_ptr_store_relaxed(next.next, next.raw)
+            // The secondary queue is formed now: its age starts.
             cshims_u64_store_relaxed(node.startTime, max(cshims_cycles(), Self.flushSecondary + 1))
-        } else {
-            let tail2 = lock.decode(locked)
-            let head2 = cshims_ptr_load_relaxed(tail2.next)
-            cshims_ptr_store_relaxed(tail2.next, next.raw)
-            cshims_ptr_store_relaxed(next.next, head2)
         }
-        cshims_u32_store_relaxed(node.locked, cshims_u32_load_relaxed(next.encodedTail))
+        let tail2 = Queue.append(first: next, last: next, to: locked <= 1 ? nil : lock.decode(locked))
+        cshims_u32_store_relaxed(node.locked, cshims_u32_load_relaxed(tail2.encodedTail))
     }
 
     /// cna_splice_head: the secondary queue goes in front of `next` (or, with no `next`, becomes
@@ -156,21 +157,17 @@ public struct QSpinlockCNA: QSpinlockSlowPath {
     func spliceHead(_ lock: QSpinlockWord, _ value: UInt32, _ node: QSpinlockNodePointer,
                     _ next: QSpinlockNodePointer?) -> QSpinlockNodePointer? {
         let tail2 = lock.decode(cshims_u32_load_relaxed(node.locked))
-        let head2 = cshims_ptr_load_relaxed(tail2.next).unsafelyUnwrapped
-        if let next {
-            cshims_ptr_store_relaxed(tail2.next, next.raw)
-        } else {
-            // Break the circle first: once the CAS makes tail2 the tail, an arrival links behind it.
-            cshims_ptr_store_relaxed(tail2.next, nil)
-            let new = cshims_u32_load_relaxed(tail2.encodedTail) | QSpinlockLayout.lockedValue
-            // tail H,0,0 -> tail E,0,1. Release: an arrival that finds E in the tail (acquire
-            // exchange) must see E.next == nil before it links.
-            if !cshims_u32_cas_value_release(lock.word, value, new) {
-                cshims_ptr_store_relaxed(tail2.next, head2)
-                return nil
-            }
+        if let next { return Queue.spliceFront(tail2, before: next) }
+        // Break the circle first: once the CAS makes tail2 the tail, an arrival links behind it.
+        let head2 = Queue.detach(tail2)
+        let new = cshims_u32_load_relaxed(tail2.encodedTail) | QSpinlockLayout.lockedValue
+        // tail H,0,0 -> tail E,0,1. Release: an arrival that finds E in the tail (acquire
+        // exchange) must see E.next == nil before it links.
+        if !cshims_u32_cas_value_release(lock.word, value, new) {
+            Queue.reattach(tail2, head: head2)
+            return nil
         }
-        return QSpinlockNodePointer(head2)
+        return head2
     }
 
     /// cna_try_clear_tail.

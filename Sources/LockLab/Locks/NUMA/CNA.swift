@@ -8,28 +8,32 @@
 // main queue for a waiter on its own node and hands it the lock, moving the remote waiters it skipped
 // to a secondary queue; that queue goes back in front when no local waiter is left or the holder
 // decides not to keep the lock local, and the lock moves to the node of its head.
-// The lock is one word, `tail`, as in MCS. The secondary queue lives in the nodes, as in the paper:
-// the holder's `spin` holds its head (1 when there is none), the head's `secondaryTail` its last node,
-// and every handoff passes `spin` on to the next holder.
+// The lock is one word, `tail`, as in MCS. The secondary queue lives in the nodes and its
+// operations are CNAQueue's (CNAQueue.swift), shared with qspinlock-cna: circular, named by its last
+// node E (E.next is its first, S). The holder's `spin` holds E's address (1 when nothing is parked),
+// and every handoff passes `spin` on to the next holder. (The paper names the queue by its head and
+// keeps the tail in the head's node; the grants are the same.)
+// From CNAQueue this lock takes: findSameNode (the paper's find_successor, at release), spliceFront
+// (flush in front of N), detach/reattach (the parked waiters become the main queue). Its own: the
+// word, the grants, keep_lock_local and the option thresholds.
 // Transitions, written (tail, holder's spin, secondary queue) as in kernel/locking/qspinlock.c; `me`
 // is the releasing holder, N its main-queue successor, S..E the secondary queue:
 //   lock, free:                      nil,-,-   -> me,1,-             exchange
 //   lock, busy:                      T,*,*     -> me,*,*             exchange, link behind T, spin on own node
 //   tryLock:                         nil,-,-   -> me,1,-             CAS from nil only
 //   unlock, alone:                   me,1,-    -> nil,-,-            CAS
-//   unlock, alone, S..E parked:      me,S,S..E -> E,1,-              CAS; S holds (its queue is the main queue)
+//   unlock, alone, S..E parked:      me,E,S..E -> E,1,-              detach, CAS; S holds (its queue is the main queue)
 //   unlock, local waiter L found past remote R1..Rk:
-//                                    *,s,S..E  -> *,S',S..E R1..Rk   L holds, spin = head of the new queue
-//   unlock, none local or flush:     *,S,S..E  -> *,1,-              S holds; S..E spliced in front of N
+//                                    *,e,S..E  -> *,Rk,S..E R1..Rk   L holds, spin = tail of the new queue
+//   unlock, none local or flush:     *,E,S..E  -> *,1,-              S holds; S..E spliced in front of N
 //   unlock, none local, none parked: *,1,-     -> *,1,-              N holds (MCS)
-// Invariants:
+// Invariants (and CNAQueue's):
 //  - tail == nil iff the lock is free and nobody waits; the secondary queue is non-empty only while
-//    the lock is held (the holder's spin points at it), so a free lock parks nobody;
+//    the lock is held (the holder's spin names it), so a free lock parks nobody;
 //  - a node's spin is 0 while its owner waits and is written once per acquisition, with release, by
 //    the thread that grants the lock; only the holder reads its own spin;
-//  - only the holder touches the secondary queue and the `next` links of its nodes; the secondary
-//    tail's `next` is nil; a node is moved there only if it has a main-queue successor, so the main
-//    queue's tail is never moved;
+//  - only the holder touches the secondary queue and the `next` links of its nodes; a node is moved
+//    there only if it has a main-queue successor, so the main queue's tail is never moved;
 //  - skipped waiters keep their order and go behind those parked earlier (FIFO within the secondary
 //    queue); a node is reused only after its owner's unlock has returned.
 // Fairness, defaults the paper's: at every release with a successor the holder draws
@@ -56,12 +60,10 @@ import CShims
 /// A CNA queue node.
 @usableFromInline
 struct CNANode {
-    /// Main-queue successor; in the secondary queue, the successor there (nil at its tail).
+    /// Main-queue successor; in the secondary queue, the next parked node (at its tail: its first).
     @usableFromInline var next: UnsafeMutableRawPointer?
-    /// 0 while waiting; once granted, 1 (nothing parked) or the address of the secondary queue's head.
+    /// 0 while waiting; once granted, 1 (nothing parked) or the address of the secondary queue's tail.
     @usableFromInline var spin: UInt64
-    /// In the secondary queue's head only: that queue's last node.
-    @usableFromInline var secondaryTail: UnsafeMutableRawPointer?
     /// Cycle counter reading when the secondary queue the holder inherits was formed (spin > 1 only).
     @usableFromInline var secondarySinceCycles: UInt64
     /// The owner's NUMA node (ThreadSlot.node), written once when the context is made.
@@ -74,7 +76,7 @@ struct CNANode {
 
 /// A pointer to a CNA node, with the address of each field for the atomics.
 @usableFromInline
-struct CNANodePointer {
+struct CNANodePointer: CNAQueueNode {
     @usableFromInline let raw: UnsafeMutableRawPointer
 
     @inline(__always) @usableFromInline
@@ -94,10 +96,6 @@ struct CNANodePointer {
     @inline(__always) @usableFromInline
     var spin: UnsafeMutablePointer<UInt64> {
         (raw + MemoryLayout<CNANode>.offset(of: \CNANode.spin)!).assumingMemoryBound(to: UInt64.self)
-    }
-    @inline(__always) @usableFromInline
-    var secondaryTail: UnsafeMutablePointer<UnsafeMutableRawPointer?> {
-        (raw + MemoryLayout<CNANode>.offset(of: \CNANode.secondaryTail)!).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
     }
     @inline(__always) @usableFromInline
     var secondarySinceCycles: UnsafeMutablePointer<UInt64> {
@@ -126,7 +124,9 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         @usableFromInline let node: CNANodePointer
     }
 
-    /// `spin` of a holder with nothing parked (any larger value is the secondary queue's head).
+    @usableFromInline typealias Queue = CNAQueue<CNANodePointer>
+
+    /// `spin` of a holder with nothing parked (any larger value is the secondary queue's tail).
     @usableFromInline static var noSecondary: UInt64 { 1 }
 
     public static var descriptor: LockDescriptor { LockDescriptor(
@@ -226,14 +226,15 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         var next = cshims_ptr_load_acquire(me.next)
         if next == nil {
             if spin != Self.noSecondary {
-                // me,S,S..E -> E,1,-: the parked waiters become the main queue, S holds. Release:
-                // an arrival that links behind E must see E.next == nil first.
-                let head = CNANodePointer(spin: spin)
-                let end = cshims_ptr_load_relaxed(head.secondaryTail)!
-                if cshims_ptr_cas_value_release(tail, me.raw, end) {
+                // me,E,S..E -> E,1,-: the parked waiters become the main queue, S holds. Release:
+                // an arrival that links behind E must see E.next == nil (detach) first.
+                let end = CNANodePointer(spin: spin)
+                let head = Queue.detach(end)
+                if cshims_ptr_cas_value_release(tail, me.raw, end.raw) {
                     Waiting.grant(head.spin, Self.noSecondary)
                     return
                 }
+                Queue.reattach(end, head: head)
             }
             // (With nothing parked, unlock's CAS failed.) A thread swapped the tail but has not
             // linked yet: wait for its link.
@@ -261,7 +262,12 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
                 keepLocal = cshims_cycles() &- since < ageThresholdCycles
             }
         }
-        if keepLocal, let successor = findLocalSuccessor(from: me, spin: spin, next: next) {
+        // Node ids were written before each node was published (relaxed; see findSameNode).
+        if keepLocal, let found = Queue.findSameNode(
+            after: next, on: cshims_u32_load_relaxed(me.numaNode),
+            secondaryTail: parked ? CNANodePointer(spin: spin) : nil)
+        {
+            let successor = (waiter: found.successor, grant: found.secondaryTail?.asSpin ?? Self.noSecondary)
             if successor.grant != Self.noSecondary {
                 // Pass the fairness state on, before the grant (its release publishes it).
                 let handoffs: UInt32
@@ -281,10 +287,8 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
             return
         }
         if parked {
-            // *,S,S..E -> *,1,-: splice S..E in front of N; S holds with nothing parked.
-            let head = CNANodePointer(spin: spin)
-            let end = CNANodePointer(cshims_ptr_load_relaxed(head.secondaryTail)!)
-            cshims_ptr_store_relaxed(end.next, next.raw)
+            // *,E,S..E -> *,1,-: splice S..E in front of N; S holds with nothing parked.
+            let head = Queue.spliceFront(CNANodePointer(spin: spin), before: next)
             Waiting.grant(head.spin, Self.noSecondary)
         } else {
             // MCS handoff.
@@ -301,43 +305,6 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         x ^= x << 5
         cshims_u32_store_relaxed(me.seed, x)
         return x & keepLocalMask != 0
-    }
-
-    /// The first main-queue waiter on the holder's node and the `spin` to grant it, or nil if none
-    /// is queued. Waiters skipped on the way (all remote) go to the end of the secondary queue.
-    @usableFromInline
-    func findLocalSuccessor(from me: CNANodePointer, spin: UInt64, next: CNANodePointer)
-        -> (waiter: CNANodePointer, grant: UInt64)?
-    {
-        // Node ids were written before each node was published; we reached every node through an
-        // acquire load of a `next` link, so relaxed loads see them.
-        let myNode = cshims_u32_load_relaxed(me.numaNode)
-        if cshims_u32_load_relaxed(next.numaNode) == myNode { return (next, spin) }
-        var lastSkipped = next
-        // Acquire: pairs with each waiter's release link, so its node is initialised.
-        var candidate = cshims_ptr_load_acquire(next.next)
-        while let raw = candidate {
-            let node = CNANodePointer(raw)
-            if cshims_u32_load_relaxed(node.numaNode) == myNode {
-                // Cut next..lastSkipped out of the main queue. lastSkipped has a successor (node),
-                // so nobody else writes its `next` any more; none of them is the tail.
-                cshims_ptr_store_relaxed(lastSkipped.next, nil)
-                if spin == Self.noSecondary {
-                    // They form the secondary queue: next is its head.
-                    cshims_ptr_store_relaxed(next.secondaryTail, lastSkipped.raw)
-                    return (node, next.asSpin)
-                }
-                // Append them behind the parked waiters.
-                let head = CNANodePointer(spin: spin)
-                let end = CNANodePointer(cshims_ptr_load_relaxed(head.secondaryTail)!)
-                cshims_ptr_store_relaxed(end.next, next.raw)
-                cshims_ptr_store_relaxed(head.secondaryTail, lastSkipped.raw)
-                return (node, spin)
-            }
-            lastSkipped = node
-            candidate = cshims_ptr_load_acquire(node.next)
-        }
-        return nil
     }
 
     public func deallocate() {
