@@ -1,5 +1,6 @@
 /*
- * cna.pml: the compact NUMA-aware lock of Sources/LockLab/Locks/NUMA/CNA.swift, for spin.
+ * cna.pml: the compact NUMA-aware lock of Sources/LockLab/Locks/NUMA/CNA.swift, with its secondary
+ * queue (CNAQueue.swift, shared with qspinlock-cna), for spin.
  *
  * Checked (Models/check): mutual exclusion (the assertion on the critical-section count) and
  * absence of deadlock (no invalid end state) for N = 3 threads on 2 NUMA nodes. Each thread picks
@@ -18,10 +19,11 @@
  * One Promela statement is one atomic access of the Swift code (a load, a store, an exchange, a
  * CAS); a spin loop is a blocking guard. Acquire/release orders are not modelled (ThreadSanitizer
  * and the stress tests look after those). Thread i (1..N) owns queue node i; 0 is nil; next[],
- * spin[], secondaryTail[], numaNode[], localHandoffs[] are CNANode's fields; `tail` is the lock.
- * spin[] holds 0 (waiting), NOSEC = 1 (granted, nothing parked) or k + 1 for "granted; the
- * secondary queue's head is node k" (the Swift code stores the head's address). The line numbers
- * are CNA.swift's. A thread neither holding nor queued is at `end_idle`, a valid end state.
+ * spin[], numaNode[], localHandoffs[] are CNANode's fields; `tail` is the lock. spin[] holds 0
+ * (waiting), NOSEC = 1 (granted, nothing parked) or k + 1 for "granted; the secondary queue's tail
+ * is node k" (the Swift code stores the tail's address); the queue is circular: next[k] is its
+ * first node. Line numbers are CNA.swift's, and CNAQueue.swift's where marked Q. A thread neither
+ * holding nor queued is at `end_idle`, a valid end state.
  *
  * Two modes (Models/check runs both):
  *   default      every thread takes the lock forever: mutual exclusion over unbounded runs, and no
@@ -33,7 +35,8 @@
  * Deliberate bugs, to show that the checks bite (Models/check expects spin to report each):
  *   -DBUG=1  unlockSlow grants the secondary queue's head before its tail CAS (lines 233-234 the
  *            wrong way round): when the CAS fails, passLock grants a second thread (mutual
- *            exclusion violated).
+ *            exclusion violated; spin may first meet the deadlock that follows, as an invalid
+ *            end state, and finds the assertion with -E).
  *   -DBUG=2  the inline unlock ignores the secondary queue (line 214 without `spin == noSecondary`)
  *            and frees the lock while waiters are parked: they wait forever (a lost waiter, found
  *            with ROUNDS).
@@ -51,7 +54,6 @@
 byte tail = NIL;
 byte next[N + 1];
 byte spin[N + 1];
-byte secondaryTail[N + 1];
 bit numaNode[N + 1];
 byte localHandoffs[N + 1];
 byte inCS = 0;
@@ -136,15 +138,16 @@ cs:
         fi
     :: else
     fi;
-                                                    /* unlockSlow, lines 224-246 */
+                                                    /* unlockSlow, lines 224-247 */
     s = spin[me];                                   /* 225 */
     nx = next[me];                                  /* 226 */
     if
     :: nx == NIL ->
         if
         :: s != NOSEC ->
-            head = s - 1;                           /* 231 */
-            e = secondaryTail[head];                /* 232 */
+            e = s - 1;                              /* 231: the secondary queue's tail E */
+            head = next[e];                         /* 232: detach, Q 104 */
+            next[e] = NIL;                          /* 232: Q 105, before E becomes the tail */
 #if BUG == 1
             spin[head] = NOSEC;                     /* BUG: S granted before the CAS below */
 #endif
@@ -155,31 +158,31 @@ cs:
 #else
             :: ok -> spin[head] = NOSEC; IDLE                      /* 234-235: S holds */
 #endif
-            :: else
+            :: else -> next[e] = head               /* 237: reattach, Q 112 */
             fi
         :: else
         fi;
-        (next[me] != NIL);                          /* 240-243: wait for the arrival's link */
+        (next[me] != NIL);                          /* 241-244: wait for the arrival's link */
         nx = next[me]
     :: else
     fi;
-    /* passLock, lines 251-293. The decision reads only our own node (localHandoffs[me] and seed[me]
+    /* passLock, lines 252-297. The decision reads only our own node (localHandoffs[me] and seed[me]
      * were written before our grant and nobody writes them while we hold) and the clock: one atomic
-     * step. keep_lock_local's draw (line 253) may go either way unless KEEP_BITS == 0 (never). */
+     * step. keep_lock_local's draw (line 254) may go either way unless KEEP_BITS == 0 (never). */
     atomic {
-        parked = (s != NOSEC);                      /* 252 */
-        if                                          /* 253: keepLocalDraw, lines 297-303 */
+        parked = (s != NOSEC);                      /* 253 */
+        if                                          /* 254: keepLocalDraw, lines 301-307 */
         :: KEEP_BITS > 0 -> keepLocal = 1
         :: keepLocal = 0
         fi;
         if
         :: parked && keepLocal ->
             if
-            :: THRESHOLD > 0 -> keepLocal = (localHandoffs[me] < THRESHOLD)   /* 256-258 */
+            :: THRESHOLD > 0 -> keepLocal = (localHandoffs[me] < THRESHOLD)   /* 257-259 */
             :: else
             fi;
             if
-            :: keepLocal ->                         /* 259-262: the age check may go either way */
+            :: keepLocal ->                         /* 260-263: the age check may go either way */
                 if
                 :: keepLocal = 1
                 :: keepLocal = 0
@@ -191,32 +194,31 @@ cs:
         found = 0
     };
     if
-    :: keepLocal ->                                 /* 264: findLocalSuccessor, lines 309-341 */
+    :: keepLocal ->                                 /* 266-268: findSameNode, Q lines 69-89 */
         if
-        :: numaNode[nx] == numaNode[me] ->          /* 314-315: the successor is local */
+        :: numaNode[nx] == numaNode[me] ->          /* Q 74: the successor is local */
             succ = nx; grant = s; found = 1
         :: else ->
-            last = nx;                              /* 316 */
-            cand = next[nx];                        /* 318 */
+            last = nx;                              /* Q 75 */
+            cand = next[nx];                        /* Q 77 */
             do
-            :: cand == NIL -> break                 /* 319: no local waiter */
-            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* 321 */
-                next[last] = NIL;                   /* 324: cut nx..last out of the main queue */
+            :: cand == NIL -> break                 /* Q 78: no local waiter */
+            :: cand != NIL && numaNode[cand] == numaNode[me] ->     /* Q 80 */
+                /* Q 83: append nx..last (cut out of the main queue), Q lines 54-62 */
                 if
                 :: s == NOSEC ->
-                    secondaryTail[nx] = last;       /* 327: they form the secondary queue */
-                    succ = cand; grant = nx + 1; found = 1     /* 328 */
+                    next[last] = nx                 /* Q 60: they form the secondary queue, a circle */
                 :: else ->
-                    head = s - 1;                   /* 331 */
-                    e = secondaryTail[head];        /* 332 */
-                    next[e] = nx;                   /* 333: append behind the parked ones */
-                    secondaryTail[head] = last;     /* 334 */
-                    succ = cand; grant = s; found = 1          /* 335 */
+                    e = s - 1;
+                    head = next[e];                 /* Q 56 */
+                    next[e] = nx;                   /* Q 57: behind the parked ones */
+                    next[last] = head               /* Q 58: the circle closed at last */
                 fi;
+                succ = cand; grant = last + 1; found = 1       /* 270: spin names the new tail */
                 break
             :: cand != NIL && numaNode[cand] != numaNode[me] ->
-                last = cand;                        /* 337 */
-                cand = next[cand]                   /* 338 */
+                last = cand;                        /* Q 85 */
+                cand = next[cand]                   /* Q 86 */
             od
         fi
     :: else
@@ -224,24 +226,24 @@ cs:
     if
     :: found ->
         if
-        /* 265-277. The count is read only with THRESHOLD > 0 (line 256): without a bound the model
+        /* 271-284. The count is read only with THRESHOLD > 0 (line 257): without a bound the model
          * stores 0, so that an ever-growing count does not multiply the states. */
         :: grant != NOSEC && parked -> localHandoffs[succ] = (THRESHOLD > 0 -> localHandoffs[me] + 1 : 0)
         :: grant != NOSEC && !parked -> localHandoffs[succ] = (THRESHOLD > 0 -> 1 : 0)
         :: else
         fi;
-        spin[succ] = grant;                         /* 280: grant the local waiter */
+        spin[succ] = grant;                         /* 286: grant the local waiter */
         IDLE
     :: else
     fi;
     if
-    :: parked ->                                    /* 283-288: *,S,S..E -> *,1,- */
-        head = s - 1;                               /* 285 */
-        e = secondaryTail[head];                    /* 286 */
-        next[e] = nx;                               /* 287: splice S..E in front of N */
-        spin[head] = NOSEC                          /* 288: S holds */
+    :: parked ->                                    /* 289-292: *,E,S..E -> *,1,- */
+        e = s - 1;                                  /* 291: spliceFront, Q lines 94-98 */
+        head = next[e];                             /* Q 95 */
+        next[e] = nx;                               /* Q 96: splice S..E in front of N */
+        spin[head] = NOSEC                          /* 292: S holds */
     :: else ->
-        spin[nx] = NOSEC                            /* 291: MCS handoff */
+        spin[nx] = NOSEC                            /* 295: MCS handoff */
     fi;
     IDLE
 done:
