@@ -30,11 +30,11 @@
  *                acquisition completes (no waiter is lost while the others go on).
  *
  * Deliberate bugs, to show that the checks bite (Models/check expects spin to report each):
- *   -DBUG=1  tryLock tests the record with the wrong polarity (line 176 as `== 0`): having taken
+ *   -DBUG=1  tryLock tests the record with the wrong polarity (line 175 as `== 0`): having taken
  *            a free local lock, it returns without the global one, which a thread of the other
  *            node may hold (mutual exclusion violated).
- *   -DBUG=2  unlock hands the local lock over before it writes the record (line 192 before lines
- *            190-191): the successor can read passed == 0 and wait for the global lock its own
+ *   -DBUG=2  unlock hands the local lock over before it writes the record (line 191 before lines
+ *            189-190): the successor can read passed == 0 and wait for the global lock its own
  *            cohort holds and nobody will release (deadlock).
  */
 #define N 3
@@ -65,7 +65,7 @@ active [N] proctype thread()
     byte rounds = 0;
 #endif
 
-    /* makeContext, lines 149-156: the thread's node picks its local lock and record */
+    /* makeContext, lines 148-155: the thread's node picks its local lock and record */
     if
     :: me == 1 -> nd = 0
     :: me != 1 -> nd = 0
@@ -84,8 +84,8 @@ end_idle:
     :: goto trylock
     fi;
 
-lock:                                               /* CohortLock.lock, lines 163-169 */
-                                                    /* 164: MCSQueue.acquire, MCSQueue.swift lines 44-56 */
+lock:                                               /* CohortLock.lock, lines 162-168 */
+                                                    /* 163: MCSQueue.acquire, MCSQueue.swift lines 44-56 */
     next[me] = NIL;                                 /* MCSQueue.swift 47 */
     locked[me] = 1;                                 /* MCSQueue.swift 48 */
     atomic { pred = localTail[nd]; localTail[nd] = me };   /* MCSQueue.swift 51: exchange */
@@ -97,10 +97,10 @@ lock:                                               /* CohortLock.lock, lines 16
     (locked[me] == 0);                              /* MCSQueue.swift 55: spin until handed the local lock */
 haveLocal:
     if
-    :: passed[nd] != 0 -> goto cs                   /* 167: the global lock came with the local one */
+    :: passed[nd] != 0 -> goto cs                   /* 166: the global lock came with the local one */
     :: else
     fi;
-                                                    /* 168: BackoffTTAS.acquire, Backoff.swift lines 87-107 */
+                                                    /* 167: BackoffTTAS.acquire, Backoff.swift lines 87-107 */
     do
     :: (global == 0);                               /* Backoff.swift 91-98: wait (backing off) until it looks free */
        atomic { ok = (global == 0); global = 1 };   /* Backoff.swift 100: exchange(global, 1) == 0 */
@@ -111,25 +111,25 @@ haveLocal:
     od;
     goto cs;
 
-trylock:                                            /* CohortLock.tryLock, lines 172-182 */
-    next[me] = NIL;                                 /* 173: MCSQueue.tryAcquire, MCSQueue.swift 61 */
+trylock:                                            /* CohortLock.tryLock, lines 171-181 */
+    next[me] = NIL;                                 /* 172: MCSQueue.tryAcquire, MCSQueue.swift 61 */
     atomic { ok = (localTail[nd] == NIL); if :: ok -> localTail[nd] = me :: else fi };  /* MCSQueue.swift 63: CAS */
     if
-    :: !ok -> IDLE                                  /* 173 */
+    :: !ok -> IDLE                                  /* 172 */
     :: else
     fi;
     if
 #if BUG == 1
-    :: passed[nd] == 0 -> goto cs                   /* BUG: 176 with the wrong polarity */
+    :: passed[nd] == 0 -> goto cs                   /* BUG: 175 with the wrong polarity */
 #else
-    :: passed[nd] != 0 -> goto cs                   /* 176 */
+    :: passed[nd] != 0 -> goto cs                   /* 175 */
 #endif
     :: else
     fi;
-    atomic { ok = (global == 0); global = 1 };      /* 177: BackoffTTASGlobal.tryLock, line 250: one exchange */
+    atomic { ok = (global == 0); global = 1 };      /* 176: BackoffTTASGlobal.tryLock, line 250: one exchange */
     if
     :: ok -> goto cs
-    :: else -> goto release                         /* 180: give the local lock back */
+    :: else -> goto release                         /* 179: give the local lock back */
     fi;
 
 cs:
@@ -139,13 +139,13 @@ cs:
 #ifdef ROUNDS
     rounds++;
 #endif
-                                                    /* CohortLock.unlock, lines 185-196 */
-    h = budget[nd];                                 /* 187 */
+                                                    /* CohortLock.unlock, lines 184-195 */
+    h = budget[nd];                                 /* 186 */
     if
-    :: h == 0 -> goto endTenure                     /* 188: budget spent */
+    :: h == 0 -> goto endTenure                     /* 187: budget spent */
     :: else
     fi;
-    if                                              /* 188: MCSLocal.hasWaiters, lines 369-373 */
+    if                                              /* 187: MCSLocal.hasWaiters, lines 369-373 */
     :: next[me] != NIL -> goto pass                 /* 371: a successor has linked */
     :: else
     fi;
@@ -160,10 +160,10 @@ pass:
     succ = next[me];
     locked[succ] = 0;                               /* BUG: handed over before the record */
 #endif
-    passed[nd] = 1;                                 /* 190 */
-    budget[nd] = h - 1;                             /* 191 */
+    passed[nd] = 1;                                 /* 189 */
+    budget[nd] = h - 1;                             /* 190 */
 #if BUG != 2
-                                                    /* 192: MCSQueue.handOver, MCSQueue.swift lines 96-106 */
+                                                    /* 191: MCSQueue.handOver, MCSQueue.swift lines 96-106 */
     (next[me] != NIL);                              /* MCSQueue.swift 97-102: wait for the link */
     succ = next[me];
     locked[succ] = 0;                               /* MCSQueue.swift 105: hand over the local lock */

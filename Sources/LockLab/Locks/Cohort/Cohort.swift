@@ -104,7 +104,9 @@ struct CohortLock<Definition: CohortDefinition>: LockAlgorithm {
 
     struct Context {
         let local: Local.Context
-        /// The node's cohort record: passed flag (0 or 1) at [0], pass budget at [1].
+        /// The node's cohort record: passed flag (0 or 1) at [0], pass budget at [1]; constants of
+        /// the pass rule beside them (read only by `endTenure`): the refill at [2], 1 at [3] if
+        /// every release refills (ck), 0 if only a spent budget is refilled (LiTL).
         let record: UnsafeMutablePointer<UInt32>
         /// The global lock's per-node state.
         let cohort: UnsafeMutableRawPointer
@@ -121,10 +123,6 @@ struct CohortLock<Definition: CohortDefinition>: LockAlgorithm {
     /// `nodeCount` blocks of `nodeStride` bytes, one per node.
     let nodes: UnsafeMutableRawPointer
     let nodeCount: Int
-    /// The budget a release refills.
-    let refill: UInt32
-    /// ck's rule: refill at every global release; LiTL's: only when spent with a waiter present.
-    let refillsEveryTenure: Bool
     let memory: LabMemory
 
     init(_ environment: LockEnvironment) throws {
@@ -132,17 +130,18 @@ struct CohortLock<Definition: CohortDefinition>: LockAlgorithm {
                      "\(Self.descriptor.name): a global lock with per-node state is released first")
         let passLimit = environment.options.int("pass-limit")
         let rule = CohortPassRule(rawValue: environment.options.int("pass-rule"))!
-        refillsEveryTenure = rule == .ck
         // ck counts the acquisition that took the global lock: pass-limit - 1 handoffs follow it.
-        refill = UInt32(rule == .ck ? Swift.max(passLimit - 1, 0) : passLimit)
+        let refill = UInt32(rule == .ck ? Swift.max(passLimit - 1, 0) : passLimit)
         memory = environment.memory
         nodeCount = environment.nodeCount
         global = Global(memory: memory)
         nodes = memory.allocate(bytes: Self.nodeStride * nodeCount)
         // LiTL's budget starts at 0 (the zeroed block); ck's tenure starts with a full one.
         for node in 0..<nodeCount {
-            let record = (nodes + node * Self.nodeStride + Self.recordOffset).bindMemory(to: UInt32.self, capacity: 2)
-            cshims_u32_store_relaxed(record + 1, refillsEveryTenure ? refill : 0)
+            let record = (nodes + node * Self.nodeStride + Self.recordOffset).bindMemory(to: UInt32.self, capacity: 4)
+            cshims_u32_store_relaxed(record + 1, rule == .ck ? refill : 0)
+            cshims_u32_store_relaxed(record + 2, refill)
+            cshims_u32_store_relaxed(record + 3, rule == .ck ? 1 : 0)
         }
     }
 
@@ -151,7 +150,7 @@ struct CohortLock<Definition: CohortDefinition>: LockAlgorithm {
                      "\(Self.descriptor.name): thread node \(thread.node) outside 0..<\(nodeCount)")
         let block = nodes + thread.node * Self.nodeStride
         return Context(local: Local.makeContext(local: block),
-                       record: (block + Self.recordOffset).bindMemory(to: UInt32.self, capacity: 2),
+                       record: (block + Self.recordOffset).bindMemory(to: UInt32.self, capacity: 4),
                        cohort: block + LabMemory.alignment)
     }
 
@@ -192,17 +191,18 @@ struct CohortLock<Definition: CohortDefinition>: LockAlgorithm {
             Local.handOver(context.local)
             return
         }
-        endTenure(context, budget: budget)
+        Self.endTenure(context, budget: budget, global: global)
     }
 
     /// Unlock that ends the node's tenure: (*, budget) -> (0, budget'), then both locks. Out of
     /// line (the slow path, as the stdlib's Mutex does), so that the local handover above stays
-    /// small enough for the harness's loop to inline.
+    /// small enough for the harness's loop to inline; static, with the rule's constants in the
+    /// record, so that its arguments travel in registers.
     @inline(never)
-    func endTenure(_ context: Context, budget: UInt32) {
+    static func endTenure(_ context: Context, budget: UInt32, global: Global) {
         // LiTL refills only a spent budget with a waiter present (cbomcs.c:247-256); ck always.
-        if refillsEveryTenure || (budget == 0 && Local.hasWaiters(context.local)) {
-            cshims_u32_store_relaxed(context.record + 1, refill)
+        if cshims_u32_load_relaxed(context.record + 3) != 0 || (budget == 0 && Local.hasWaiters(context.local)) {
+            cshims_u32_store_relaxed(context.record + 1, cshims_u32_load_relaxed(context.record + 2))
         }
         cshims_u32_store_relaxed(context.record, 0)
         if Definition.releasesLocalFirst {
