@@ -31,6 +31,16 @@ int cshims_pin_self_to_cpu(int cpu)
 
 int cshims_current_cpu(void) { return sched_getcpu(); }
 
+int cshims_self_affinity_is_process(void)
+{
+    cpu_set_t self, process;
+    if (sched_getaffinity(0, sizeof(self), &self) != 0)
+        return -errno;
+    if (sched_getaffinity(getpid(), sizeof(process), &process) != 0)
+        return -errno;
+    return CPU_EQUAL(&self, &process) ? 1 : 0;
+}
+
 int cshims_thread_usage_now(cshims_thread_usage *out)
 {
     struct rusage ru;

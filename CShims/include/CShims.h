@@ -265,6 +265,9 @@ static inline int cshims_errno(void) { return errno; }
 int cshims_pin_self_to_cpu(int cpu);
 /* The CPU the caller runs on now (sched_getcpu), or -1. */
 int cshims_current_cpu(void);
+/* 1 if the calling thread's CPU affinity mask equals the process's (its main thread's): the thread
+ * is unpinned; 0 if not; minus an errno value if sched_getaffinity fails. */
+int cshims_self_affinity_is_process(void);
 /* Online CPUs of this machine. */
 static inline int cshims_online_cpus(void) { return (int)sysconf(_SC_NPROCESSORS_ONLN); }
 /* Kernel thread id of the caller. */

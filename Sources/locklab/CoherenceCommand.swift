@@ -138,8 +138,8 @@ struct CoherenceCommand: ParsableCommand {
     /// The handover ceiling at two threads with `run`'s defaults (compact placement, cs-lines 1).
     private func printCeilings(_ rows: [CoherenceMeasurement], _ machine: Topology) {
         guard machine.cpus.count >= 2,
-              let plan = try? machine.plan(threads: 2, placement: .compact), plan.threads.count == 2 else { return }
-        let a = plan.threads[0].cpu, b = plan.threads[1].cpu
+              let plan = try? machine.plan(threads: 2, placement: .compact), plan.threads.count == 2,
+              let a = plan.threads[0].cpu, let b = plan.threads[1].cpu else { return }
         let distance = machine.distance(cpu: a, cpu: b)
         let locks = ["ck-fas", "ticket", "clh", "mcs"]
         let ceilings = locks.compactMap {

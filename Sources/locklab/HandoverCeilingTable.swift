@@ -43,8 +43,8 @@ enum HandoverCeilingTable {
         guard !runs.isEmpty else { return }
         let rows = try CoherenceFiles.read(path: coherencePath)
         let plan = try topology.plan(threads: 2, placement: placement)
-        guard plan.threads.count == 2 else { return }
-        let a = plan.threads[0].cpu, b = plan.threads[1].cpu
+        // Unpinned threads (placement os) run on no fixed pair of CPUs: no ceiling to set them against.
+        guard plan.threads.count == 2, let a = plan.threads[0].cpu, let b = plan.threads[1].cpu else { return }
         let distance = topology.distance(cpu: a, cpu: b)
         var order: [String] = []
         var byLabel: [String: [TwoThreadRun]] = [:]

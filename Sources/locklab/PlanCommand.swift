@@ -8,12 +8,17 @@ struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show which CPU, core, node and package each thread would run on.",
-        discussion: "More threads than CPUs wrap round the placement and are reported as oversubscribed.")
+        discussion: """
+            More threads than CPUs wrap round the placement and are reported as oversubscribed. \
+            With --placement os no thread is pinned (cpu, core and package are '-', empty in CSV): the OS \
+            scheduler places them, and each thread's node is a label (the node compact gives it), not \
+            where it runs.
+            """)
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Number of threads to place (at least 1).", valueName: "N"))
     var threads: Int
 
-    @Option(help: ArgumentHelp("compact (fill node 0's cores, then node 1's, SMT siblings last), scatter (round-robin over nodes, SMT siblings last) or cpus:LIST (exactly these OS CPUs in order, e.g. cpus:0,2,4 or cpus:0-3).",
+    @Option(help: ArgumentHelp("compact (fill node 0's cores, then node 1's, SMT siblings last), scatter (round-robin over nodes, SMT siblings last), cpus:LIST (exactly these OS CPUs in order, e.g. cpus:0,2,4 or cpus:0-3) or os (unpinned: the OS scheduler places the threads; nodes are compact's, as labels).",
                                valueName: "placement"))
     var placement: String = "compact"
 
@@ -31,8 +36,8 @@ struct PlanCommand: ParsableCommand {
         let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement), helpers: helpers)
         if csv {
             let roles = helpers > 0 ? ["role"] : []
-            let clientRows = plan.threads.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) + (helpers > 0 ? ["client"] : []) }
-            let serverRows = plan.helpers.map { t in [t.thread, t.cpu, t.core, t.node, t.package].map(String.init) + ["server"] }
+            let clientRows = plan.threads.map { t in [String(t.thread), cell(t.cpu, ""), cell(t.core, ""), String(t.node), cell(t.package, "")] + (helpers > 0 ? ["client"] : []) }
+            let serverRows = plan.helpers.map { t in [String(t.thread), cell(t.cpu, ""), cell(t.core, ""), String(t.node), cell(t.package, "")] + ["server"] }
             print(CSVFormat.table(header: ["thread", "cpu", "core", "node", "package"] + roles, rows: clientRows + serverRows),
                   terminator: "")
             if let note = plan.note { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
@@ -47,14 +52,21 @@ struct PlanCommand: ParsableCommand {
         var rows: [[String]] = []
         if helpers > 0 { header.append("role") }
         for (t, role) in plan.threads.map({ ($0, "client") }) + plan.helpers.map({ ($0, "server") }) {
-            var row = [t.thread, t.cpu, t.core, t.node].map(String.init)
+            var row = [String(t.thread), cell(t.cpu, "-"), cell(t.core, "-"), String(t.node)]
             if virtual { row.append(t.realNode < 0 ? "none" : String(t.realNode)) }
-            row.append(String(t.package))
+            row.append(cell(t.package, "-"))
             if helpers > 0 { row.append(role) }
             rows.append(row)
         }
         print(textTable(header: header, rows: rows))
-        print("\(plural(plan.cpusUsed, "CPU")) on \(plural(plan.nodesUsed, "node")) used")
+        if plan.unpinned {
+            print("threads unpinned: the OS scheduler places them; node is a label (compact's), not where a thread runs")
+        } else {
+            print("\(plural(plan.cpusUsed, "CPU")) on \(plural(plan.nodesUsed, "node")) used")
+        }
         if let note = plan.note { print("note: \(note)") }
     }
+
+    /// A number, or `none` for an unpinned thread's cpu, core or package.
+    private func cell(_ value: Int?, _ none: String) -> String { value.map(String.init) ?? none }
 }

@@ -49,7 +49,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("ncs-random"), help: "Draw each non-critical wait uniformly from [0, 2 x ncs-ns].")
     var ncsRandom = false
 
-    @Option(help: ArgumentHelp("compact, scatter or cpus:LIST (see `locklab plan`).", valueName: "placement"))
+    @Option(help: ArgumentHelp("compact, scatter, cpus:LIST or os (threads unpinned, placed by the OS scheduler; nodes are labels) (see `locklab plan`).", valueName: "placement"))
     var placement: String = "compact"
 
     // Only this machine can be measured: `run` takes --virtual-nodes but not `plan`'s --xml or
@@ -125,7 +125,7 @@ struct RunCommand: ParsableCommand {
             // Executors with server threads: where the servers go, and whether the clients left are oversubscribed.
             for spec in matrix.locks where spec.entry.descriptor.helperThreads > 0 {
                 let plan = try machineTopology.plan(threads: t, placement: matrix.placements[0], helpers: spec.entry.descriptor.helperThreads)
-                print("note: \(spec.label) at \(plural(t, "thread")): server on CPU \(plan.helpers.map { String($0.cpu) }.joined(separator: ",")); \(plan.oversubscribed ? "clients oversubscribed (\(t) on \(plural(plan.cpusUsed, "CPU")))" : "clients on \(plural(plan.cpusUsed, "CPU"))")")
+                print("note: \(spec.label) at \(plural(t, "thread")): server on CPU \(plan.helpers.map { $0.cpu.map(String.init) ?? "-" }.joined(separator: ",")); \(plan.oversubscribed ? "clients oversubscribed (\(t) on \(plural(plan.cpusUsed, "CPU")))" : "clients on \(plural(plan.cpusUsed, "CPU"))")")
             }
         }
         let showWorkload = matrix.workloads.count > 1 || matrix.workloads.first?.kind != .micro

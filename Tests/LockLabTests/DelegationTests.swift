@@ -11,7 +11,9 @@ import Testing
 
 /// Broken on purpose: two server threads sweep the clients' request lines and each claims a
 /// request with a CAS, so every request is applied exactly once and answered correctly, but the
-/// two servers apply at the same time: no exclusion between them.
+/// two servers apply at the same time: no exclusion between them. To make the overlap near certain
+/// even on a loaded machine, a server that has claimed a request waits (at most ~5000 pauses) for
+/// the other server to claim one too, so that both apply at once whenever both are on a CPU.
 struct UnexcludedServers: Executor {
     struct Context { let line: UnsafeMutableRawPointer }
     static let descriptor = LockDescriptor(name: "unexcluded-servers", family: .harness, waiting: .spin,
@@ -20,12 +22,16 @@ struct UnexcludedServers: Executor {
     let lines: UnsafeMutableRawPointer
     let clients: Int
     let departed: UnsafeMutablePointer<UInt64>
+    /// Claims so far, both servers together: an even ticket waits for the odd one after it.
+    let claims: UnsafeMutablePointer<UInt64>
     init(_ environment: ExecutorEnvironment) {
         clients = environment.clientThreads
         lines = LabMemory().allocate(bytes: clients * 128)
         lines.initializeMemory(as: UInt8.self, repeating: 0, count: clients * 128)
         departed = .allocate(capacity: 1)
         departed.initialize(to: 0)
+        claims = .allocate(capacity: 1)
+        claims.initialize(to: 0)
     }
     func makeContext(for thread: ThreadSlot) -> Context { Context(line: lines + thread.index * 128) }
     func freeContext(_ context: inout Context) { _ = cshims_u64_fetch_add_acq_rel(departed, 1) }
@@ -44,6 +50,11 @@ struct UnexcludedServers: Executor {
                 let line = lines + c * 128
                 let state = (line + 32).assumingMemoryBound(to: UInt64.self)
                 if cshims_u64_cas_value_acq_rel(state, 1, 2) {
+                    let ticket = cshims_u64_fetch_add_acq_rel(claims, 1)
+                    if ticket % 2 == 0 {
+                        var spins = 5_000
+                        while spins > 0 && cshims_u64_load_acquire(claims) == ticket + 1 { spins -= 1; cshims_pause() }
+                    }
                     (line + 24).assumingMemoryBound(to: UInt64.self).pointee = target.apply(line.assumingMemoryBound(to: LockLab.Operation.self).pointee)
                     cshims_u64_store_release(state, 0)
                     served += 1
@@ -55,6 +66,7 @@ struct UnexcludedServers: Executor {
     func deallocate() {
         LabMemory().deallocate(lines, bytes: clients * 128)
         departed.deallocate()
+        claims.deallocate()
     }
 }
 

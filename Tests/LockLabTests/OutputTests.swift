@@ -213,6 +213,7 @@ struct CommandLineTests {
         // Delegation: a server needs a CPU of its own and leaves the clients at least one; bad options.
         (["run", "--lock", "mcs,ffwd", "--placement", "cpus:0", "--out", "/tmp/locklab-never"], "ffwd: 1 helper thread need"),
         (["plan", "--threads", "2", "--lock", "rcl", "--placement", "cpus:0"], "1 helper thread need"),
+        (["run", "--lock", "mcs,ffwd", "--placement", "os", "--out", "/tmp/locklab-never"], "ffwd: 1 helper thread need their own CPUs, but placement os"),
         (["run", "--lock", "cc-synch:help-factor=0", "--out", "/tmp/locklab-never"], "option help-factor=0 is not valid"),
         (["run", "--lock", "flat-combining:rounds=x", "--out", "/tmp/locklab-never"], "option rounds=x is not valid"),
         (["run", "--lock", "ffwd:servers=2", "--out", "/tmp/locklab-never"], "has no option 'servers'"),

@@ -141,7 +141,7 @@ struct TopologyTests {
 
     // MARK: placement parsing
 
-    @Test(arguments: ["compact", "scatter", "cpus:0,2,4", "cpus:7"])
+    @Test(arguments: ["compact", "scatter", "cpus:0,2,4", "cpus:7", "os"])
     func testPlacementRoundTrips(text: String) throws {
         let placement = try Placement(parsing: text)
         #expect(placement.description == text)
@@ -173,9 +173,9 @@ struct TopologyTests {
         let machine = try Topology.load(.synthetic(fourSockets))
         let plan = try machine.plan(threads: 33, placement: .compact)
         #expect(Set(plan.threads.prefix(32).map(\.core)).count == 32)
-        #expect(plan.threads.prefix(32).allSatisfy { machine.info(cpu: $0.cpu)?.smt == 0 })
+        #expect(plan.threads.prefix(32).allSatisfy { machine.info(cpu: $0.cpu!)?.smt == 0 })
         let last = plan.threads[32]
-        #expect(machine.info(cpu: last.cpu)?.smt == 1)
+        #expect(machine.info(cpu: last.cpu!)?.smt == 1)
         #expect(last.core == 0 && last.node == 0)
         #expect(!plan.oversubscribed)
         #expect(plan.note?.contains("SMT") == true)
@@ -197,7 +197,7 @@ struct TopologyTests {
         let machine = try Topology.load(.synthetic(fourSockets))
         let plan = try machine.plan(threads: 64, placement: .scatter)
         #expect(plan.threads.enumerated().allSatisfy { $0.element.node == $0.offset % 4 })
-        #expect(plan.threads.prefix(32).allSatisfy { machine.info(cpu: $0.cpu)?.smt == 0 })
+        #expect(plan.threads.prefix(32).allSatisfy { machine.info(cpu: $0.cpu!)?.smt == 0 })
         #expect(plan.threads[4].core == 1)
         #expect(Set(plan.threads.map(\.cpu)).count == 64)
     }

@@ -11,7 +11,7 @@
 //   name: quick
 //   locks: [all]                   # or [mcs, "cna:threshold=1000"]
 //   threads: ["1..all"]
-//   placements: [compact]          # compact | scatter | "cpus:0,2"
+//   placements: [compact]          # compact | scatter | os (unpinned) | "cpus:0,2"
 //   repeats: 3
 //   duration_s: 0.5
 //   warmup_s: 0.2

@@ -338,7 +338,7 @@ extension RunMatrix {
             durationSeconds: durationSeconds, warmupSeconds: warmupSeconds,
             repeatIndex: run.repeatIndex, seed: config.seed, sampleEvery: sampleEvery,
             machine: machine, gitCommit: gitCommit, experiment: experiment,
-            memPolicyApplied: config.memory.placement.applied, serverCPUs: plan.helpers.map(\.cpu))
+            memPolicyApplied: config.memory.placement.applied, serverCPUs: plan.helpers.compactMap(\.cpu))
         return (description, summary)
     }
 
