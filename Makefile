@@ -131,8 +131,9 @@ torture: build
 	$(LOCKLAB) torture --lock all --threads $$(nproc) --seconds 1
 	$(LOCKLAB) torture --lock all --seconds $(TORTURE_SECONDS)
 
-## model-check: spin models of mcs, cna and c-bo-mcs (Models/*.pml): mutual exclusion and no
-## deadlock for 3 threads on 2 nodes, and each model's deliberate bugs, which spin must catch.
+## model-check: spin models of mcs, cna, c-bo-mcs, qspinlock and mcs-stp's parking (Models/*.pml):
+## mutual exclusion and no deadlock for 3 threads on 2 nodes, and each model's deliberate bugs,
+## which spin must catch by the property each breaks.
 model-check: setup-system
 	Models/check
 

@@ -40,6 +40,7 @@
  *   -DBUG=2  the inline unlock ignores the secondary queue (line 214 without `spin == noSecondary`)
  *            and frees the lock while waiters are parked: they wait forever (a lost waiter, found
  *            with ROUNDS).
+ * bug-breaks: 1=mutual-exclusion 2=progress
  */
 #define N 3
 #define NIL 0

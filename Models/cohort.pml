@@ -36,6 +36,7 @@
  *   -DBUG=2  unlock hands the local lock over before it writes the record (line 191 before lines
  *            189-190): the successor can read passed == 0 and wait for the global lock its own
  *            cohort holds and nobody will release (deadlock).
+ * bug-breaks: 1=mutual-exclusion 2=progress
  */
 #define N 3
 #define NIL 0

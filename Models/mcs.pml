@@ -27,6 +27,7 @@
  *            can both find the queue empty (mutual exclusion violated).
  *   -DBUG=2  unlock returns when its tail CAS fails instead of waiting for the successor's link:
  *            the successor is never handed the lock (deadlock).
+ * bug-breaks: 1=mutual-exclusion 2=progress
  */
 #define N 3
 #define NIL 0

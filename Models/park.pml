@@ -24,6 +24,7 @@
  *            the critical section without the grant (mutual exclusion violated).
  *   -DBUG=2  the grant reads the word, then stores 0, two steps instead of one exchange: a waiter
  *            that parks in between is never woken (lost wake-up).
+ * bug-breaks: 1=mutual-exclusion 2=progress
  */
 #define N 3
 #define NIL 0

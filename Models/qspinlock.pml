@@ -25,6 +25,7 @@
  *            (mutual exclusion violated);
  *   -DBUG=2  the head that saw itself as the tail clears the tail with plain stores instead of the
  *            CAS: a waiter that queued behind it meanwhile is never made the head (lost waiter).
+ * bug-breaks: 1=mutual-exclusion 2=progress
  */
 #define N 3
 #define NIL 0
