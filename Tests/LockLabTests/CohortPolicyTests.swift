@@ -101,13 +101,17 @@ struct CohortPolicyTests {
     }
 
     // hmcs, threshold 1: every tenure is one acquisition (LiTL's status reaches RELEASE_THRESHOLD at
-    // COHORT_START). Nodes 0 1 0 1: the holder releases the root to 1 (queued on it first), 0 takes
-    // the local lock and queues on the root; 1 releases it to 0; then 2 and 3 race as above.
+    // COHORT_START). Nodes 0 1 0 1: the holder releases the root to 1 (queued on it first) and its
+    // node's lock to 0, which is then owed the root; 1 releases the root and its node's lock to 3,
+    // owed the root from then on. 0 (owed since the holder's release) and 3 (since 1's) race to
+    // queue on the root: 0 first nearly always (1's 10 ms hold is its head start) gives 1 0 and then
+    // 2 and 3 race as above; 3 first (0 was not scheduled for all of 1's hold: a loaded machine, or
+    // ThreadSanitizer) gives 1 3 0 2. No order may show a local handoff (0 first, or 2 before 0).
     @Test("hmcs threshold 1: no local handoff at all")
     func testHMCSThresholdOneNeverPasses() throws {
         let result = try probe("hmcs", options: "threshold=1", waiterNodes: [0, 1, 0, 1], holdMicroseconds: 10_000)
-        #expect(Array(result.order.prefix(2)) == [1, 0], "hmcs: \(result.order)")
-        #expect([[1, 0, 3, 2], [1, 0, 2, 3]].contains(result.order), "hmcs: \(result.order)")
+        #expect(result.order.first == 1, "hmcs: \(result.order)")
+        #expect([[1, 0, 3, 2], [1, 0, 2, 3], [1, 3, 0, 2]].contains(result.order), "hmcs: \(result.order)")
     }
 
     // c-bo-mcs, two acquisitions per tenure, nodes 0 1 0 1 0 1: the holder's tenure is {holder, 0}.

@@ -267,6 +267,14 @@ struct QSpinlockCNAOrderTests {
         #expect(order == [0, 1, 2, 4, 3, 5, 6])
     }
 
+    // The saturated threshold (Int.max ns: "never flush for age") must keep sorting, as a large
+    // one does: the order of the first test. (It once wrapped `start + threshold` and flushed at once,
+    // giving the zero threshold's order.)
+    @Test func testSaturatedThresholdNeverFlushes() throws {
+        let order = try queueOrder(QSpinlockCNA.self, options: "shuffle-reduction-bits=0,threshold-ns=\(Int.max)")
+        #expect(order == [0, 1, 2, 4, 6, 3, 5])
+    }
+
     /// Participant 0 (node 0) holds; 1 (node 0) goes pending; 2..6 (nodes 1 0 1 0 1) queue, each
     /// started once the previous one is the tail, with 20 ms for the head to sort; then all go,
     /// each holding the lock 20 ms (CNA's head sorts only while the lock is busy).

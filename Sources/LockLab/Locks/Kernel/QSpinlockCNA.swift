@@ -108,7 +108,10 @@ public struct QSpinlockCNA: QSpinlockSlowPath {
         // Only the head touches its own locked and startTime now (relaxed).
         if cshims_u32_load_relaxed(node.locked) <= 1 && probably(node) { return }
         let start = cshims_u64_load_relaxed(node.startTime)
-        if start == 0 || cshims_cycles() <= start &+ thresholdCycles {
+        // intra_node_threshold_reached() is `local_clock() > start_time + threshold`; written as
+        // elapsed time (wrap-safe, as `cna` does), so that the saturated threshold (the option's
+        // maximum: "never") cannot wrap `start + threshold` below `start` and flush at once.
+        if start == 0 || cshims_cycles() &- start <= thresholdCycles {
             // Put the time otherwise spent spinning on locked+pending to use.
             while cshims_u32_load_relaxed(lock.word) & QSpinlockLayout.lockedPendingMask != 0
                 && !orderQueue(lock, node) {

@@ -140,7 +140,7 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
                            help: "also splice parked remote waiters back after this many same-node handoffs past them (patch v10: 2^16; 0: no count bound)"),
             LockOptionSpec("threshold-ns", default: 0,
                            help: "also splice parked remote waiters back once the secondary queue is this old, ns (patch v15: 1 ms; 0: no time limit)"),
-        ]) }
+        ] + Waiting.options) }
 
     /// Tail of the main queue (a `CNANode*`), alone on its block: the whole lock.
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
@@ -151,12 +151,15 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
     @usableFromInline let handoffThreshold: UInt32
     /// Largest age of the secondary queue, in cycle-counter ticks (0: no limit).
     @usableFromInline let ageThresholdCycles: UInt64
+    /// cna-stp: pause iterations before parking (`spin-limit`, LiTL's 2700); unused by cna.
+    @usableFromInline let spinLimit: Int
 
     public init(_ environment: LockEnvironment) {
         memory = environment.memory
         keepLocalMask = UInt32(truncatingIfNeeded: (1 << environment.options.int("keep-local-bits")) - 1)
         handoffThreshold = UInt32(environment.options.int("threshold"))
         ageThresholdCycles = CycleClock.cycles(nanoseconds: environment.options.int("threshold-ns"))
+        spinLimit = Waiting.spinLimit(environment.options)
         tail = memory.allocate(bytes: LabMemory.alignment)
             .bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1)
     }
@@ -193,7 +196,7 @@ public struct CNA<Waiting: WaitingPolicy>: LockAlgorithm {
         cshims_ptr_store_release(CNANodePointer(predecessor).next, me.raw)
         // Spin on our own line; acquire pairs with the granting store, which also carries the
         // secondary queue and the fairness state written before it.
-        _ = Waiting.wait(on: me.spin, while: 0)
+        _ = Waiting.wait(on: me.spin, while: 0, spinLimit: spinLimit)
     }
 
     @inline(__always)
