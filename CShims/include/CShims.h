@@ -68,6 +68,10 @@ static inline int cshims_pad_size(void) { return CSHIMS_PAD; }
     { return atomic_exchange_explicit((_Atomic T *)p, v, memory_order_release); }                \
     static inline T cshims_##NAME##_exchange_acq_rel(T *p, T v)                                   \
     { return atomic_exchange_explicit((_Atomic T *)p, v, memory_order_acq_rel); }                \
+    /* Seq-cst RMWs: for Dekker-style handshakes on two words (a reader-writer lock's flag and */ \
+    /* count), where acq_rel does not order a store before a later load of another word.       */ \
+    static inline T cshims_##NAME##_exchange_seq_cst(T *p, T v)                                   \
+    { return atomic_exchange_explicit((_Atomic T *)p, v, memory_order_seq_cst); }                \
     /* Compare-exchange (strong). Returns true on success; on failure *expected gets the value  */ \
     /* seen. The failure order is relaxed unless the name says otherwise.                        */ \
     static inline bool cshims_##NAME##_cas_acquire(T *p, T *expected, T desired)                  \
@@ -106,6 +110,8 @@ static inline int cshims_pad_size(void) { return CSHIMS_PAD; }
     { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_release); }               \
     static inline T cshims_##NAME##_fetch_add_acq_rel(T *p, T v)                                  \
     { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_acq_rel); }               \
+    static inline T cshims_##NAME##_fetch_add_seq_cst(T *p, T v)                                  \
+    { return atomic_fetch_add_explicit((_Atomic T *)p, v, memory_order_seq_cst); }               \
     static inline T cshims_##NAME##_fetch_sub_release(T *p, T v)                                  \
     { return atomic_fetch_sub_explicit((_Atomic T *)p, v, memory_order_release); }               \
     static inline T cshims_##NAME##_fetch_sub_acq_rel(T *p, T v)                                  \

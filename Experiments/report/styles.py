@@ -19,7 +19,7 @@ from dataclasses import dataclass
 # `locklab list --csv` when the binary is built.
 FAMILY_ORDER = ("baseline", "ck-reference", "spin", "queue",
                 "concurrency-restriction", "numa-aware", "kernel",
-                "delegation", "harness", "other")
+                "reader-writer", "delegation", "harness", "other")
 
 FAMILIES = {
     "no-lock": "harness", "null": "harness",   # null: its name before no-lock
@@ -37,6 +37,7 @@ FAMILIES = {
     "cna-stp": "numa-aware", "shfl": "numa-aware", "shfl-b": "numa-aware",
     "qspinlock-cna": "numa-aware",
     "qspinlock": "kernel", "futex-mutex": "kernel", "futex-spin": "kernel",
+    "rwlock": "reader-writer", "seqlock": "reader-writer",
     "flat-combining": "delegation", "cc-synch": "delegation",
     "h-synch": "delegation", "rcl": "delegation", "ffwd": "delegation",
 }
@@ -73,6 +74,7 @@ COLOURS = {
     "no-lock": "#000000",
     "flat-combining": "#1b9e77", "cc-synch": "#d95f02", "h-synch": "#7570b3",
     "rcl": "#e7298a", "ffwd": "#66a61e",
+    "rwlock": "#1f77b4", "seqlock": "#6a3d9a",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",
@@ -84,6 +86,7 @@ MARKERS = {
     "qspinlock": "o", "futex-mutex": "s", "futex-spin": "^", "no-lock": "x",
     "flat-combining": "o", "cc-synch": "s", "h-synch": "^", "rcl": "D",
     "ffwd": "v",
+    "rwlock": "o", "seqlock": "s",
 }
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")

@@ -34,7 +34,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("repeat"), parsing: .unconditional, help: ArgumentHelp("Repetitions of every (lock, threads).", valueName: "R"))
     var repeats: Int = 1
 
-    @Option(help: ArgumentHelp("Comma-separated workloads, each NAME[:KEY=VALUE...]: micro (default), counter, queue, stack, hashtable, list, pqueue; 'all' is every one (see README, Workloads).", valueName: "workloads"))
+    @Option(help: ArgumentHelp("Comma-separated workloads, each NAME[:KEY=VALUE...]: micro (default), counter, queue, stack, hashtable, list, pqueue, snapshot; 'all' is every one (see README, Workloads).", valueName: "workloads"))
     var workload: String = "micro"
 
     @Option(name: .customLong("cs-lines"), parsing: .unconditional, help: ArgumentHelp("micro: shared cache lines read-modify-written in the critical section, the harness's record line included.", valueName: "K"))
@@ -115,7 +115,7 @@ struct RunCommand: ParsableCommand {
         let planned = matrix.plannedRuns
         print("locklab run: \(plural(planned.count, "run")) on \(machineTopology.summary), \(placement), build \(build.buildID ?? "?") (commit \(build.gitCommit), \(build.configuration))")
         for note in machine.clock?.notes ?? [] { print("note: \(note)") }
-        for note in matrix.notes + matrix.limitNotes { print("note: \(note)") }
+        for note in matrix.notes + matrix.limitNotes + matrix.pairingNotes { print("note: \(note)") }
         if matrix.firstRepeat > 1 {
             func span(_ a: Int, _ b: Int) -> String { a == b ? "repeat \(a)" : "repeats \(a)-\(b)" }
             print("note: \(out) already holds \(span(1, matrix.firstRepeat - 1)) of these configurations: adding \(span(matrix.firstRepeat, matrix.firstRepeat + repeats - 1))")

@@ -53,7 +53,7 @@ struct SweepCommand: ParsableCommand {
         let experiment = try Experiment.load(path: file)
         let topology = try experiment.topology(virtualNodesOverride: virtualNodes)
         let matrix = try experiment.matrix(on: topology)
-        for note in matrix.notes + matrix.limitNotes { print("note: \(note)") }
+        for note in matrix.notes + matrix.limitNotes + matrix.pairingNotes { print("note: \(note)") }
         if dryRun {
             if let n = shards ?? selector?.count {
                 let cut = ShardCut(matrix: matrix, shards: n)

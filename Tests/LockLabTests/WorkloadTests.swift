@@ -58,6 +58,7 @@ struct LossyQueue: Workload {
     func makeModel() -> QueueWorkload.Model { base.makeModel() }
     func invariantFailure(applied: UInt64) -> String? { base.invariantFailure(applied: applied) }
     func contents() -> [UInt64] { base.contents() }
+    func sharedMemory() -> [UnsafeRawBufferPointer] { base.sharedMemory() }
     func deallocate() {
         structure.enqueues.deallocate()
         base.deallocate()
@@ -84,6 +85,7 @@ struct StaleCounter: Workload {
     func makeModel() -> CounterWorkload.Model { base.makeModel() }
     func invariantFailure(applied: UInt64) -> String? { base.invariantFailure(applied: applied) }
     func contents() -> [UInt64] { base.contents() }
+    func sharedMemory() -> [UnsafeRawBufferPointer] { base.sharedMemory() }
     func deallocate() { base.deallocate() }
 }
 

@@ -47,6 +47,9 @@ public enum LockRegistry {
         LockEntry(QSpinlockCNALock.self),
         LockEntry(FutexMutexLock.self),
         LockEntry(FutexSpinLock.self),
+        // Reader-writer (reads share through the read side; updates take the write side)
+        LockEntry(readerWriter: RWLock.self),
+        LockEntry(executor: SeqlockExecutor.self),
         // Delegation
         LockEntry(executor: FlatCombiningExecutor.self),
         LockEntry(executor: CCSynchExecutor.self),
@@ -70,6 +73,8 @@ public struct LockEntry: @unchecked Sendable {
     /// The lock type (nil for an executor that is not a lock, such as a delegation executor).
     public let type: (any LockAlgorithm.Type)?
     public let descriptor: LockDescriptor
+    /// How the executor treats the workload's reads (`Executor.readSharing`): `list` shows it.
+    public let readSharing: ReadSharing
     private let runWorkload: @Sendable (RunConfig, WorkloadSpec) throws -> RawRunResult
     private let runTorture: @Sendable (TortureConfig) throws -> TortureResult
 
@@ -77,8 +82,22 @@ public struct LockEntry: @unchecked Sendable {
     public init<L: LockAlgorithm>(_ type: L.Type) {
         self.type = type
         descriptor = L.descriptor
+        readSharing = .exclusive
         runWorkload = { config, workload in
             try workload.bind(MeasureBinder<LockExecutor<L>>(config: config),
+                              environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
+        }
+        runTorture = { config in try Torture.run(L.self, config: config) }
+    }
+
+    /// A reader-writer lock: measured through `ReaderWriterExecutor<L>` (reads share the read
+    /// side), tortured (its write side) and validated as the lock it also is.
+    public init<L: ReaderWriterLock>(readerWriter type: L.Type) {
+        self.type = type
+        descriptor = L.descriptor
+        readSharing = ReaderWriterExecutor<L>.readSharing
+        runWorkload = { config, workload in
+            try workload.bind(MeasureBinder<ReaderWriterExecutor<L>>(config: config),
                               environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
         }
         runTorture = { config in try Torture.run(L.self, config: config) }
@@ -89,6 +108,7 @@ public struct LockEntry: @unchecked Sendable {
     public init<E: Executor>(executor: E.Type) {
         type = nil
         descriptor = E.descriptor
+        readSharing = E.readSharing
         runWorkload = { config, workload in
             try workload.bind(MeasureBinder<E>(config: config),
                               environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
@@ -97,8 +117,10 @@ public struct LockEntry: @unchecked Sendable {
     }
 
     /// Runs `workload` with this executor.
+    /// Throws `LabError.impossible` for a pairing that cannot run (`WorkloadSpec.pairingRefusal`).
     public func run(_ config: RunConfig, _ workload: WorkloadSpec) throws -> RawRunResult {
-        try runWorkload(config, workload)
+        if let refusal = workload.pairingRefusal(config.spec) { throw LabError.impossible(refusal) }
+        return try runWorkload(config, workload)
     }
 
     /// Runs the lock microbenchmark with this executor.

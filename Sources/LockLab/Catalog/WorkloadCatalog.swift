@@ -12,7 +12,7 @@ public protocol WorkloadBinder {
 
 /// The workloads the lab carries.
 public enum WorkloadKind: String, Sendable, CaseIterable {
-    case micro, counter, queue, stack, hashtable, list, pqueue
+    case micro, counter, queue, stack, hashtable, list, pqueue, snapshot
 
     /// What `locklab list --workloads`-style help prints.
     public var summary: String {
@@ -24,6 +24,22 @@ public enum WorkloadKind: String, Sendable, CaseIterable {
         case .hashtable: return "chained hash table over `keys` keys, get/put/delete, read-ratio percent gets"
         case .list: return "sorted linked list over `keys` keys, contains/insert/delete, read-ratio percent contains"
         case .pqueue: return "binary min-heap prefilled with `prefill` keys, insert/delete-min pairs"
+        case .snapshot: return "one object of `lines` lines read whole (torn reads fail the run) or rewritten whole, read-ratio percent reads"
+        }
+    }
+
+    /// The structure the workload runs on: what a plan checks before it runs anything (the
+    /// executors its reads may pair with, `ReadSharing.pairingRefusal`).
+    public var structureType: any SequentialStructure.Type {
+        switch self {
+        case .micro: return MicroLines.self
+        case .counter: return SharedCounter.self
+        case .queue: return LinkedQueue.self
+        case .stack: return LinkedStack.self
+        case .hashtable: return ChainedHashTable.self
+        case .list: return SortedLinkedList.self
+        case .pqueue: return BinaryHeap.self
+        case .snapshot: return SnapshotObject.self
         }
     }
 
@@ -48,6 +64,9 @@ public enum WorkloadKind: String, Sendable, CaseIterable {
         case .pqueue:
             return [LockOptionSpec("keys", default: 1 << 20, range: 1...(1 << 40), help: "key range"),
                     LockOptionSpec("prefill", default: 1024, range: 0...(1 << 24), help: "keys in the heap at the start")] + outside
+        case .snapshot:
+            return [LockOptionSpec("lines", default: 1, range: 1...65_536, help: "64-byte lines in the object, read and written whole"),
+                    LockOptionSpec("read-ratio", default: 90, range: 0...100, help: "percent of operations that are reads")] + outside
         }
     }
 }
@@ -127,6 +146,19 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
                                "ncs-random": p.ncsRandom ? 1 : 0])
     }
 
+    /// Whether the workload issues reads at all: a workload with reads says how many with its
+    /// `read-ratio` option (percent), and one without the option issues none.
+    public var issuesReads: Bool { (value("read-ratio") ?? 0) > 0 }
+
+    /// Why `lock` cannot run this workload (`ReadSharing.pairingRefusal`: an optimistic
+    /// executor's reads beside updates, on a structure whose reads do not tolerate that); nil
+    /// when it can, and always when the workload issues no reads (every operation then takes the
+    /// executor's exclusive side).
+    public func pairingRefusal(_ lock: LockSpec) -> String? {
+        guard issuesReads else { return nil }
+        return ReadSharing.pairingRefusal(lock.entry.readSharing, lock: lock.label, workload: label, structure: kind.structureType)
+    }
+
     /// The option's value, nil when the workload does not take it.
     public func value(_ key: String) -> Int? { options.values[key] }
 
@@ -162,6 +194,8 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
             return try binder.run(ListWorkload(environment, keys: o.int("keys"), readPercent: o.int("read-ratio"), outside: outside))
         case .pqueue:
             return try binder.run(PriorityQueueWorkload(environment, keys: o.int("keys"), prefill: o.int("prefill"), outside: outside))
+        case .snapshot:
+            return try binder.run(SnapshotWorkload(environment, lines: o.int("lines"), readPercent: o.int("read-ratio"), outside: outside))
         }
     }
 

@@ -21,6 +21,17 @@
 //    serving after `stop` until every client has (a client must never wait on a server that left).
 //  - `combiningCounts` (delegation only): passes and operations applied, for `combining_degree`.
 //  - `tryExecute` is optional (descriptor.supportsTryLock): apply only if exclusion is free now.
+//  - Reads (the read/update split): an executor whose `readSharing` is not `.exclusive` gets every
+//    operation the workload marks read-only (`SequentialStructure.isReadOnly`) through
+//    `executeRead`, the rest through `execute`. `.shared`: a read may run beside other reads, never
+//    beside an update (reader-writer locks, node replication). `.optimistic`: a read may run beside
+//    an update and the executor makes its result come from one consistent state (a seqlock
+//    retries, RCU reads an old version); it is paired only with structures whose read path says
+//    it tolerates that (`SequentialStructure.readsTolerateConcurrentUpdates`). An exclusive
+//    executor never sees `executeRead`: every operation excludes every other, as before.
+//    The read path's target writes nothing shared (no counter, no handover record: the harness
+//    checks reads with two loads of the record's version word), so the measurement does not
+//    turn reads into writes; the update path's target bumps the version word around the update.
 
 /// What an executor is told when it is made.
 public struct ExecutorEnvironment: Sendable {
@@ -48,6 +59,27 @@ public protocol OperationTarget {
     func apply(_ op: Operation) -> UInt64
 }
 
+/// How an executor treats the operations a workload marks read-only (see the contract above).
+public enum ReadSharing: String, Sendable, CaseIterable {
+    /// Every operation excludes every other: locks and delegation executors.
+    case exclusive
+    /// Reads run beside reads, never beside an update: reader-writer locks, node replication.
+    case shared
+    /// Reads may run beside an update and still return a result of one consistent state
+    /// (seqlock: retried; RCU: an old version).
+    case optimistic
+
+    /// Why executor `lock` (reads `sharing`) cannot run workload `workload`, whose structure is
+    /// `structure`: an optimistic executor's reads run beside updates, which only a structure
+    /// whose reads tolerate that may see (`SequentialStructure.readsTolerateConcurrentUpdates`).
+    /// nil when the pairing is sound. The one message the plan and the harness both give.
+    public static func pairingRefusal(_ sharing: ReadSharing, lock: String, workload: String,
+                                      structure: any SequentialStructure.Type) -> String? {
+        guard sharing == .optimistic, !structure.readsTolerateConcurrentUpdates else { return nil }
+        return "\(lock) runs reads beside updates and retries them, which only a workload whose reads tolerate that may see (bounded, atomic loads, nothing freed: snapshot); \(workload)'s reads do not"
+    }
+}
+
 /// Runs operations with mutual exclusion. Conformers are structs of pointers (no ARC) in this
 /// module, with `@inline(__always)` on `execute`.
 public protocol Executor {
@@ -67,6 +99,14 @@ public protocol Executor {
 
     /// Applies `op` through `target` with mutual exclusion and returns its result.
     func execute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64
+    /// Reads: `.exclusive` (the default) sends every operation through `execute`; otherwise the
+    /// harness sends read-only operations through `executeRead`. A static constant, so each
+    /// specialised loop keeps only its own path.
+    static var readSharing: ReadSharing { get }
+    /// Applies the read-only `op` through `target` (never beside an update for `.shared`) and
+    /// returns its result. Only called when `readSharing != .exclusive`.
+    func executeRead<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64
+
     /// Applies `op` only if exclusion can be had at once; nil if not. Only called when
     /// `descriptor.supportsTryLock`.
     func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64?
@@ -88,6 +128,14 @@ public protocol Executor {
 
 extension Executor {
     public func freeContext(_ context: inout Context) {}
+
+    @inline(__always)
+    public static var readSharing: ReadSharing { .exclusive }
+
+    @inline(__always)
+    public func executeRead<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64 {
+        execute(op, on: target, &context)
+    }
 
     public func combiningCounts() -> CombiningCounts? { nil }
 

@@ -59,6 +59,8 @@ public struct ThreadSummary: Sendable {
     public let lastCPU: Int
     public let ops: UInt64
     public let opsPerSecond: Double
+    /// Read-only operations among `ops` (the structure's `isReadOnly`).
+    public let reads: UInt64
     public let latency: LatencySummary
     public let sameNodeHandoverFraction: Double?
     public let cpuUserSeconds: Double
@@ -94,6 +96,20 @@ public struct RunSummary: Sendable {
     public let failure: String?
     /// Operations per combining pass or server sweep (delegation executors); nil otherwise.
     public let combiningDegree: Double?
+    /// Read-only operations among `ops`, and the reads' and updates' shares of `opsPerSecond`
+    /// (ops/s); both rates are reported for every executor, exclusive or reader-sharing.
+    public let reads: UInt64
+    public let readOpsPerSecond: Double
+    public let updateOpsPerSecond: Double
+    /// Sampled latencies (ns) of the reads and of the updates alone.
+    public let readLatency: LatencySummary
+    public let updateLatency: LatencySummary
+    /// The fewest updates any thread completed in the measured phase: 0 while others update is
+    /// writer starvation (a reader-preferring lock under a read-mostly load).
+    public let minThreadUpdates: UInt64
+    /// Reads (whole run) that overlapped an update: 0 for a correct `.shared` executor (else the
+    /// run is a mutex violation); the retried or old-version reads of an `.optimistic` one.
+    public let readOverlaps: UInt64
 
     public init(_ raw: RawRunResult) {
         status = raw.status
@@ -112,6 +128,20 @@ public struct RunSummary: Sendable {
             if merged == nil { merged = t.latencyCycles } else { merged!.add(t.latencyCycles) }
         }
         latency = merged.map { LatencySummary($0) } ?? LatencySummary()
+        reads = raw.threads.reduce(0) { $0 + $1.measuredReads }
+        readOpsPerSecond = elapsedSeconds > 0 ? Double(reads) / elapsedSeconds : 0
+        updateOpsPerSecond = elapsedSeconds > 0 ? Double(ops - reads) / elapsedSeconds : 0
+        func merge(_ path: KeyPath<ThreadOutcome, Histogram<UInt64>>) -> LatencySummary {
+            var h: Histogram<UInt64>? = nil
+            for t in raw.threads {
+                if h == nil { h = t[keyPath: path] } else { h!.add(t[keyPath: path]) }
+            }
+            return h.map { LatencySummary($0) } ?? LatencySummary()
+        }
+        readLatency = merge(\.readLatencyCycles)
+        updateLatency = merge(\.updateLatencyCycles)
+        minThreadUpdates = raw.threads.map { $0.measuredOps - $0.measuredReads }.min() ?? 0
+        readOverlaps = raw.threads.reduce(0) { $0 + $1.readOverlaps }
         let handovers = raw.threads.reduce(UInt64(0)) { $0 + $1.handoversIn }
         let same = raw.threads.reduce(UInt64(0)) { $0 + $1.sameNodeHandoversIn }
         sameNodeHandoverFraction = handovers > 0 ? Double(same) / Double(handovers) : nil
@@ -129,6 +159,7 @@ public struct RunSummary: Sendable {
             ThreadSummary(
                 thread: t.thread.index, cpu: t.thread.cpu, node: t.thread.node, lastCPU: t.lastCPU,
                 ops: t.measuredOps, opsPerSecond: elapsed > 0 ? Double(t.measuredOps) / elapsed : 0,
+                reads: t.measuredReads,
                 latency: LatencySummary(t.latencyCycles),
                 sameNodeHandoverFraction: t.handoversIn > 0 ? Double(t.sameNodeHandoversIn) / Double(t.handoversIn) : nil,
                 cpuUserSeconds: Double(t.userNanoseconds) / 1e9, cpuSystemSeconds: Double(t.systemNanoseconds) / 1e9,

@@ -18,6 +18,16 @@
 // timed at 1 in K. The choice is made in the out-of-line timed iteration; the common one only
 // counts down.
 //
+// Reads (the read/update split, Executor.swift): for an executor whose `readSharing` is not
+// `.exclusive`, an operation the structure marks read-only goes through `executeRead` with a
+// `ReadTarget`, which writes nothing shared: it loads the record's version word before and after
+// the read (Boehm's seqlock reader, MSPC 2012) into the thread's own words. Updates go through
+// `execute` with a `VersionedTarget`, which makes the version odd around the update. A read that
+// saw the version odd or changed overlapped an update: a mutual-exclusion failure for `.shared`,
+// expected (and counted) for `.optimistic`. The plain counter then counts updates only. For an
+// exclusive executor nothing changes: every operation is applied through `MeasuredTarget`; the
+// loop only counts which operations were reads (one compare, for the read/update columns).
+//
 // Nothing in the loop allocates, retains or calls through an existential: `measure` is generic
 // over the executor and the workload, and is entered through the catalog, which is built with
 // concrete types.
@@ -85,12 +95,33 @@ struct ApplierWords {
     @usableFromInline var sameNode: UInt64
     /// Cycle counter when the sampled operation started being applied (0: not applied by us).
     @usableFromInline var appliedAt: UInt64
+    /// The record's version word before and after this thread's last read (reader-sharing
+    /// executors): the validator's window of states the read may have seen.
+    @usableFromInline var readVersionBefore: UInt64
+    @usableFromInline var readVersionAfter: UInt64
+    /// Reads (whole run) whose two version loads saw an update running or completed between them.
+    @usableFromInline var readOverlaps: UInt64
+}
+
+/// A target whose applications are this thread's, with its own words (the timed wrapper's stamp).
+@usableFromInline
+protocol AppliedTarget: OperationTarget {
+    var words: UnsafeMutablePointer<ApplierWords> { get }
+}
+
+extension HarnessRecord {
+    /// The record's version word, for the shim's atomics.
+    @inline(__always) @usableFromInline
+    static func versionWord(_ record: UnsafeMutablePointer<HarnessRecord>) -> UnsafeMutablePointer<UInt64> {
+        (UnsafeMutableRawPointer(record) + MemoryLayout<HarnessRecord>.offset(of: \HarnessRecord.version)!)
+            .assumingMemoryBound(to: UInt64.self)
+    }
 }
 
 /// The target a thread hands its executor: the workload's structure, applied as this thread,
 /// with the harness's part of every critical section around it.
 @usableFromInline @frozen
-struct MeasuredTarget<S: SequentialStructure>: OperationTarget {
+struct MeasuredTarget<S: SequentialStructure>: AppliedTarget {
     @usableFromInline let structure: S
     @usableFromInline let record: UnsafeMutablePointer<HarnessRecord>
     @usableFromInline let me: UInt64
@@ -124,11 +155,58 @@ struct MeasuredTarget<S: SequentialStructure>: OperationTarget {
     }
 }
 
+/// An update's target under a reader-sharing executor: the version word is odd while the update
+/// runs and advances by two per update (Boehm's seqlock writer). Updates exclude each other, so
+/// the relaxed load reads the last update's store.
+@usableFromInline @frozen
+struct VersionedTarget<S: SequentialStructure>: AppliedTarget {
+    @usableFromInline let inner: MeasuredTarget<S>
+    @usableFromInline let version: UnsafeMutablePointer<UInt64>
+    @usableFromInline var words: UnsafeMutablePointer<ApplierWords> { inner.words }
+
+    @inline(__always) @usableFromInline
+    func apply(_ op: Operation) -> UInt64 {
+        let v = cshims_u64_load_relaxed(version)
+        cshims_u64_store_relaxed(version, v &+ 1)
+        // The odd version is visible before any store of the update: a reader whose loads see
+        // one of them sees (after its acquire fence) the odd version or a later one.
+        cshims_fence_release()
+        let result = inner.apply(op)
+        // Every store of the update before the even version.
+        cshims_u64_store_release(version, v &+ 2)
+        return result
+    }
+}
+
+/// A read's target under a reader-sharing executor: applies the read-only operation and brackets
+/// it with two loads of the version word (Boehm's seqlock reader). Writes only the thread's own
+/// words, so reads stay reads: no shared line is dirtied by measuring them.
+@usableFromInline @frozen
+struct ReadTarget<S: SequentialStructure>: AppliedTarget {
+    @usableFromInline let structure: S
+    @usableFromInline let version: UnsafeMutablePointer<UInt64>
+    @usableFromInline let words: UnsafeMutablePointer<ApplierWords>
+
+    @inline(__always) @usableFromInline
+    func apply(_ op: Operation) -> UInt64 {
+        // Acquire: the read's loads come after it.
+        let before = cshims_u64_load_acquire(version)
+        let result = structure.apply(op)
+        // The read's loads come before the second version load.
+        cshims_fence_acquire()
+        let after = cshims_u64_load_relaxed(version)
+        words.pointee.readVersionBefore = before
+        words.pointee.readVersionAfter = after
+        if (before & 1) | (before ^ after) != 0 { words.pointee.readOverlaps &+= 1 }
+        return result
+    }
+}
+
 /// The target of a sampled iteration: stamps the cycle counter when the operation starts being
 /// applied (the end of the acquire, for a lock), then applies it.
 @usableFromInline @frozen
-struct TimedTarget<S: SequentialStructure>: OperationTarget {
-    @usableFromInline let inner: MeasuredTarget<S>
+struct TimedTarget<T: AppliedTarget>: OperationTarget {
+    @usableFromInline let inner: T
     @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
         // The first application only: a combiner applies its own operation first, then others'
@@ -156,8 +234,17 @@ public struct ThreadOutcome {
     public var handoversIn: UInt64
     /// ... and that thread was on this thread's node.
     public var sameNodeHandoversIn: UInt64
-    /// Sampled acquire latencies, in cycles (measured phase).
+    /// Read-only operations (the structure's `isReadOnly`) among `measuredOps` and `totalOps`.
+    public var measuredReads: UInt64
+    public var totalReads: UInt64
+    /// Reads (whole run) that overlapped an update (reader-sharing executors; 0 otherwise): a
+    /// mutual-exclusion failure for `.shared`, the retried or old-version reads for `.optimistic`.
+    public var readOverlaps: UInt64
+    /// Sampled acquire latencies, in cycles (measured phase), every operation.
     public var latencyCycles: Histogram<UInt64>
+    /// ... of the reads and of the updates alone (both merge into `latencyCycles`).
+    public var readLatencyCycles: Histogram<UInt64>
+    public var updateLatencyCycles: Histogram<UInt64>
     /// CPU time and context switches of the measured phase.
     public var userNanoseconds: UInt64
     public var systemNanoseconds: UInt64
@@ -235,6 +322,11 @@ public enum Harness {
         // against what was applied, so a response lost or sent to the wrong client is caught.
         let received = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
         defer { if !abandoned { received?.deallocate() } }
+        // A reader-sharing executor's reads, thread by thread (thread i's from i * opsLimit), with
+        // the version window each saw: checked against the states the updates went through.
+        let sharing = E.readSharing != .exclusive
+        let readLog = sharing && logCapacity > 0 ? UnsafeMutablePointer<ObservedRead>.allocate(capacity: logCapacity) : nil
+        defer { if !abandoned { readLog?.deallocate() } }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             minSamples: config.sampleEvery > 0 ? UInt64(minLatencySamples) : 0,
@@ -242,7 +334,7 @@ public enum Harness {
             opsLimit: opsLimit, seed: config.seed,
             histogramMaxCycles: histogramMaxCycles,
             faultHang: faultHangLock == E.descriptor.name,
-            log: log, logCapacity: UInt64(logCapacity), received: received)
+            log: log, logCapacity: UInt64(logCapacity), received: received, readLog: readLog)
 
         do {
             try group.start { slot, control in
@@ -306,10 +398,28 @@ public enum Harness {
         outcomes.deallocate()
         let counter = workload.record.pointee.counter
         let total = threads.reduce(UInt64(0)) { $0 &+ $1.totalOps }
+        let totalReads = threads.reduce(UInt64(0)) { $0 &+ $1.totalReads }
+        let overlaps = threads.reduce(UInt64(0)) { $0 &+ $1.readOverlaps }
+        // A reader-sharing executor's reads do not touch the counter: it counts the updates.
+        let expected = sharing ? total &- totalReads : total
         let logged = log.map { UnsafeBufferPointer(start: $0, count: Int(min(counter, UInt64(logCapacity)))) }
         var check = workload.verify(applied: counter, log: logged)
-        if check.passed, let logged, let received, counter == total {
-            check = Self.responsesFailure(applied: logged, received: UnsafeBufferPointer(start: received, count: logCapacity),
+        if check.passed, E.readSharing == .shared, overlaps > 0 {
+            check = WorkloadCheck(failure: "reads: \(overlaps) of \(totalReads) reads ran beside an update (the record's version word was odd or changed under them): \(E.descriptor.name) let an update in while reads were running")
+        }
+        var reads: [ObservedRead] = []
+        if let readLog, counter == expected {
+            for t in threads {
+                let first = readLog + t.thread.index * Int(opsLimit)
+                reads.append(contentsOf: UnsafeBufferPointer(start: first, count: Int(t.totalReads)))
+            }
+        }
+        if check.passed, let logged, readLog != nil, counter == expected {
+            check = Self.readsFailure(workload, updates: logged, reads: reads)
+        }
+        if check.passed, let logged, let received, counter == expected {
+            check = Self.responsesFailure(applied: Array(logged) + reads.map { AppliedOperation(operation: $0.operation, result: $0.result) },
+                                          received: UnsafeBufferPointer(start: received, count: logCapacity),
                                           perThread: Int(opsLimit), threads: clientCount)
         }
         let degree = countsAtStart.flatMap { start in executor.combiningCounts()?.degree(since: start) }
@@ -317,7 +427,7 @@ public enum Harness {
         workload.deallocate()
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
-        let status: RunStatus = (counter == total && check.passed) ? .ok : .mutexViolation
+        let status: RunStatus = (counter == expected && check.passed) ? .ok : .mutexViolation
         return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
                             counter: counter, progressOps: total, workloadCheck: check, failure: check.failure,
                             combiningDegree: degree)
@@ -347,6 +457,24 @@ struct LoopParameters: @unchecked Sendable {
     @usableFromInline let logCapacity: UInt64
     /// The validator's record of the responses each client received (nil: not logged).
     @usableFromInline let received: UnsafeMutablePointer<AppliedOperation>?
+    /// The validator's record of each client's reads and their version windows (nil: not
+    /// logged, or an exclusive executor).
+    @usableFromInline let readLog: UnsafeMutablePointer<ObservedRead>?
+}
+
+/// One read of a reader-sharing executor as the validator keeps it: the operation, its result,
+/// and the record's version word before and after it (`ReadTarget`).
+public struct ObservedRead: Equatable, Sendable {
+    public var operation: Operation
+    public var result: UInt64
+    public var versionBefore: UInt64
+    public var versionAfter: UInt64
+    /// The updates applied when the read may first and last have seen the structure: a version
+    /// counts two per update and is odd while one runs, so from `versionBefore / 2` (an update
+    /// running then had not finished) to `(versionAfter + 1) / 2` (one running then may be seen).
+    public var window: ClosedRange<Int> {
+        Int(versionBefore >> 1)...max(Int(versionBefore >> 1), Int((versionAfter &+ 1) >> 1))
+    }
 }
 
 extension Harness {
@@ -362,10 +490,18 @@ extension Harness {
         var context = executor.makeContext(for: slot)
         var state = workload.makeThreadState(for: slot, seed: loop.seed)
         let words = LabMemory().allocate(bytes: 128).bindMemory(to: ApplierWords.self, capacity: 1)
+        words.initialize(to: ApplierWords(handovers: 0, sameNode: 0, appliedAt: 0, readVersionBefore: 0,
+                                          readVersionAfter: 0, readOverlaps: 0))
         let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
                                     myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
-        var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: loop.histogramMaxCycles,
-                                          numberOfSignificantValueDigits: .three)
+        // A reader-sharing executor's two targets (unused, and compiled out, for an exclusive one).
+        let sharing = E.readSharing != .exclusive
+        let version = HarnessRecord.versionWord(workload.record)
+        let updateTarget = VersionedTarget(inner: target, version: version)
+        let readTarget = ReadTarget(structure: workload.structure, version: version, words: words)
+        var readHistogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: loop.histogramMaxCycles,
+                                              numberOfSignificantValueDigits: .three)
+        var updateHistogram = readHistogram
         var usageStart = cshims_thread_usage()
         var usageEnd = cshims_thread_usage()
         defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
@@ -388,6 +524,8 @@ extension Harness {
         let limit = phase == GroupPhase.stop ? 0 : loop.opsLimit
         var ops: UInt64 = 0
         var opsAtMeasureStart: UInt64 = phase == GroupPhase.measure ? 0 : .max
+        var reads: UInt64 = 0
+        var readsAtMeasureStart: UInt64 = 0
         // Iterations left until the next timed one and the next tryExecute (.max when off), and
         // until the nearer of the two: the one countdown the common iteration decrements. The
         // first operations are all timed (sampleLeft 1) until minSamples are taken.
@@ -407,9 +545,11 @@ extension Harness {
                     if phase == GroupPhase.measure {
                         // Warm-up is over: measure from here.
                         opsAtMeasureStart = ops
+                        readsAtMeasureStart = reads
                         words.pointee.handovers = 0
                         words.pointee.sameNode = 0
-                        histogram.reset()
+                        readHistogram.reset()
+                        updateHistogram.reset()
                         samplesTaken = 0
                         if sampleEvery != 0 {
                             sampleLeft = 1
@@ -419,6 +559,7 @@ extension Harness {
                     }
                 }
                 let op = workload.nextOperation(&state)
+                let isRead = W.Structure.isReadOnly(op)
                 // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
                 // common iteration below stays small (one countdown, one branch).
                 untilSpecial &-= 1
@@ -435,11 +576,31 @@ extension Harness {
                     }
                     if useTry { tryLeft = trylockEvery }
                     untilSpecial = min(sampleLeft, tryLeft)
-                    result = specialIteration(executor: executor, context: &context, op: op, target: target,
-                                              timed: timed, useTry: useTry, histogram: &histogram)
+                    if sharing && isRead {
+                        result = specialIteration(executor: executor, context: &context, op: op, target: readTarget,
+                                                  sharedRead: true, timed: timed, useTry: false, histogram: &readHistogram)
+                    } else if sharing {
+                        result = specialIteration(executor: executor, context: &context, op: op, target: updateTarget,
+                                                  sharedRead: false, timed: timed, useTry: useTry, histogram: &updateHistogram)
+                    } else if isRead {
+                        result = specialIteration(executor: executor, context: &context, op: op, target: target,
+                                                  sharedRead: false, timed: timed, useTry: useTry, histogram: &readHistogram)
+                    } else {
+                        result = specialIteration(executor: executor, context: &context, op: op, target: target,
+                                                  sharedRead: false, timed: timed, useTry: useTry, histogram: &updateHistogram)
+                    }
+                } else if sharing {
+                    result = isRead ? executor.executeRead(op, on: readTarget, &context)
+                                    : executor.execute(op, on: updateTarget, &context)
                 } else {
                     result = executor.execute(op, on: target, &context)
                 }
+                if sharing && isRead, let readLog = loop.readLog {
+                    readLog[slot.index &* Int(limit) &+ Int(reads)] = ObservedRead(
+                        operation: op, result: result, versionBefore: words.pointee.readVersionBefore,
+                        versionAfter: words.pointee.readVersionAfter)
+                }
+                reads &+= isRead ? 1 : 0
                 workload.completed(op, result: result, &state)
                 if let received = loop.received { received[slot.index &* Int(limit) &+ Int(ops)] = AppliedOperation(operation: op, result: result) }
                 ops &+= 1
@@ -455,10 +616,14 @@ extension Harness {
             // Never saw the measure phase (stopped before it began, or waited through all of it, as
             // a culled malthusian thread does): nothing of its warm-up belongs in the measurement.
             opsAtMeasureStart = ops
+            readsAtMeasureStart = reads
             words.pointee.handovers = 0
             words.pointee.sameNode = 0
-            histogram.reset()
+            readHistogram.reset()
+            updateHistogram.reset()
         }
+        var histogram = updateHistogram
+        histogram.add(readHistogram)
 
         out.initialize(to: ThreadOutcome(
             thread: slot,
@@ -466,7 +631,12 @@ extension Harness {
             totalOps: ops,
             handoversIn: words.pointee.handovers,
             sameNodeHandoversIn: words.pointee.sameNode,
+            measuredReads: reads &- readsAtMeasureStart,
+            totalReads: reads,
+            readOverlaps: words.pointee.readOverlaps,
             latencyCycles: histogram,
+            readLatencyCycles: readHistogram,
+            updateLatencyCycles: updateHistogram,
             userNanoseconds: usageEnd.user_ns &- usageStart.user_ns,
             systemNanoseconds: usageEnd.sys_ns &- usageStart.sys_ns,
             voluntarySwitches: usageEnd.voluntary_switches &- usageStart.voluntary_switches,
@@ -482,6 +652,8 @@ extension Harness {
         executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl
     ) {
         let words = LabMemory().allocate(bytes: 128).bindMemory(to: ApplierWords.self, capacity: 1)
+        words.initialize(to: ApplierWords(handovers: 0, sameNode: 0, appliedAt: 0, readVersionBefore: 0,
+                                          readVersionAfter: 0, readOverlaps: 0))
         defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
         let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
                                     myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
@@ -496,7 +668,7 @@ extension Harness {
     /// The responses check of a logged run: the (operation, result) pairs the clients received
     /// must be, as a multiset, the pairs that were applied. A response lost, duplicated, stale or
     /// delivered to another operation shows as a pair in one and not the other.
-    static func responsesFailure(applied: UnsafeBufferPointer<AppliedOperation>, received: UnsafeBufferPointer<AppliedOperation>,
+    static func responsesFailure(applied: [AppliedOperation], received: UnsafeBufferPointer<AppliedOperation>,
                                  perThread: Int, threads: Int) -> WorkloadCheck {
         func key(_ a: AppliedOperation) -> [UInt64] { [a.operation.code, a.operation.arg0, a.operation.arg1, a.result] }
         let want = applied.map(key).sorted { $0.lexicographicallyPrecedes($1) }
@@ -507,16 +679,54 @@ extension Harness {
         return WorkloadCheck(failure: "responses: \(have.count) came back for \(want.count) operations applied, and they differ: operation code \(missing[0]) (args \(missing[1]), \(missing[2])) applied with result \(missing[3]) never came back as such")
     }
 
+    /// The reads check of a logged run of a reader-sharing executor: replaying the updates in
+    /// their order on the model, every read's result must be the model's for that read at some
+    /// state inside its version window (`ObservedRead.window`): a read that returned what no
+    /// state it could have seen gives saw a torn or stale structure.
+    static func readsFailure<W: Workload>(_ workload: W, updates: UnsafeBufferPointer<AppliedOperation>,
+                                          reads: [ObservedRead]) -> WorkloadCheck {
+        let byStart = reads.sorted { $0.window.lowerBound < $1.window.lowerBound }
+        var model = workload.makeModel()
+        var open: [ObservedRead] = []
+        var next = 0
+        for state in 0...updates.count {
+            while next < byStart.count, byStart[next].window.lowerBound <= state {
+                open.append(byStart[next])
+                next += 1
+            }
+            var stillOpen: [ObservedRead] = []
+            for read in open {
+                var copy = model  // a read changes nothing; the copy keeps a wrong model honest
+                let want = copy.apply(read.operation)
+                if want == read.result { continue }
+                if read.window.upperBound <= state {
+                    return WorkloadCheck(failure: "\(W.name): a read (code \(read.operation.code), args \(read.operation.arg0), \(read.operation.arg1)) returned \(W.describe(read.result)), which the structure held at no point of its window (after \(read.window.lowerBound) to \(read.window.upperBound) updates; the model returns \(W.describe(want)) after \(state))")
+                }
+                stillOpen.append(read)
+            }
+            open = stillOpen
+            if state < updates.count { _ = model.apply(updates[state].operation) }
+        }
+        if let read = open.first ?? (next < byStart.count ? byStart[next] : nil) {
+            return WorkloadCheck(failure: "\(W.name): a read saw version \(read.versionBefore)...\(read.versionAfter), beyond the \(updates.count) updates applied")
+        }
+        return .ok
+    }
+
     /// A timed and/or tryExecute iteration: the rare kind, kept out of the common loop body.
+    /// `sharedRead`: a reader-sharing executor's read, through `executeRead` (no trylock).
     @inline(never)
-    static func specialIteration<E: Executor, S: SequentialStructure>(
-        executor: E, context: inout E.Context, op: Operation, target: MeasuredTarget<S>, timed: Bool, useTry: Bool,
+    static func specialIteration<E: Executor, T: AppliedTarget>(
+        executor: E, context: inout E.Context, op: Operation, target: T, sharedRead: Bool, timed: Bool, useTry: Bool,
         histogram: inout Histogram<UInt64>
     ) -> UInt64 {
         target.words.pointee.appliedAt = 0
         let start: UInt64 = timed ? cshims_cycles() : 0
         var result: UInt64?
-        if useTry {
+        if sharedRead {
+            result = timed ? executor.executeRead(op, on: TimedTarget(inner: target), &context)
+                           : executor.executeRead(op, on: target, &context)
+        } else if useTry {
             if timed {
                 repeat { result = executor.tryExecute(op, on: TimedTarget(inner: target), &context) } while result == nil && pause()
             } else {

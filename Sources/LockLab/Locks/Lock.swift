@@ -27,6 +27,7 @@ public enum LockFamily: String, Sendable, CaseIterable {
     case restriction = "concurrency-restriction"
     case numa = "numa-aware"
     case kernel
+    case readerWriter = "reader-writer"
     case delegation
     case harness
 }

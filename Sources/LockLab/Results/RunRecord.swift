@@ -84,12 +84,14 @@ public enum RunRecord {
         "ops", "ops_per_sec", "ns_per_op", "jain_fairness", "min_thread_ops", "max_thread_ops",
         "lat_sample_every", "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
         "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec", "combining_degree",
+        "read_ops_per_sec", "update_ops_per_sec", "read_lat_p50_ns", "read_lat_p99_ns", "update_lat_p50_ns",
+        "update_lat_p99_ns", "min_thread_updates", "read_overlaps",
         "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "machine_id", "git_commit", "build_id", "utc_end",
     ]
 
     public static let threadColumns = [
-        "run_id", "lock", "threads", "thread", "cpu", "last_cpu", "node", "ops", "ops_per_sec",
+        "run_id", "lock", "threads", "thread", "cpu", "last_cpu", "node", "ops", "ops_per_sec", "reads",
         "lat_samples", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns", "same_node_handover_frac",
         "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol",
     ]
@@ -120,6 +122,12 @@ public enum RunRecord {
             "handovers_per_sec": csvNumber(s.handoversPerSecond, decimals: 1),
             "node_switches_per_sec": csvNumber(s.nodeSwitchesPerSecond, decimals: 1),
             "combining_degree": s.combiningDegree.map { csvNumber($0, decimals: 3) } ?? "",
+            "read_ops_per_sec": csvNumber(s.readOpsPerSecond, decimals: 1),
+            "update_ops_per_sec": csvNumber(s.updateOpsPerSecond, decimals: 1),
+            "read_lat_p50_ns": latencyCell(s.readLatency, \.p50), "read_lat_p99_ns": latencyCell(s.readLatency, \.p99),
+            "update_lat_p50_ns": latencyCell(s.updateLatency, \.p50),
+            "update_lat_p99_ns": latencyCell(s.updateLatency, \.p99),
+            "min_thread_updates": "\(s.minThreadUpdates)", "read_overlaps": "\(s.readOverlaps)",
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
             // CPU seconds (user + sys, all threads, measured phase) per million acquisitions: what
             // waiting costs, spinning or parked; empty when nothing was acquired.
@@ -145,7 +153,7 @@ public enum RunRecord {
                 "run_id": d.runID, "lock": d.spec.label, "threads": "\(d.threads)", "thread": "\(t.thread)",
                 "cpu": t.cpu.map(String.init) ?? "", "last_cpu": "\(t.lastCPU)", "node": "\(t.node)",
                 "ops": "\(t.ops)", "ops_per_sec": csvNumber(t.opsPerSecond, decimals: 1),
-                "lat_samples": "\(t.latency.samples)",
+                "reads": "\(t.reads)", "lat_samples": "\(t.latency.samples)",
                 "lat_p50_ns": latencyCell(t.latency, \.p50), "lat_p99_ns": latencyCell(t.latency, \.p99),
                 "lat_p999_ns": latencyCell(t.latency, \.p999), "lat_max_ns": latencyCell(t.latency, \.max),
                 "same_node_handover_frac": t.sameNodeHandoverFraction.map { csvNumber($0) } ?? "",

@@ -101,6 +101,13 @@ public struct RunMatrix: Sendable {
             throw LabError.badValue(flag: "--stall-timeout", value: "\(stallTimeoutSeconds)", accepted: "seconds in [0.1, 86400]")
         }
         if workloads.isEmpty || placements.isEmpty { throw LabError.impossible("no workload or no placement to run") }
+        // A (lock, workload) pair that cannot run (a seqlock on a structure whose reads must not see
+        // an update) is left out (`pairingNotes` says which); a lock left with no workload at all
+        // is refused, with the reason.
+        for lock in locks {
+            let refusals = workloads.compactMap { $0.pairingRefusal(lock) }
+            if refusals.count == workloads.count, let first = refusals.first { throw LabError.impossible(first) }
+        }
         for workload in workloads {
             if let csLines = workload.csLines, csLines < 0 || csLines > 1 << 16 {
                 throw LabError.badValue(flag: "--cs-lines", value: "\(csLines)", accepted: "0...65536")
@@ -146,9 +153,10 @@ public struct RunMatrix: Sendable {
     public var plannedRunCount: Int? {
         var perRepeat = 0
         for t in threadCounts {
-            let locksThere = locks.filter { t <= ($0.entry.descriptor.maxThreads ?? .max) }.count
-            let (a, o1) = locksThere.multipliedReportingOverflow(by: workloads.count)
-            let (b, o2) = a.multipliedReportingOverflow(by: placements.count)
+            let locksThere = locks.filter { t <= ($0.entry.descriptor.maxThreads ?? .max) }
+            let pairs = locksThere.reduce(0) { sum, lock in sum + workloads.filter { $0.pairingRefusal(lock) == nil }.count }
+            let (b, o2) = pairs.multipliedReportingOverflow(by: placements.count)
+            let o1 = false
             let (c, o3) = perRepeat.addingReportingOverflow(b)
             if o1 || o2 || o3 { return nil }
             perRepeat = c
@@ -177,7 +185,7 @@ public struct RunMatrix: Sendable {
             for t in threadCounts {
                 for w in workloads {
                     for p in placements {
-                        for spec in locks where t <= (spec.entry.descriptor.maxThreads ?? .max) {
+                        for spec in locks where t <= (spec.entry.descriptor.maxThreads ?? .max) && w.pairingRefusal(spec) == nil {
                             round.append(PlannedRun(spec: spec, threads: t, workload: w, placement: p, repeatIndex: r))
                         }
                     }
@@ -208,6 +216,12 @@ public struct RunMatrix: Sendable {
             let counts = over.map(String.init).joined(separator: ", ")
             return "\(spec.label) runs at most \(limit) thread\(limit == 1 ? "" : "s"): left out at \(counts) thread\(over == [1] ? "" : "s")"
         }
+    }
+
+    /// One line per (lock, workload) pair left out because the two cannot run together
+    /// (`WorkloadSpec.pairingRefusal`), so that no pair asked for disappears without a word.
+    public var pairingNotes: [String] {
+        locks.flatMap { lock in workloads.compactMap { w in w.pairingRefusal(lock).map { "\(lock.label) on \(w.label) left out: \($0)" } } }
     }
 
     /// Seconds the matrix takes: per run its warm-up and measured time, plus `perRunOverhead`

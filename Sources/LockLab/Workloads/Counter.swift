@@ -63,5 +63,7 @@ public struct CounterWorkload: Workload {
 
     public func contents() -> [UInt64] { [structure.value.pointee] }
 
+    public func sharedMemory() -> [UnsafeRawBufferPointer] { [UnsafeRawBufferPointer(start: record, count: 64)] }
+
     public func deallocate() { memory.deallocate(UnsafeMutableRawPointer(record), bytes: 64) }
 }

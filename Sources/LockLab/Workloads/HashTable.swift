@@ -145,5 +145,7 @@ public struct HashTableWorkload: Workload {
         return pairs.sorted { $0.0 < $1.0 }.flatMap { [$0.0, $0.1] }
     }
 
+    public func sharedMemory() -> [UnsafeRawBufferPointer] { [structure.block.memory] }
+
     public func deallocate() { structure.block.deallocate(memory) }
 }

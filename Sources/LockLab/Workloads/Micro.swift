@@ -102,6 +102,8 @@ public struct Microbenchmark: Workload {
 
     public func contents() -> [UInt64] { [] }
 
+    public func sharedMemory() -> [UnsafeRawBufferPointer] { [UnsafeRawBufferPointer(start: record, count: bytes)] }
+
     public func deallocate() {
         memory.deallocate(UnsafeMutableRawPointer(record), bytes: bytes)
     }

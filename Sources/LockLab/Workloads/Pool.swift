@@ -46,6 +46,9 @@ public struct NodeBlock {
 
     public func deallocate(_ memory: LabMemory) { memory.deallocate(raw, bytes: bytes) }
 
+    /// The whole block: header line, nodes, extra bytes.
+    public var memory: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: raw, count: bytes) }
+
     /// Walks a list from `head`: its nodes' indices, or nil when it is longer than the pool (a
     /// cycle) or leaves the pool.
     public func walk(from head: UInt64) -> [Int]? {

@@ -124,5 +124,7 @@ public struct PriorityQueueWorkload: Workload {
 
     public func contents() -> [UInt64] { (0..<Int(structure.header[0])).map { structure.heap[$0] }.sorted() }
 
+    public func sharedMemory() -> [UnsafeRawBufferPointer] { [UnsafeRawBufferPointer(start: raw, count: bytes)] }
+
     public func deallocate() { memory.deallocate(raw, bytes: bytes) }
 }

@@ -114,5 +114,7 @@ public struct ListWorkload: Workload {
         (structure.block.walk(from: structure.block.header[0]) ?? []).map { structure.block.nodes[$0].key }
     }
 
+    public func sharedMemory() -> [UnsafeRawBufferPointer] { [structure.block.memory] }
+
     public func deallocate() { structure.block.deallocate(memory) }
 }

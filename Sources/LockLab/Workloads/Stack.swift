@@ -103,5 +103,7 @@ public struct StackWorkload: Workload {
         (structure.block.walk(from: structure.block.header[0]) ?? []).map { structure.block.nodes[$0].key }.reversed()
     }
 
+    public func sharedMemory() -> [UnsafeRawBufferPointer] { [structure.block.memory] }
+
     public func deallocate() { structure.block.deallocate(memory) }
 }

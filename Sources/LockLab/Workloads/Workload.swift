@@ -40,18 +40,33 @@ public let emptyResult: UInt64 = .max
 public protocol SequentialStructure {
     /// Applies `op` and returns its result. Allocates nothing (pools are preallocated).
     func apply(_ op: Operation) -> UInt64
-    /// True when `op` changes nothing (a read-mostly executor may run it concurrently).
+    /// True when `op` changes nothing: not a word of the structure's memory is written (no
+    /// statistics, no move-to-front, no lazy clean-up), so a reader-sharing executor may run it
+    /// beside other reads (`ReadSharing`). `WorkloadTests` checks it for every workload.
     static func isReadOnly(_ op: Operation) -> Bool
+    /// True when a read may run beside an update and still terminate and touch only memory that
+    /// stays allocated, its loads atomic (a seqlock's reader, Boehm MSPC 2012): the condition for
+    /// pairing with a `.optimistic` executor. False by default.
+    static var readsTolerateConcurrentUpdates: Bool { get }
+}
+
+extension SequentialStructure {
+    @inline(__always)
+    public static var readsTolerateConcurrentUpdates: Bool { false }
 }
 
 /// The harness's words, at the start of every workload's first shared line: the plain
-/// (non-atomic) counter that must equal the operations applied, and the previous applier's thread
-/// (index + 1) and node, for handover locality.
+/// (non-atomic) counter that must equal the operations applied (the updates, for a reader-sharing
+/// executor), the previous applier's thread (index + 1) and node, for handover locality, and the
+/// update version (reader-sharing executors only): odd while an update runs, twice the updates
+/// applied otherwise; a read that sees it odd or changed overlapped an update.
 @frozen
 public struct HarnessRecord {
     public var counter: UInt64
     public var lastApplier: UInt64
     public var lastNode: UInt64
+    /// Written and read only through the shim's atomics (readers load it beside an update).
+    public var version: UInt64
     /// Bytes the record takes at the start of the first line; a workload's own words go after.
     public static let bytes = 32
 }
@@ -105,6 +120,9 @@ public protocol Workload {
     func invariantFailure(applied: UInt64) -> String?
     /// The structure's contents in the model's canonical order (see `SequentialModel.contents`).
     func contents() -> [UInt64]
+    /// The shared memory the structure and the harness record live in: every byte an operation
+    /// may write. The read-only test checksums it around a run of reads.
+    func sharedMemory() -> [UnsafeRawBufferPointer]
     /// Frees the shared memory after every thread has finished.
     func deallocate()
 }
