@@ -83,6 +83,11 @@ static inline int cshims_pad_size(void) { return CSHIMS_PAD; }
     static inline bool cshims_##NAME##_cas_acq_rel(T *p, T *expected, T desired)                  \
     { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
                                                      memory_order_acq_rel, memory_order_acquire); } \
+    /* Seq-cst CAS: a store that must precede a later load of another word (BRAVO's slot, then */ \
+    /* the bias flag), as the seq-cst exchange above.                                           */ \
+    static inline bool cshims_##NAME##_cas_seq_cst(T *p, T *expected, T desired)                  \
+    { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
+                                                     memory_order_seq_cst, memory_order_relaxed); } \
     static inline bool cshims_##NAME##_cas_relaxed(T *p, T *expected, T desired)                  \
     { return atomic_compare_exchange_strong_explicit((_Atomic T *)p, expected, desired,          \
                                                      memory_order_relaxed, memory_order_relaxed); } \

@@ -27,6 +27,8 @@ FAMILIES = {
     "pthread-spin": "baseline", "swift-mutex": "baseline",
     "ck-fas": "ck-reference", "ck-ticket": "ck-reference",
     "ck-mcs": "ck-reference", "ck-clh": "ck-reference",
+    "ck-rwlock": "ck-reference", "ck-pflock": "ck-reference",
+    "ck-brlock": "ck-reference",
     "tas": "spin", "ttas": "spin", "backoff": "spin", "ticket": "spin",
     "anderson": "spin",
     "clh": "queue", "clh-stp": "queue", "mcs": "queue", "mcs-stp": "queue",
@@ -38,6 +40,10 @@ FAMILIES = {
     "qspinlock-cna": "numa-aware",
     "qspinlock": "kernel", "futex-mutex": "kernel", "futex-spin": "kernel",
     "rwlock": "reader-writer", "seqlock": "reader-writer",
+    "pthread-rwlock": "reader-writer", "pthread-rwlock-wp": "reader-writer",
+    "pf-ticket": "reader-writer", "qrwlock": "reader-writer",
+    "brlock": "reader-writer", "c-rw-wp": "reader-writer",
+    "bravo": "reader-writer",
     "flat-combining": "delegation", "cc-synch": "delegation",
     "h-synch": "delegation", "rcl": "delegation", "ffwd": "delegation",
 }
@@ -52,12 +58,14 @@ BASELINE_GREYS = {"pthread-mutex": "0.45", "mcs": "0.70"}
 
 # Concurrency Kit twin -> the Swift lock it mirrors (same hue and marker).
 CK_TWINS = {"ck-fas": "tas", "ck-ticket": "ticket", "ck-mcs": "mcs",
-            "ck-clh": "clh"}
+            "ck-clh": "clh", "ck-rwlock": "rwlock", "ck-pflock": "pf-ticket",
+            "ck-brlock": "brlock"}
 
 # Waiting-policy variant -> the lock it varies (same hue and marker, dash-dot):
 # the spin-then-park versions (-stp) and shfl's blocking one.
 VARIANTS = {"clh-stp": "clh", "mcs-stp": "mcs", "malthusian-stp": "malthusian",
-            "cna-stp": "cna", "shfl-b": "shfl"}
+            "cna-stp": "cna", "shfl-b": "shfl",
+            "pthread-rwlock-wp": "pthread-rwlock"}
 
 # One hue per base lock, distinct within each family (tab10, then Dark2 for
 # the NUMA-aware locks so that they differ from the spin locks too).
@@ -75,6 +83,8 @@ COLOURS = {
     "flat-combining": "#1b9e77", "cc-synch": "#d95f02", "h-synch": "#7570b3",
     "rcl": "#e7298a", "ffwd": "#66a61e",
     "rwlock": "#1f77b4", "seqlock": "#6a3d9a",
+    "pthread-rwlock": "#17becf", "pf-ticket": "#ff7f0e", "qrwlock": "#e41a1c",
+    "brlock": "#2ca02c", "c-rw-wp": "#1b9e77", "bravo": "#d62728",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",
@@ -86,7 +96,8 @@ MARKERS = {
     "qspinlock": "o", "futex-mutex": "s", "futex-spin": "^", "no-lock": "x",
     "flat-combining": "o", "cc-synch": "s", "h-synch": "^", "rcl": "D",
     "ffwd": "v",
-    "rwlock": "o", "seqlock": "s",
+    "rwlock": "o", "seqlock": "s", "pthread-rwlock": "D", "pf-ticket": "^",
+    "qrwlock": "v", "brlock": "P", "c-rw-wp": "X", "bravo": "h",
 }
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")

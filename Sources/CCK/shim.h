@@ -4,6 +4,9 @@
  * for what ck writes as macros (initialisers), so that the Swift side never re-states ck's layout.
  */
 #include <ck_spinlock.h>
+#include <ck_rwlock.h>
+#include <ck_pflock.h>
+#include <ck_brlock.h>
 #include <string.h>
 
 static inline void cck_fas_init(ck_spinlock_fas_t *l) { ck_spinlock_fas_init(l); }
@@ -11,6 +14,7 @@ static inline void cck_ticket_init(ck_spinlock_ticket_t *l) { ck_spinlock_ticket
 static inline void cck_mcs_init(ck_spinlock_mcs_t *queue) { ck_spinlock_mcs_init(queue); }
 static inline size_t cck_mcs_node_size(void) { return sizeof(struct ck_spinlock_mcs); }
 static inline size_t cck_clh_node_size(void) { return sizeof(struct ck_spinlock_clh); }
+static inline size_t cck_brlock_reader_size(void) { return sizeof(struct ck_brlock_reader); }
 
 /*
  * The yardstick for the harness's own cost: a bare C loop around ck's fas lock, incrementing a

@@ -21,7 +21,7 @@ struct ListCommand: ParsableCommand {
         if csv {
             let rows = entries.map { e -> [String] in
                 let d = e.descriptor
-                let options = d.options.map { "\($0.key)=\($0.defaultValue)" }.joined(separator: ";")
+                let options = d.options.map { "\($0.key)=\($0.text($0.defaultValue))" }.joined(separator: ";")
                 return [d.name, d.family.rawValue, d.waiting.rawValue, d.supportsTryLock ? "1" : "0",
                         e.readSharing.rawValue, d.maxThreads.map(String.init) ?? "", options, d.paper]
             }
@@ -35,7 +35,7 @@ struct ListCommand: ParsableCommand {
             print("\(family.rawValue):")
             let rows = members.map { e -> [String] in
                 let d = e.descriptor
-                let options = d.options.map { "\($0.key)=\($0.defaultValue)" }.joined(separator: " ")
+                let options = d.options.map { "\($0.key)=\($0.text($0.defaultValue))" }.joined(separator: " ")
                 return [d.name, d.waiting.rawValue, d.supportsTryLock ? "yes" : "no", e.readSharing.rawValue, options, d.paper]
             }
             let table = textTable(header: ["lock", "waits", "trylock", "reads", "options (default)", "paper"], rows: rows)

@@ -6,6 +6,7 @@
 // a reader-writer lock that lets readers in beside a writer, a read that returns a state it could
 // not have seen, a read path that writes a statistics word.
 
+import CShims
 import Testing
 @testable import LockLab
 
@@ -88,10 +89,11 @@ struct ReadersIgnoreWriterLock: ReaderWriterLock {
     func deallocate() { inner.deallocate() }
 }
 
-private func slots(_ n: Int) -> [ThreadSlot] { (0..<n).map { ThreadSlot(index: $0, cpu: nil, node: 0) } }
+/// Unpinned threads on two nodes (alternating), so per-node indicators and cohorts see both.
+private func slots(_ n: Int) -> [ThreadSlot] { (0..<n).map { ThreadSlot(index: $0, cpu: nil, node: $0 % 2) } }
 
 private func logged(_ lock: String, threads: Int, perThread: Int) throws -> RunConfig {
-    RunConfig(spec: try LockSpec(parsing: lock), threads: slots(threads), length: .iterations(perThread: perThread),
+    RunConfig(spec: try LockSpec(parsing: lock), threads: slots(threads), nodeCount: 2, length: .iterations(perThread: perThread),
               sampleEvery: 4, logOperations: true)
 }
 
@@ -134,9 +136,26 @@ struct ReadSharingTests {
         }
     }
 
+    /// The variants a default-options run does not reach: the other inner locks of bravo and
+    /// writer locks of c-rw-wp, per-node indicators, a one-slot BRAVO table (every reader of the
+    /// lock contends for the slot), bias re-enabled at once (no inhibition).
+    static let variants = ["brlock:per-node=1", "bravo:inner=pthread-rwlock-wp", "bravo:inner=rwlock",
+                           "bravo:inner=pf-ticket", "bravo:inner=qrwlock", "bravo:table-slots=1",
+                           "bravo:inhibit-multiplier=0", "c-rw-wp:writers=c-tkt-tkt", "c-rw-wp:writers=c-mcs-mcs",
+                           "c-rw-wp:writers=hmcs"]
+
+    @Test("reader-writer lock variants pass the read checks (2 and 4 threads)", arguments: variants)
+    func testReaderWriterVariantsPassTheReadChecks(lock: String) throws {
+        for threads in [2, 4] {
+            try checkSharedReads(lock: lock, workload: "hashtable:keys=64:read-ratio=90", threads: threads)
+        }
+    }
+
     func checkSharedReads(lock: String, workload: String, threads: Int) throws {
-        let entry = try #require(LockRegistry.lookup(lock))
-        let perThread = ThreadSanitizer.scaled(20_000)
+        let entry = try LockSpec(parsing: lock).entry
+        // Oversubscribed, a FIFO spin lock (pf-ticket) waits a time slice for a preempted
+        // waiter's turn: a few thousand operations a second, so fewer operations there.
+        let perThread = ThreadSanitizer.scaled(threads > Int(cshims_online_cpus()) ? 2_000 : 20_000)
         let result = try entry.run(try logged(lock, threads: threads, perThread: perThread), try WorkloadSpec(parsing: workload))
         #expect(result.status == .ok, "\(lock) at \(threads) threads on \(workload): \(result.failure ?? "")")
         let reads = result.threads.reduce(UInt64(0)) { $0 + $1.totalReads }

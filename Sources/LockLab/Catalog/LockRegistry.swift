@@ -19,6 +19,9 @@ public enum LockRegistry {
         LockEntry(CKTicketLock.self),
         LockEntry(CKMCSLock.self),
         LockEntry(CKCLHLock.self),
+        LockEntry(readerWriter: CKRWLock.self),
+        LockEntry(readerWriter: CKPFLock.self),
+        LockEntry(readerWriter: CKBRLock.self),
         // Spin locks
         LockEntry(TASLock.self),
         LockEntry(TTASLock.self),
@@ -49,6 +52,20 @@ public enum LockRegistry {
         LockEntry(FutexSpinLock.self),
         // Reader-writer (reads share through the read side; updates take the write side)
         LockEntry(readerWriter: RWLock.self),
+        LockEntry(readerWriter: PthreadRWLock.self),
+        LockEntry(readerWriter: PthreadRWLockWriterPreferring.self),
+        LockEntry(readerWriter: PFTicket.self),
+        LockEntry(readerWriter: QRWLock.self),
+        LockEntry(readerWriter: BRLock.self),
+        // Variants in the order of the option's choices (CRWWP.writerChoices, Bravo.innerChoices).
+        LockEntry(variants: [LockEntry(readerWriter: CRWWP<CBOMCSLock>.self), LockEntry(readerWriter: CRWWP<CTKTTKTLock>.self),
+                             LockEntry(readerWriter: CRWWP<CMCSMCSLock>.self), LockEntry(readerWriter: CRWWP<HMCSLock>.self)],
+                  option: "writers"),
+        LockEntry(variants: [LockEntry(readerWriter: Bravo<PthreadRWLock>.self),
+                             LockEntry(readerWriter: Bravo<PthreadRWLockWriterPreferring>.self),
+                             LockEntry(readerWriter: Bravo<RWLock>.self), LockEntry(readerWriter: Bravo<PFTicket>.self),
+                             LockEntry(readerWriter: Bravo<QRWLock>.self)],
+                  option: "inner"),
         LockEntry(executor: SeqlockExecutor.self),
         // Delegation
         LockEntry(executor: FlatCombiningExecutor.self),
@@ -116,6 +133,20 @@ public struct LockEntry: @unchecked Sendable {
         runTorture = { config in try Torture.run(executor: E.self, config: config) }
     }
 
+    /// A lock generic over another lock that one of its options names (`bravo:inner=rwlock`,
+    /// `c-rw-wp:writers=c-tkt-tkt`): one entry per choice, each specialised for its type, and the
+    /// option's value picks which one runs. Every variant has the same descriptor (the wrapper's).
+    /// `type` is the default choice's (what a test that makes the lock directly gets).
+    public init(variants: [LockEntry], option: String) {
+        let first = variants[0]
+        precondition(variants.allSatisfy { $0.descriptor.name == first.descriptor.name })
+        type = first.type
+        descriptor = first.descriptor
+        readSharing = first.readSharing
+        runWorkload = { config, workload in try variants[config.spec.options.int(option)].runWorkload(config, workload) }
+        runTorture = { config in try variants[config.spec.options.int(option)].runTorture(config) }
+    }
+
     /// Runs `workload` with this executor.
     /// Throws `LabError.impossible` for a pairing that cannot run (`WorkloadSpec.pairingRefusal`).
     public func run(_ config: RunConfig, _ workload: WorkloadSpec) throws -> RawRunResult {
@@ -166,7 +197,16 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
         let defaults = Dictionary(uniqueKeysWithValues: entry.descriptor.options.map { ($0.key, $0.defaultValue) })
         let differing = options.values.filter { defaults[$0.key] != $0.value }.sorted { $0.key < $1.key }
         if differing.isEmpty { return name }
-        return ([name] + differing.map { "\($0.key)=\($0.value)" }).joined(separator: ":")
+        return ([name] + differing.map { "\($0.key)=\(text($0.key, $0.value))" }).joined(separator: ":")
+    }
+
+    /// Every option as `key=value;…`, keys sorted, a named choice by its name: the CSV's `lock_options`.
+    public var optionsText: String {
+        options.values.keys.sorted().map { "\($0)=\(text($0, options.values[$0]!))" }.joined(separator: ";")
+    }
+
+    private func text(_ key: String, _ value: Int) -> String {
+        entry.descriptor.options.first { $0.key == key }?.text(value) ?? "\(value)"
     }
 
     public var description: String { label }
@@ -189,6 +229,15 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
             }
             if explicit.contains(where: { $0.key == kv[0] }) {
                 throw LockError.repeatedOption(spec: text, key: kv[0])
+            }
+            if !spec.choices.isEmpty {
+                guard let v = spec.choices.firstIndex(of: kv[1]) else {
+                    throw LockError.badOptionValue(lock: first, key: kv[0], value: kv[1],
+                                                   accepted: "one of \(spec.choices.joined(separator: ", "))")
+                }
+                values[kv[0]] = v
+                explicit.append((kv[0], v))
+                continue
             }
             guard let v = Int(kv[1]), spec.range.contains(v) else {
                 let upper = spec.range.upperBound == Int.max ? "" : "\(spec.range.upperBound)"

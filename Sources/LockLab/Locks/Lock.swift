@@ -38,11 +38,30 @@ public struct LockOptionSpec: Sendable {
     public let defaultValue: Int
     public let range: ClosedRange<Int>
     public let help: String
+    /// For an option whose value is a name (`bravo:inner=pthread-rwlock`): the names accepted, the
+    /// value being the index of one; empty for an integer option.
+    public let choices: [String]
     public init(_ key: String, default defaultValue: Int, range: ClosedRange<Int> = 0...Int.max, help: String) {
         self.key = key
         self.defaultValue = defaultValue
         self.range = range
         self.help = help
+        choices = []
+    }
+
+    /// An option naming one of `choices` (a lock a wrapper wraps, say); `default` is one of them.
+    public init(_ key: String, choices: [String], default defaultName: String, help: String) {
+        precondition(choices.contains(defaultName), "option \(key): default \(defaultName) is not a choice")
+        self.key = key
+        self.choices = choices
+        defaultValue = choices.firstIndex(of: defaultName)!
+        range = 0...(choices.count - 1)
+        self.help = help
+    }
+
+    /// The value as written: the choice's name, or the integer.
+    public func text(_ value: Int) -> String {
+        choices.indices.contains(value) ? choices[value] : "\(value)"
     }
 }
 

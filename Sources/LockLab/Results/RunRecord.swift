@@ -99,7 +99,7 @@ public enum RunRecord {
     public static func runRow(_ d: RunDescription, _ s: RunSummary) -> [String] {
         let fields: [String: String] = [
             "run_id": d.runID, "experiment": d.experiment, "config_key": d.configKey,
-            "lock": d.spec.label, "lock_name": d.spec.name, "lock_options": d.spec.options.csvText,
+            "lock": d.spec.label, "lock_name": d.spec.name, "lock_options": d.spec.optionsText,
             "threads": "\(d.threads)", "placement": d.placement, "nodes": "\(d.nodes)",
             "virtual_nodes": d.virtualNodes.map(String.init) ?? "0",
             "oversubscribed": d.oversubscribed ? "1" : "0",
