@@ -15,9 +15,9 @@ its `read-ratio=` option removed (`snapshot`, `hashtable:keys=4096`).
   per workload, at the same thread count.
 
 The thread count is `--read-threads N`, else the largest one that is not
-oversubscribed, else the largest. The figures are drawn only where some
-workload has at least two read ratios; older folders (no read ratio) get
-neither figure nor section, so their reports are unchanged.
+oversubscribed, else the largest. Figures and section are made only where
+runs.csv has the read/update columns and some workload has at least two
+read ratios; older folders get neither, so their reports are unchanged.
 """
 
 from __future__ import annotations
@@ -290,11 +290,15 @@ def make_read_figures(runs, out_dir, options) -> list:
     """Write the read-mostly figures into out_dir/figures (after
     figures.make_figures, which cleaned the folder). Returns, per group,
     (Context, rows, threads, why, [(stem, title, relative path or None,
-    reason)]); empty when no run has a read ratio."""
-    rdf = read_rows(runs.df)
-    if rdf.empty:
+    reason)]); empty (no figure, no section) unless runs.csv has the
+    read/update split and some workload has two read ratios or more: an
+    older CSV's hashtable runs carry a read ratio too, and their reports
+    stay as they were."""
+    if "read_ops_per_sec" not in runs.df.columns:
         return []
-    draw = has_ratios(rdf)
+    rdf = read_rows(runs.df)
+    if not has_ratios(rdf):
+        return []
     machines = sorted(set(runs.df["machine"]) - {""})
     title_extra = machines[0] if len(machines) == 1 else ""
     only = options.figures
@@ -305,7 +309,7 @@ def make_read_figures(runs, out_dir, options) -> list:
         over = bool((at["oversubscribed"] == True).any())  # noqa: E712
         made = []
         for stem in READ_STEMS:
-            if not draw or (only is not None and stem not in only):
+            if only is not None and stem not in only:
                 continue
             if at.empty:
                 made.append((stem, TITLES[stem], None,
