@@ -1,5 +1,6 @@
 """Command line: python3 -m report DIR [--figures LIST] [--locks LIST]
-[--panels family|none|JSON] [--baseline LOCK] [--defaults]"""
+[--panels family|none|JSON] [--baseline LOCK] [--read-threads N]
+[--defaults]"""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ OUTPUTS = ("report.md", "report.html", "fits.csv", "summary.csv",
 
 def run(directory: str, figures=None, locks=None, panels=None,
         baseline=None, defaults=False, explicit_baseline=False,
-        coherence_file=None) -> None:
+        coherence_file=None, read_threads=None) -> None:
     from . import coherence
     from . import options as ropts
     if (not os.path.isfile(os.path.join(directory, "runs.csv"))
@@ -26,11 +27,13 @@ def run(directory: str, figures=None, locks=None, panels=None,
         coherence.report_only(directory, load_manifest(directory)[0])
         return
     opts = ropts.resolve(directory, figures, locks, panels, baseline,
-                         defaults)
+                         defaults, read_threads)
     runs = load_runs(directory)
     ropts.select_locks(runs, opts)
     if explicit_baseline and opts.baseline not in set(runs.df["lock"]):
         raise ReportError(f"--baseline: {opts.baseline} not in runs.csv")
+    from .readmostly import check_threads, make_read_figures
+    check_threads(runs, read_threads)
     # Heavy imports only once the input is known to be good.
     from .figures import make_figures
     from .fits import fit_all, fit_lookup, write_fits_csv
@@ -45,7 +48,9 @@ def run(directory: str, figures=None, locks=None, panels=None,
     write_summary_csv(runs, os.path.join(directory, "summary.csv"))
     index = make_figures(runs, fit_lookup(fit_rows), directory, opts,
                          ceilings=ceilings)
-    blocks = build(runs, fit_rows, index, opts, extra=coherence_section)
+    read_index = make_read_figures(runs, directory, opts)
+    blocks = build(runs, fit_rows, index, opts, extra=coherence_section,
+                   read_index=read_index)
     write_report(os.path.join(directory, "report.md"), blocks)
     write_html(os.path.join(directory, "report.html"), blocks, directory)
     ropts.save(directory, opts)
@@ -62,7 +67,8 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", metavar="LIST", default=None,
                         help="comma-separated figures to draw (default: "
                              "all): throughput,relative,fairness,"
-                             "latency_p99,handover,cpu_per_mop")
+                             "latency_p99,handover,cpu_per_mop,"
+                             "read_ratio,read_update")
     parser.add_argument("--locks", metavar="LIST", default=None,
                         help="comma-separated locks to draw (labels or "
                              "base names; default: all)")
@@ -72,6 +78,10 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", metavar="LOCK", default=None,
                         help="the relative figure's denominator (default "
                              "mcs)")
+    parser.add_argument("--read-threads", metavar="N", default=None,
+                        help="thread count of the read-mostly figures "
+                             "(read_ratio, read_update) and tables "
+                             "(default: the largest not oversubscribed)")
     parser.add_argument("--coherence", metavar="FILE", default=None,
                         help="coherence.csv for the handover ceiling "
                              "(default: DIR/coherence.csv or "
@@ -80,12 +90,13 @@ def main(argv=None) -> int:
                         help="ignore the options remembered in "
                              "DIR/report.json")
     args = parser.parse_args(argv)
-    from .options import parse_list, parse_panels
+    from .options import parse_list, parse_panels, parse_threads
     try:
         run(args.dir, parse_list(args.figures), parse_list(args.locks),
             parse_panels(args.panels), args.baseline, args.defaults,
             explicit_baseline=args.baseline is not None,
-            coherence_file=args.coherence)
+            coherence_file=args.coherence,
+            read_threads=parse_threads(args.read_threads))
     except (ReportError, CoherenceError) as exc:
         print(f"report: error: {exc}", file=sys.stderr)
         return 2

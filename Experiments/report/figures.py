@@ -77,6 +77,10 @@ METRICS = (
            "CPU s (user+sys) per million ops"),
 )
 METRIC_STEMS = tuple(m.stem for m in METRICS)
+# Figures across read ratios (readmostly.py), drawn only when a workload has
+# at least two read ratios.
+READ_STEMS = ("read_ratio", "read_update")
+FIGURE_STEMS = METRIC_STEMS + READ_STEMS
 
 
 def configure_matplotlib() -> None:
@@ -373,7 +377,7 @@ def _clean_old(fig_dir) -> None:
     """Remove figures an earlier run left (e.g. for other configurations,
     or under the old names without a slug)."""
     pat = re.compile(r"^(%s)(__[A-Za-z0-9._+=-]+)?\.(png|svg|pdf)$"
-                     % "|".join(METRIC_STEMS))
+                     % "|".join(FIGURE_STEMS))
     for name in sorted(os.listdir(fig_dir)):
         if pat.match(name):
             os.remove(os.path.join(fig_dir, name))

@@ -44,6 +44,13 @@ NUMERIC_COLUMNS = (
 OPTIONAL_NUMERIC = ("lat_samples", "lat_sample_every", "virtual_nodes",
                     "warmup_s")
 LATENCY_COLUMNS = ("lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns")
+# The read/update split of workloads with reads (newer CSVs only): ops/s,
+# ns, and counts of operations (min_thread_updates: the fewest updates any
+# updating thread made; read_overlaps: reads that overlapped a write).
+READ_COLUMNS = ("read_ops_per_sec", "update_ops_per_sec", "read_lat_p50_ns",
+                "read_lat_p99_ns", "update_lat_p50_ns", "update_lat_p99_ns",
+                "min_thread_updates", "read_overlaps")
+READ_RATIO_OPTION = "read-ratio"
 
 MANIFEST_KEYS = ("host", "cpu_model", "kernel", "command")
 
@@ -143,7 +150,7 @@ def load_runs(directory: str) -> Runs:
 
     total = len(raw)
     extra = [c for c in ("status", "lock_name") + OPTIONAL_NUMERIC
-             + CONTEXT_COLUMNS
+             + READ_COLUMNS + CONTEXT_COLUMNS
              if c in raw.columns and c not in REQUIRED_COLUMNS]
     df = raw[list(REQUIRED_COLUMNS) + list(dict.fromkeys(extra))].copy()
     for c in df.columns:
@@ -156,7 +163,7 @@ def load_runs(directory: str) -> Runs:
         df = df[keep]
 
     numeric = NUMERIC_COLUMNS + tuple(c for c in OPTIONAL_NUMERIC
-                                      if c in df.columns)
+                                      + READ_COLUMNS if c in df.columns)
     for c in numeric:
         df["_text_" + c] = df[c]   # as written: context keys stay exact
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
@@ -185,6 +192,10 @@ def load_runs(directory: str) -> Runs:
     df["cpu_s_per_mop"] = np.where(mops > 0, cpu / mops.where(mops > 0),
                                    np.nan)
 
+    df["read_ratio"] = [read_ratio(o, w) for o, w in zip(
+        df.get("workload_options", pd.Series("", index=df.index)),
+        df.get("workload", pd.Series("", index=df.index)))]
+
     # Deterministic order, independent of the CSV's row order.
     contexts, ids = _contexts(df)
     df["context"] = ids
@@ -200,6 +211,30 @@ def load_runs(directory: str) -> Runs:
                 skipped_bad=skipped_bad, manifest=manifest,
                 manifest_error=manifest_error, contexts=contexts,
                 no_latency=int(df["lat_p50_ns"].isna().sum()))
+
+
+def read_ratio(options: str, label: str = "") -> float:
+    """The workload's read ratio in percent (0..100) from its
+    `workload_options` (`lines=1;read-ratio=90`, `;`-separated), else from
+    its label (`snapshot:read-ratio=90`, `:`-separated); NaN when the
+    workload has no read ratio (micro, older CSVs)."""
+    for text, sep in ((options, ";"), (label, ":")):
+        for part in str(text or "").split(sep):
+            key, _, value = part.strip().partition("=")
+            if key == READ_RATIO_OPTION:
+                try:
+                    return float(value)
+                except ValueError:
+                    return math.nan
+    return math.nan
+
+
+def without_read_ratio(text: str, sep: str) -> str:
+    """`snapshot:read-ratio=90` -> `snapshot` (sep ":"); `lines=1;
+    read-ratio=90` -> `lines=1` (sep ";"): the other options kept."""
+    parts = [p for p in str(text or "").split(sep)
+             if p.strip().partition("=")[0] != READ_RATIO_OPTION]
+    return sep.join(parts)
 
 
 def _text(df, column):

@@ -98,10 +98,8 @@ def provenance(runs, opts) -> list:
         cmd = _manifest_get(m, "command")
         if cmd:
             add("command", f"`{_text(cmd)}`")
-    add("report options", "`" + json.dumps(
-        {"figures": opts.figures, "locks": opts.locks,
-         "panels": opts.panels, "baseline": opts.baseline},
-        sort_keys=True) + "`")
+    add("report options", "`" + json.dumps(opts.as_dict(),
+                                           sort_keys=True) + "`")
     used = (f"{len(df)} of {runs.total_rows}"
             + (f"; {runs.skipped_status} skipped (status not ok)"
                if runs.skipped_status else "")
@@ -230,9 +228,12 @@ def fit_blocks(rows) -> list:
     return out
 
 
-def build(runs, fit_rows, figure_index, opts, extra=()) -> list:
-    """The report's blocks; `extra` is Markdown lines appended as they are
-    (the coherence probe's section, coherence.py)."""
+def build(runs, fit_rows, figure_index, opts, extra=(),
+          read_index=()) -> list:
+    """The report's blocks; `read_index` the read-mostly figures
+    (readmostly.make_read_figures), whose sections follow the
+    configurations'; `extra` is Markdown lines appended as they are (the
+    coherence probe's section, coherence.py)."""
     df = runs.df
     exps = sorted(set(df["experiment"])) if "experiment" in df.columns \
         else []
@@ -279,6 +280,9 @@ def build(runs, fit_rows, figure_index, opts, extra=()) -> list:
         blocks.append(("h", 3, "Scalability fits"))
         blocks += fit_blocks(sorted(fits_by_ctx.get(ci, []),
                                     key=lambda r: r["lock"]))
+    if read_index:
+        from .readmostly import blocks as read_blocks
+        blocks += read_blocks(read_index)
     if extra:
         blocks.append(("markdown", list(extra)))
     return blocks

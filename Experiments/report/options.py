@@ -1,5 +1,6 @@
 """Report options: which figures, which locks, how panels group them, the
-baseline of the relative figure. A folder remembers the options its report
+baseline of the relative figure, the thread count of the read-mostly
+figures. A folder remembers the options its report
 was drawn with in DIR/report.json, so `locklab report DIR` (or
 `python3 -m report DIR`) with no options redraws exactly the committed
 report; an option given on the command line replaces the remembered one,
@@ -23,9 +24,18 @@ class ReportOptions:
     locks: list = None        # lock labels or base names; None = all
     panels: object = "family"  # "family" | "none" | [[lock...]] | {t: [..]}
     baseline: str = DEFAULT_BASELINE
+    read_threads: int = None  # read-mostly figures' threads; None = default
+
+    def as_dict(self) -> dict:
+        """The options as saved; `read_threads` only when set, so that the
+        report.json of a folder drawn before it existed stays the same."""
+        d = asdict(self)
+        if d["read_threads"] is None:
+            del d["read_threads"]
+        return d
 
     def as_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n"
 
 
 def parse_list(text):
@@ -57,17 +67,32 @@ def parse_panels(text):
     return v
 
 
+def parse_threads(text):
+    """--read-threads: a thread count >= 1 (None when not given)."""
+    if text is None:
+        return None
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ReportError(f"--read-threads: expected a thread count >= 1, "
+                          f"got {text!r}")
+    return n
+
+
 def resolve(directory, figures=None, locks=None, panels=None, baseline=None,
-            defaults=False) -> ReportOptions:
+            defaults=False, read_threads=None) -> ReportOptions:
     """Remembered options (unless `defaults`), overridden by those given."""
-    from .figures import METRIC_STEMS
+    from .figures import FIGURE_STEMS
     opts = ReportOptions()
     path = os.path.join(directory, OPTIONS_FILE)
     if not defaults and os.path.isfile(path):
         try:
             with open(path, encoding="utf-8") as fh:
                 saved = json.load(fh)
-            for k in ("figures", "locks", "panels", "baseline"):
+            for k in ("figures", "locks", "panels", "baseline",
+                      "read_threads"):
                 if k in saved:
                     setattr(opts, k, saved[k])
         except (OSError, ValueError) as exc:
@@ -80,11 +105,13 @@ def resolve(directory, figures=None, locks=None, panels=None, baseline=None,
         opts.panels = panels
     if baseline is not None:
         opts.baseline = baseline
+    if read_threads is not None:
+        opts.read_threads = read_threads
     if opts.figures is not None:
-        bad = [f for f in opts.figures if f not in METRIC_STEMS]
+        bad = [f for f in opts.figures if f not in FIGURE_STEMS]
         if bad:
             raise ReportError(f"unknown figure(s) {', '.join(bad)}; known: "
-                              f"{', '.join(METRIC_STEMS)}")
+                              f"{', '.join(FIGURE_STEMS)}")
     return opts
 
 
@@ -110,4 +137,4 @@ def select_locks(runs, opts: ReportOptions):
 
 
 __all__ = ["ReportOptions", "resolve", "save", "select_locks", "parse_list",
-           "parse_panels", "OPTIONS_FILE"]
+           "parse_panels", "parse_threads", "OPTIONS_FILE"]

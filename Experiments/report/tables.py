@@ -95,6 +95,12 @@ SUMMARY_TAIL = (
     "lat_p99_ns_median", "lat_p99_ns_min", "lat_p99_ns_max",
     "latency_repeats", "jain_fairness_median", "cpu_s_per_mop_median",
 )
+# Appended only when runs.csv has the read/update split (newer CSVs), so
+# older folders' summary.csv stays as it was: the read ratio (percent, empty
+# for a workload without one), median read and update ops/s, and the median
+# over repeats of the fewest updates an updating thread made.
+READ_SUMMARY = ("read_ratio", "read_ops_per_sec_median",
+                "update_ops_per_sec_median", "min_thread_updates_median")
 
 
 def write_summary_csv(runs, path: str) -> list:
@@ -104,6 +110,9 @@ def write_summary_csv(runs, path: str) -> list:
     df = runs.df
     ctx_cols = [c for c, _ in runs.contexts[0].key] if runs.contexts else []
     columns = ["lock"] + ctx_cols + ["figures"] + list(SUMMARY_TAIL)
+    split = "read_ops_per_sec" in df.columns
+    if split:
+        columns += list(READ_SUMMARY)
     ops = series_stats(df, "ops_per_sec")
     lat = series_stats(df, "lat_p99_ns")
     fair = series_stats(df, "jain_fairness")
@@ -135,8 +144,22 @@ def write_summary_csv(runs, path: str) -> list:
                 row["jain_fairness_median"] = float(fair.loc[key]["median"])
             if key in cpu.index:
                 row["cpu_s_per_mop_median"] = float(cpu.loc[key]["median"])
+            if split:
+                row.update(_read_medians(g))
             w.writerow([_full(row.get(c)) for c in columns])
     return columns
+
+
+def _read_medians(g) -> dict:
+    """READ_SUMMARY values of one series at one thread count (NaN where
+    every repeat is missing)."""
+    out = {"read_ratio": float(g["read_ratio"].iat[0])}
+    for c in ("read_ops_per_sec", "update_ops_per_sec",
+              "min_thread_updates"):
+        v = g[c].to_numpy(dtype=float) if c in g.columns else np.array([])
+        v = v[np.isfinite(v)]
+        out[f"{c}_median"] = float(np.median(v)) if len(v) else math.nan
+    return out
 
 
 def _full(value) -> str:
