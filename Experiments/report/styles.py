@@ -82,9 +82,11 @@ COLOURS = {
     "no-lock": "#000000",
     "flat-combining": "#1b9e77", "cc-synch": "#d95f02", "h-synch": "#7570b3",
     "rcl": "#e7298a", "ffwd": "#66a61e",
-    "rwlock": "#1f77b4", "seqlock": "#6a3d9a",
-    "pthread-rwlock": "#17becf", "pf-ticket": "#ff7f0e", "qrwlock": "#e41a1c",
-    "brlock": "#2ca02c", "c-rw-wp": "#1b9e77", "bravo": "#d62728",
+    # Reader-writer: hues apart from tas, ticket, mcs and clh, whose ck twins share the
+    # ck-reference panel with ck-rwlock, ck-pflock and ck-brlock.
+    "rwlock": "#8c564b", "seqlock": "#6a3d9a",
+    "pthread-rwlock": "#17becf", "pf-ticket": "#bcbd22", "qrwlock": "#e41a1c",
+    "brlock": "#e377c2", "c-rw-wp": "#1b9e77", "bravo": "#000080",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",

@@ -27,8 +27,11 @@ struct ReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The lock the relative figure divides by (default mcs).", valueName: "LOCK"))
     var baseline: String?
 
-    @Option(help: ArgumentHelp("Comma-separated figures: throughput, relative, fairness, latency_p99, handover, cpu_per_mop.", valueName: "list"))
+    @Option(help: ArgumentHelp("Comma-separated figures: throughput, relative, fairness, latency_p99, handover, cpu_per_mop, read_ratio, read_update.", valueName: "list"))
     var figures: String?
+
+    @Option(help: ArgumentHelp("The thread count of the read-mostly figures (default: the largest not oversubscribed).", valueName: "N"))
+    var readThreads: Int?
 
     @Flag(help: "Ignore the options remembered in DIR/report.json.")
     var defaults = false
@@ -39,6 +42,7 @@ struct ReportCommand: ParsableCommand {
         if let panels { arguments += ["--panels", panels] }
         if let baseline { arguments += ["--baseline", baseline] }
         if let figures { arguments += ["--figures", figures] }
+        if let readThreads { arguments += ["--read-threads", String(readThreads)] }
         if defaults { arguments.append("--defaults") }
         try Self.generate(directory: directory, arguments: arguments)
     }
@@ -48,6 +52,7 @@ struct ReportCommand: ParsableCommand {
         var arguments = ["--figures", experiment.figures.joined(separator: ",")]
         if let panels = experiment.panels { arguments += ["--panels", panels] }
         if let baseline = experiment.baseline { arguments += ["--baseline", baseline] }
+        if let readThreads = experiment.readThreads { arguments += ["--read-threads", String(readThreads)] }
         return arguments
     }
 

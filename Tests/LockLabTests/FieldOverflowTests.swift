@@ -10,7 +10,8 @@ import Testing
 private struct OptionEnd: Sendable, CustomStringConvertible {
     let lock: String
     let key: String
-    let value: Int
+    /// The value as written: an integer, or a choice's name (`bravo:inner=qrwlock`).
+    let value: String
     let inRange: Bool
     var description: String { "\(lock):\(key)=\(value)" }
 }
@@ -18,13 +19,19 @@ private struct OptionEnd: Sendable, CustomStringConvertible {
 private let optionEnds: [OptionEnd] = LockRegistry.all.flatMap { entry in
     entry.descriptor.options.flatMap { option -> [OptionEnd] in
         let name = entry.descriptor.name
-        var ends = [OptionEnd(lock: name, key: option.key, value: option.range.lowerBound, inRange: true),
-                    OptionEnd(lock: name, key: option.key, value: option.range.upperBound, inRange: true)]
+        if !option.choices.isEmpty {
+            // A named choice: every choice, a name that is none, and an index (not a name).
+            return option.choices.map { OptionEnd(lock: name, key: option.key, value: $0, inRange: true) }
+                + [OptionEnd(lock: name, key: option.key, value: "no-such-lock", inRange: false),
+                   OptionEnd(lock: name, key: option.key, value: "0", inRange: false)]
+        }
+        var ends = [OptionEnd(lock: name, key: option.key, value: "\(option.range.lowerBound)", inRange: true),
+                    OptionEnd(lock: name, key: option.key, value: "\(option.range.upperBound)", inRange: true)]
         if option.range.lowerBound > Int.min {
-            ends.append(OptionEnd(lock: name, key: option.key, value: option.range.lowerBound - 1, inRange: false))
+            ends.append(OptionEnd(lock: name, key: option.key, value: "\(option.range.lowerBound - 1)", inRange: false))
         }
         if option.range.upperBound < Int.max {
-            ends.append(OptionEnd(lock: name, key: option.key, value: option.range.upperBound + 1, inRange: false))
+            ends.append(OptionEnd(lock: name, key: option.key, value: "\(option.range.upperBound + 1)", inRange: false))
         }
         return ends
     }
@@ -35,7 +42,7 @@ struct OverflowTests {
     @Test func testEveryLockWithOptionsHasItsEndsListed() {
         let withOptions = LockRegistry.all.filter { !$0.descriptor.options.isEmpty }.map(\.descriptor.name)
         #expect(Set(optionEnds.map(\.lock)) == Set(withOptions))
-        #expect(optionEnds.contains { $0.lock == "cna" && $0.key == "threshold-ns" && $0.value == Int.max })
+        #expect(optionEnds.contains { $0.lock == "cna" && $0.key == "threshold-ns" && $0.value == "\(Int.max)" })
     }
 
     @Test("every lock option at both ends of its range runs, is tortured, or is refused in one line",

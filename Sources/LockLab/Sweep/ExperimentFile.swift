@@ -176,11 +176,18 @@ public struct Experiment: Sendable {
     /// The report's relative-figure baseline lock (nil: the generator's default, mcs).
     public var baseline: String? = nil
 
-    public static let knownFigures = ["throughput", "relative", "fairness", "latency_p99", "handover", "cpu_per_mop"]
+    /// The thread count the read-mostly figures are drawn at (nil: the generator's default, the
+    /// largest count that is not oversubscribed).
+    public var readThreads: Int? = nil
+
+    /// The report's figures (Experiments/report/README.md); `read_ratio` and `read_update` are drawn
+    /// only for runs with reads (a `read-ratio` workload option at two values or more).
+    public static let knownFigures = ["throughput", "relative", "fairness", "latency_p99", "handover", "cpu_per_mop",
+                                      "read_ratio", "read_update"]
     static let topKeys = ["name", "description", "locks", "threads", "placements", "repeats", "duration_s", "warmup_s",
                           "seed", "virtual_nodes", "min_nodes", "mem_node", "sample_every", "stall_timeout_s", "workload", "report"]
     static let workloadKeys = ["name", "cs_lines", "cs_ns", "ncs_ns", "ncs_random"]
-    static let reportKeys = ["figures", "panels", "baseline"]
+    static let reportKeys = ["figures", "panels", "baseline", "read_threads"]
 
     /// Reads and checks an experiment file. Every problem is an `ExperimentFileError`.
     public static func load(path: String) throws -> Experiment {
@@ -305,6 +312,10 @@ public struct Experiment: Sendable {
                 baseline = name
             }
         }
+        var readThreads: Int? = nil
+        if let rt = table["report"]?.table, rt["read_threads"] != nil {
+            readThreads = try reader.int(rt, "read_threads", range: 1...4096, field: "report.read_threads")
+        }
         if locks.allSatisfy({ ($0.entry.descriptor.maxThreads ?? .max) < 2 }) && threads.allSatisfy({ $0 != .count(1) }) {
             throw ExperimentFileError(file: file, field: "locks", message: "every lock listed runs at one thread only, but threads never is 1")
         }
@@ -315,6 +326,7 @@ public struct Experiment: Sendable {
             stallTimeoutSeconds: stall, workloads: workloads, figures: figures)
         experiment.panels = panels
         experiment.baseline = baseline
+        experiment.readThreads = readThreads
         return experiment
     }
 
