@@ -12,7 +12,7 @@ struct LockLabCommand: ParsableCommand {
         version: lockLabVersion,
         subcommands: [ListCommand.self, TopologyCommand.self, PlanCommand.self, RunCommand.self,
                       SweepCommand.self, MergeCommand.self, SlurmCommand.self, ReportCommand.self,
-                      OverheadCommand.self, TortureCommand.self, CoherenceCommand.self])
+                      OverheadCommand.self, TortureCommand.self, ValidateCommand.self, CoherenceCommand.self])
 
     /// Bad input of any kind (flag, lock, option, placement, file) ends with one line on stderr and
     /// exit code 2; help and version exit 0 as usual.

@@ -194,6 +194,10 @@ struct CommandLineTests {
         (["plan", "--threads", "2", "--placement", "cpus:0,999"], "999"),
         (["run", "--lock", "mcs"], "--out"),
         (["frobnicate"], "frobnicate"),
+        (["validate", "--lock", "nosuch"], "unknown lock 'nosuch'"),
+        (["validate", "--lock", "mcs", "--workload", "heap"], "heap"),
+        (["validate", "--lock", "mcs", "--seconds", "0"], "--seconds"),
+        (["validate", "--lock", "bravo:inner=mcs"], "one of pthread-rwlock"),
         // Numbers that parse but must not reach the clock, the thread planner or the busy-waits.
         (["run", "--lock", "mcs", "--duration", "inf", "--out", "/tmp/locklab-never"], "--duration: 'inf' is not valid"),
         (["run", "--lock", "mcs", "--duration", "-1", "--out", "/tmp/locklab-never"], "--duration: '-1.0' is not valid"),
