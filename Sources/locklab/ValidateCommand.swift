@@ -42,6 +42,9 @@ struct ValidateCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Seed of the first run of each case.", valueName: "n"))
     var seed: UInt64 = 1
 
+    @Flag(help: "Also validate each workload at its edges (a heap that empties, equal priorities, one or two keys).")
+    var edges = false
+
     @Option(name: .customLong("stall-timeout"), parsing: .unconditional,
             help: ArgumentHelp("A run with no progress for this many seconds has hung (a failure).", valueName: "s"))
     var stallTimeout: Double = 60
@@ -58,7 +61,10 @@ struct ValidateCommand: ParsableCommand {
         }
         let topology = try Topology.load()
         let specs = try LockSpec.parseList(lock)
-        let workloads = try WorkloadSpec.parseList(workload)
+        var workloads = try WorkloadSpec.parseList(workload)
+        if edges {
+            workloads = workloads.flatMap { w in [w] + WorkloadSpec.edgeCases(w.kind).filter { $0.label != w.label } }
+        }
         let counts = try ThreadCountSpec.parseList(threads, flag: "--threads").flatMap {
             $0.resolve(cpus: topology.cpus.count, nodes: topology.nodeCount)
         }

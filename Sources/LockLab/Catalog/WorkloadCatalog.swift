@@ -162,6 +162,23 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
     /// The option's value, nil when the workload does not take it.
     public func value(_ key: String) -> Int? { options.values[key] }
 
+    /// The workload at its edges, where a structure's corner cases run (`locklab validate --edges`,
+    /// the workload tests): a heap that empties (prefill 0, each thread's insert/delete-min pair
+    /// takes it from empty to at most the thread count and back), equal priorities (keys 1), one
+    /// or two keys in a table or list (every operation on one chain's head, inserts of a present
+    /// key, deletes of an absent one). Queue and stack already run from empty; counter, micro and
+    /// snapshot have no size to vary that changes a code path.
+    public static func edgeCases(_ kind: WorkloadKind) -> [WorkloadSpec] {
+        let texts: [String]
+        switch kind {
+        case .pqueue: texts = ["pqueue:prefill=0", "pqueue:prefill=0:keys=1", "pqueue:prefill=1:keys=2"]
+        case .hashtable: texts = ["hashtable:keys=1:read-ratio=20", "hashtable:keys=2:read-ratio=0"]
+        case .list: texts = ["list:keys=1:read-ratio=20", "list:keys=2:read-ratio=0"]
+        case .micro, .counter, .queue, .stack, .snapshot: texts = []
+        }
+        return texts.map { try! WorkloadSpec(parsing: $0) }
+    }
+
     /// `cs-lines`, `cs-ns` (micro only), `ncs-ns`, `ncs-random` (every workload), as the CSV's columns.
     public var csLines: Int? { value("cs-lines") }
     public var csNanoseconds: Int? { value("cs-ns") }
