@@ -126,6 +126,16 @@ struct WorkloadEdgeTests {
         #expect(caught.status == .mutexViolation && caught.failure != nil)
     }
 
+    @Test("the broken heap is caught without the log too (a measured run: invariants only)")
+    func testBrokenHeapUnlogged() throws {
+        let config = RunConfig(spec: try LockSpec(parsing: "mcs"), threads: [ThreadSlot(index: 0, cpu: nil, node: 0)],
+                               length: .timed(warmupSeconds: 0.01, measureSeconds: 0.05), sampleEvery: 0)
+        let result = try Harness.measure(MCSLock.self, workload: Planted<PriorityQueueWorkload, HeapLosesItsLastSlot>(
+            PriorityQueueWorkload(WorkloadEnvironment(threads: 1), keys: 1 << 20, prefill: 0, outside: outside)), config: config)
+        #expect(result.status == .mutexViolation)
+        #expect(result.failure?.contains("capacity") == true, "\(result.failure ?? "no failure")")
+    }
+
     @Test("a table whose head delete unlinks the successor is caught at 1 thread (two keys, one chain)")
     func testBrokenTable() throws {
         let caught = try oneThread(Planted<HashTableWorkload, TableHeadDeleteUnlinksSuccessor>(

@@ -2,7 +2,8 @@
 // then deletes the minimum), prefilled with `prefill` keys drawn from the run's seed so that
 // delete-min walks a real heap. Keys uniform in 0..<`keys`. Capacity: the prefill plus one
 // element per thread. Model: a sorted array.
-// Whole-run invariants: the heap property at every node, the size within capacity; with the log,
+// Whole-run invariants: the heap property at every node, the capacity as made, the size between the
+// prefill and the prefill plus the threads (no operation of the pairs can fail); with the log,
 // every result matches the model and the contents (sorted) equal the model's.
 
 /// Header words: 0 size, 1 capacity. The heap array follows the header line.
@@ -80,6 +81,9 @@ public struct PriorityQueueWorkload: Workload {
     @usableFromInline let outside: OutsideWork
     @usableFromInline let keys: UInt64
     let initial: [UInt64]
+    /// The heap's capacity as made (it never changes) and the threads of the run.
+    let capacity: Int
+    let threads: Int
     let memory: LabMemory
     let raw: UnsafeMutableRawPointer
     let bytes: Int
@@ -87,6 +91,8 @@ public struct PriorityQueueWorkload: Workload {
     public init(_ environment: WorkloadEnvironment, keys: Int, prefill: Int, outside: OutsideWork) {
         memory = environment.memory
         let capacity = prefill + environment.threads + 8
+        self.capacity = capacity
+        threads = environment.threads
         bytes = 64 + capacity * 8
         raw = memory.allocate(bytes: bytes)
         let header = (raw + HarnessRecord.bytes).bindMemory(to: UInt64.self, capacity: 4)
@@ -115,7 +121,16 @@ public struct PriorityQueueWorkload: Workload {
 
     public func invariantFailure(applied: UInt64) -> String? {
         let size = Int(structure.header[0])
+        if structure.header[1] != UInt64(capacity) { return "capacity \(structure.header[1]), made \(capacity): the heap lost or gained slots" }
         if size > Int(structure.header[1]) { return "size \(size) above capacity \(structure.header[1])" }
+        // Each thread alternates insert and delete-min, so in a correct heap neither ever fails
+        // (capacity >= prefill + threads; a thread's delete follows its own insert) and at the end
+        // every thread has left 0 or 1 key of its own beside the prefill. A heap whose operations
+        // fail where they cannot (an insert into a heap that is not full) ends outside this range,
+        // which an unlogged `run` sees too.
+        if size < initial.count || size > initial.count + threads {
+            return "size \(size) outside [prefill \(initial.count), prefill + threads \(initial.count + threads)]: an insert or delete-min failed that cannot"
+        }
         for i in 1..<max(1, size) where structure.heap[(i - 1) / 2] > structure.heap[i] {
             return "heap property broken at \(i)"
         }
