@@ -2,6 +2,7 @@
 // machine; the handover-ceiling arithmetic on a hand-made coherence file; bad input.
 
 import Foundation
+import CShims
 import Testing
 @testable import LockLab
 
@@ -227,6 +228,25 @@ struct CoherenceCommandLineTests {
             #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
             #expect(r.stderr.contains(needle), "\(args): \(r.stderr)")
         }
+    }
+
+    @Test("under an affinity mask of one CPU: says how many are allowed of the machine's, not that it has one",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset") && cshims_online_cpus() >= 2))
+    func testRestrictedToOneCPUSaysSo() throws {
+        let exe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/locklab").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        process.arguments = ["-c", "0", exe, "coherence", "--dry-run"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 2, "\(text)")
+        #expect(text.contains("may use 1 CPU (0 of 0-") && text.contains("affinity mask"), "\(text)")
+        #expect(!text.contains("this machine has"), "\(text)")
     }
 
     @Test func testDryRunListsOnePairPerClass() throws {

@@ -98,6 +98,10 @@ extension Topology {
 
     private func requireTwoCPUs() throws {
         guard cpus.count >= 2 else {
+            // A restricted view (affinity mask, cpuset) is not the machine: say what is allowed of what.
+            if let r = restriction {
+                throw LabError.impossible("coherence: this process may use \(TopologyText.plural(r.allowed.count, "CPU")) (\(TopologyText.cpuRanges(r.allowed)) of \(TopologyText.cpuRanges(r.machine)), \(r.summary)); moving a line between cores needs two allowed")
+            }
             throw LabError.impossible("coherence: \(sourceDescription) has \(TopologyText.plural(cpus.count, "CPU")); moving a line between cores needs two")
         }
     }

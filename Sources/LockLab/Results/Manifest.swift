@@ -26,9 +26,12 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     /// fingerprint and the kernel release (not the host name: a renamed host is the same machine,
     /// two VMs called `vm` on an EPYC and a Xeon are not). runs.csv's `machine_id`.
     public var machineID: String?
+    /// Simultaneous multithreading as the kernel reports it and as it touches the CPUs this process
+    /// was allowed (nil in manifests written before it).
+    public var smt: SMTFacts?
 
     enum CodingKeys: String, CodingKey {
-        case host, kernel, clock
+        case host, kernel, clock, smt
         case memoryPolicy = "mem_policy"
         case cpuModel = "cpu_model"
         case onlineCPUs = "online_cpus"
@@ -63,7 +66,8 @@ public struct MachineInfo: Codable, Sendable, Equatable {
             cyclesPerNanosecond: (CycleClock.cyclesPerNanosecond * 1000).rounded() / 1000,
             clock: ClockFacts.current, memoryPolicy: LabMemory.policyProbe,
             topologyFingerprint: fingerprint,
-            machineID: machineID(cpuModel: model, topologyFingerprint: fingerprint, kernel: kernel))
+            machineID: machineID(cpuModel: model, topologyFingerprint: fingerprint, kernel: kernel),
+            smt: SMTFacts.current())
     }()
 
     /// The machine id of a CPU model, topology fingerprint and kernel release.
@@ -84,6 +88,54 @@ public struct MachineInfo: Codable, Sendable, Equatable {
         }
         if kernel != other.kernel { what.append("kernel \(kernel), not \(other.kernel)") }
         return "machine \(mine) (\(what.joined(separator: "; "))), not \(other.machineID ?? "?")"
+    }
+}
+
+/// SMT (hyper-threading) facts: the kernel's switch (/sys/devices/system/cpu/smt/control: on, off,
+/// forceoff, notsupported, notimplemented; active 0 or 1) and, for the CPUs this process may run on
+/// (/proc/self/status Cpus_allowed_list), how many share a core with another allowed CPU
+/// (topology/thread_siblings_list): a run pinned to two such CPUs measures two hardware threads of
+/// one core, not two cores. A Slurm `--exclusive` allocation means no other job, not one thread per core.
+public struct SMTFacts: Codable, Sendable, Equatable {
+    public var control: String?
+    public var active: Bool?
+    /// The allowed CPUs, as a list (`0-3,8`).
+    public var allowedCPUs: String
+    /// Allowed CPUs whose core has another allowed CPU (0: every allowed CPU is a core of its own).
+    public var allowedSharingACore: Int
+
+    enum CodingKeys: String, CodingKey {
+        case control, active
+        case allowedCPUs = "allowed_cpus"
+        case allowedSharingACore = "allowed_sharing_a_core"
+    }
+
+    static func current(root: String = "/sys/devices/system/cpu") -> SMTFacts {
+        func read(_ path: String) -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var allowedText = ""
+        if let status = read("/proc/self/status"),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) {
+            allowedText = line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+        }
+        let allowed = Set(parseCPUList(allowedText))
+        var sharing = 0
+        for cpu in allowed {
+            let siblings = parseCPUList(read("\(root)/cpu\(cpu)/topology/thread_siblings_list") ?? "")
+            if siblings.contains(where: { $0 != cpu && allowed.contains($0) }) { sharing += 1 }
+        }
+        return SMTFacts(control: read("\(root)/smt/control"), active: read("\(root)/smt/active").map { $0 == "1" },
+                        allowedCPUs: allowedText, allowedSharingACore: sharing)
+    }
+
+    /// `0-3,8` -> [0, 1, 2, 3, 8]; malformed parts are skipped.
+    static func parseCPUList(_ text: String) -> [Int] {
+        text.split(separator: ",").flatMap { part -> [Int] in
+            let ends = part.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            if ends.count == 2, ends[0] <= ends[1], ends[1] - ends[0] < 65_536 { return Array(ends[0]...ends[1]) }
+            return ends.count == 1 ? ends : []
+        }
     }
 }
 
