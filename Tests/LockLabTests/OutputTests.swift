@@ -195,6 +195,9 @@ struct CommandLineTests {
         (["run", "--lock", "mcs"], "--out"),
         (["frobnicate"], "frobnicate"),
         (["validate", "--lock", "nosuch"], "unknown lock 'nosuch'"),
+        // An output folder that cannot be made: one line with the reason, not Foundation's error dump.
+        (["run", "--lock", "mcs", "--out", "/etc/hostname"], "a file of that name is in the way"),
+        (["sweep", "Experiments/quick.yaml", "--shard", "1/2", "--out", "/etc/hostname/shard"], "cannot create output folder /etc/hostname/shard"),
         (["validate", "--lock", "mcs", "--workload", "heap"], "heap"),
         (["validate", "--lock", "mcs", "--seconds", "0"], "--seconds"),
         (["validate", "--lock", "bravo:inner=mcs"], "one of pthread-rwlock"),

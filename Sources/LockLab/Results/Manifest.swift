@@ -356,16 +356,34 @@ public struct Manifest: Codable, Sendable {
         return "\(directory) held results of \(reason); moved to \(aside)"
     }
 
+    /// Creates `directory` (and its parents) if missing; throws `LabError.io` with one line (the
+    /// system's reason, not Foundation's error dump) when it cannot: a file in the way, no permission.
+    public static func createFolder(_ directory: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { return }
+            throw LabError.io("cannot create output folder \(directory): a file of that name is in the way")
+        }
+        // mkdir -p by hand, for errno's reason on the component that failed (Foundation's error
+        // says "NSCocoaErrorDomain error 512" for a file in the way of a parent).
+        var path = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            path += "/" + component
+            if mkdir(path, 0o777) != 0 && errno != EEXIST {
+                throw LabError.io("cannot create output folder \(directory): \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw LabError.io("cannot create output folder \(directory): a file of that name is in the way")
+        }
+    }
+
     /// Records this invocation in DIR/manifest.json, creating it, or refusing when the folder holds
     /// another machine's or another build's results (unless `allowMixing`), or is a reference folder.
     public static func record(in directory: String, machine: MachineInfo, build: BuildInfo, topology: String,
                               latencySampling: String, command: String, allowMixing: Bool = false) throws -> Manifest {
         try refuseReferenceFolder(directory)
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw LabError.io("cannot create output folder \(directory): \(error.localizedDescription)")
-        }
+        try createFolder(directory)
         let path = (directory as NSString).appendingPathComponent("manifest.json")
         let invocation = Invocation(utcStart: utcNow(), command: command)
         var manifest: Manifest

@@ -176,11 +176,7 @@ public final class ResultsWriter {
     public init(directory: String) throws {
         self.directory = directory
         try Manifest.refuseReferenceFolder(directory)
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            throw LabError.io("cannot create output folder \(directory): \(error.localizedDescription)")
-        }
+        try Manifest.createFolder(directory)
         let runsPath = (directory as NSString).appendingPathComponent("runs.csv")
         let threadsPath = (directory as NSString).appendingPathComponent("threads.csv")
         runs = try CSVAppender(path: runsPath, header: RunRecord.runColumns)

@@ -155,7 +155,7 @@ public struct ShardPlan: Codable, Sendable, Equatable {
 
     /// Writes the plan into `directory` (created if missing), atomically.
     public func write(in directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Manifest.createFolder(directory)
         let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -74,7 +74,7 @@ public enum Sweep {
             }
             matrix = matrix.restricted(to: shard, of: ShardCut(matrix: matrix, shards: shard.count))
             // The plan before the folder's first row: merge knows what a complete shard holds.
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try Manifest.createFolder(directory)
             try plan.write(in: directory)
         }
         let machine = MachineInfo.current()
