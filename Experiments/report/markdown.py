@@ -69,6 +69,10 @@ def provenance(runs, opts) -> list:
     add("kernel", _manifest_get(m, "machine.kernel", "kernel"))
     add("cycles per ns", _manifest_get(m, "machine.cycles_per_ns"))
     add("topology", _manifest_get(m, "topology"))
+    partial = _manifest_get(m, "partial")
+    if isinstance(partial, list) and partial:
+        add("PARTIAL", "a partial merge (`locklab merge --partial`): missing "
+            + "; ".join(_text(p) for p in partial))
     add("lab version", _manifest_get(m, "build.lab_version"))
     add("build", " ".join(str(x) for x in (
         _manifest_get(m, "build.build_flags") or "",

@@ -218,6 +218,23 @@ struct ShardMergeTests {
         #expect(bytes(copy) == bytes(dir))
     }
 
+    @Test func testPartialMergeKeepsTheSurvivorsAndSaysWhatIsMissing() throws {
+        let (dir, file) = try sweep(shards: [1, 3])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cli = try locklab(["merge", dir, "--partial"])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        #expect(cli.stdout.contains("merged 3 shards into \(dir): 8 runs") && cli.stdout.contains("partial: shard 2/3 missing"), "\(cli.stdout)")
+        let manifest = try #require(Manifest.read(in: dir))
+        #expect(manifest.partial == ["shard 2/3 missing"])
+        #expect(try readCSV(path: dir + "/runs.csv").rows.count == 8)
+        // Once the missing shard has run, a plain merge gives the complete folder, no longer partial.
+        _ = try sweep(shards: [2], file: file, into: dir)
+        let merged = try locklab(["merge", dir])
+        #expect(merged.status == 0 && merged.stdout.contains("12 runs"), "\(merged.stdout)")
+        #expect(try #require(Manifest.read(in: dir)).partial == nil)
+        try checkMerged(dir, file: file)
+    }
+
     @Test func testAnInterruptedShardIsIncompleteUntilResumedThenMerges() throws {
         let (dir, file) = try sweep(shards: [1, 2, 3])
         defer { try? FileManager.default.removeItem(atPath: dir) }

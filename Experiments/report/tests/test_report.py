@@ -227,3 +227,16 @@ def test_missing_runs_csv_exit_nonzero(tmp_path, experiments_dir):
 
 def test_required_columns_are_the_documented_ones():
     assert len(REQUIRED_COLUMNS) == 28 and "mutex_ok" in REQUIRED_COLUMNS
+
+
+def test_partial_merge_is_marked_in_the_report(tmp_path, experiments_dir):
+    # `locklab merge --partial` writes the missing shards into the manifest's
+    # `partial`: the report must say so at its top, naming them.
+    d = tmp_path / "p"
+    write_runs_csv(d)
+    (d / "manifest.json").write_text(
+        '{"machine": {"host": "box1"}, "partial": ["shard 2/3 missing"]}')
+    r = run_report(experiments_dir, d)
+    assert r.returncode == 0, r.stderr
+    md = (d / "report.md").read_text()
+    assert "PARTIAL" in md and "shard 2/3 missing" in md

@@ -294,9 +294,12 @@ public struct Manifest: Codable, Sendable {
     /// A folder merged from a sharded sweep's shards (`locklab merge`): every shard's machine,
     /// build, topology and commands; nil in a folder a sweep or run wrote itself.
     public var shards: [ShardManifest]? = nil
+    /// A partial merge (`merge --partial`): what is missing (shards not there, or not finished); nil
+    /// for a complete folder. The report says it is partial and names these.
+    public var partial: [String]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case machine, build, topology, invocations, shards
+        case machine, build, topology, invocations, shards, partial
         case latencySampling = "latency_sampling"
     }
 

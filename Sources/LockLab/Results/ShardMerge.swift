@@ -4,7 +4,10 @@
 //
 // What it checks before writing anything:
 // - every shard 1...N is there and complete (every run of its plan recorded, whatever its status);
-//   otherwise one line names each missing or incomplete shard, and nothing is written;
+//   otherwise one line names each missing or incomplete shard, and nothing is written, unless
+//   `partial`: then the runs the shards did record are merged, and the manifest's `partial` names
+//   what is missing (the report says the folder is partial); merging again once they are done
+//   gives the complete folder;
 // - every shard was cut the same way from the same file (the plan's file digest, N and cut);
 // - one build: shards of different builds are refused (no override: one build is the point);
 // - one machine and topology, unless `allowMixing`: then each row keeps its own `machine` column
@@ -40,11 +43,13 @@ public enum ShardMerge {
         public var machines: [String]
         /// The experiment's figures, from the shards' plans.
         public var figures: [String]?
+        /// A partial merge: the shards missing or unfinished, in words (empty: complete).
+        public var missing: [String] = []
     }
 
     /// Merges `directory`/shards/* into `directory`. Throws one-line `LabError`s (see the file's
     /// opening comment for every check); writes nothing unless every check passes.
-    public static func merge(directory: String, allowMixing: Bool = false) throws -> Outcome {
+    public static func merge(directory: String, allowMixing: Bool = false, partial: Bool = false) throws -> Outcome {
         let shardsDir = (directory as NSString).appendingPathComponent("shards")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: shardsDir)) ?? []
         var plans: [Int: ShardPlan] = [:]
@@ -84,8 +89,8 @@ public enum ShardMerge {
             }
             rows[i] = table
         }
-        if !problems.isEmpty {
-            throw LabError.impossible("\(directory): \(problems.joined(separator: ", ")); finish them (\(hint)) and merge again")
+        if !problems.isEmpty && !partial {
+            throw LabError.impossible("\(directory): \(problems.joined(separator: ", ")); finish them (\(hint)) and merge again, or merge what is there with --partial")
         }
 
         // Shards that ran something have a manifest; one with an empty plan (N > curves) may not.
@@ -177,6 +182,7 @@ public enum ShardMerge {
                                 latencySampling: reference.latencySampling,
                                 invocations: shardEntries.flatMap(\.invocations))
         manifest.shards = shardEntries
+        manifest.partial = problems.isEmpty ? nil : problems
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try writeAtomically(Data((threadLines.joined(separator: "\n") + "\n").utf8),
@@ -186,7 +192,7 @@ public enum ShardMerge {
         try writeAtomically(try encoder.encode(manifest) + Data("\n".utf8),
                             to: (directory as NSString).appendingPathComponent("manifest.json"))
         return Outcome(shards: n, runs: runLines.count - 1, threadRows: threadLines.count - 1, notOK: notOK,
-                       machines: machines, figures: first.figures)
+                       machines: machines, figures: first.figures, missing: problems)
     }
 
     /// One record through the lab's one CSV writer (RFC 4180).
