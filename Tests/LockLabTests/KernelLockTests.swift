@@ -341,6 +341,38 @@ struct LostWakeupTests {
     }
 }
 
+/// A planted bug for the lost-wake-up test: spin-then-park whose grant stores the value but never
+/// makes the FUTEX_WAKE, so a waiter that parked sleeps through its turn.
+enum SkipsTheWakeWaiting: WaitingPolicy {
+    static var kind: WaitingKind { .spinThenPark }
+    static var nameSuffix: String { "-stp" }
+    static var options: [LockOptionSpec] { SpinThenParkWaiting.options }
+    static func wait(on word: UnsafeMutablePointer<UInt32>, while waiting: UInt32, spinLimit: Int) -> UInt32 {
+        SpinThenParkWaiting.wait(on: word, while: waiting, spinLimit: spinLimit)
+    }
+    static func wait(on word: UnsafeMutablePointer<UInt64>, while waiting: UInt64, spinLimit: Int) -> UInt64 {
+        SpinThenParkWaiting.wait(on: word, while: waiting, spinLimit: spinLimit)
+    }
+    static func grant(_ word: UnsafeMutablePointer<UInt32>, _ value: UInt32) { _ = cshims_u32_exchange_release(word, value) }
+    static func grant(_ word: UnsafeMutablePointer<UInt64>, _ value: UInt64) { _ = cshims_u64_exchange_release(word, value) }
+}
+
+@Suite("Lost wake-up: the test bites")
+struct LostWakeupBitesTests {
+    // The lost-wake-up test's run (8 threads, short sections, every wait parking) with mcs-stp's
+    // grant planted to skip the wake: the watchdog must declare it hung (here after 3 s, not 20).
+    @Test("a grant that skips the wake is caught as a hang", .enabled(if: !ThreadSanitizer.isActive, "abandons sleeping threads"))
+    func testSkippedWakeIsCaught() throws {
+        let spec = try LockSpec(parsing: "mcs-stp:spin-limit=0")
+        let config = RunConfig(
+            spec: spec, threads: (0..<8).map { ThreadSlot(index: $0, cpu: nil, node: $0 % 2) },
+            nodeCount: 2, length: .iterations(perThread: 50_000), sampleEvery: 0, stallTimeoutSeconds: 3)
+        let result = try Harness.measure(MCS<SkipsTheWakeWaiting>.self, workload: Microbenchmark(.init(csLines: 1), memory: LabMemory()),
+                                         config: config)
+        #expect(result.status == .hung, "\(result.status): the skipped wake was not caught")
+    }
+}
+
 // (CNA, Shfl and Malthusian, every waiting policy, are ProbeQueueVisible in CNAShflPolicyTests.swift.)
 
 /// The spin-then-park variants keep their algorithm's policy: the same probes, the same expected
