@@ -416,7 +416,10 @@ def markdown(cdf, lines, path, figures, ceiling_rows, manifest=None,
                         "machine, or another boot of a VM whose vCPUs the "
                         "host placed elsewhere). Measure both in one "
                         "session.**", ""]
-        elif t is not None or len(meds):
+        elif not unmodelled and (t is not None or len(meds)):
+            # No series to set against the ceiling: the model's ceilings at
+            # cs_lines 1 (not where every two-thread run was a data-structure
+            # workload: the note above says why there is none).
             out += ["| lock | lock lines | why | " + " | ".join(
                 f"ceiling {d} (M/s, cs_lines 1)" for d in meds) + " |",
                 "|---|---:|---|" + "---:|" * len(meds)]

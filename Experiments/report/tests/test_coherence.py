@@ -294,3 +294,21 @@ def test_report_draws_no_ceiling_on_a_data_structure_workload(tmp_path):
     assert "handover ceiling" not in (runs / "figures" / queue[0]).read_text()
     assert ("No ceiling for the data-structure workload(s) `queue`: the "
             "model is the lock microbenchmark's") in text
+
+
+def test_only_data_structure_workloads_get_a_note_and_no_table(tmp_path):
+    runs = tmp_path / "delegation"
+    write_workload_runs(runs, [
+        ("counter", "ncs-ns=0;ncs-random=0", "", "", "0", {1: 12e6, 2: 4e6}),
+        ("queue", "ncs-ns=0;ncs-random=0", "", "", "0", {1: 12e6, 2: 9e6}),
+    ])
+    write_threads_csv(runs)
+    write_coherence(tmp_path / "coherence", store_ns=100.0)
+    r = report(runs)
+    assert r.returncode == 0, r.stderr
+    text = (runs / "report.md").read_text()
+    assert ("No ceiling for the data-structure workload(s) `counter`, "
+            "`queue`: ") in text
+    assert "| mcs |" not in text.split("### The handover ceiling")[1]
+    for svg in (runs / "figures").glob("throughput__*.svg"):
+        assert "handover ceiling" not in svg.read_text(), svg.name
