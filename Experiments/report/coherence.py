@@ -16,7 +16,10 @@ HandoverCeiling.swift holds the model and its reasons):
   holder) the first of them,
 where t_store_M is the median store-to-Modified latency between the run's
 two CPUs (either orientation; else the median over their distance class;
-else, when the file has one class only, that class).
+else, when the file has one class only, that class). Only the
+microbenchmark's runs have a ceiling (workload `micro`, or none recorded):
+one row per series (lock and load.CONTEXT_COLUMNS), never pooling two
+workloads or configurations; a data-structure workload gets none.
 """
 
 from __future__ import annotations
@@ -155,36 +158,55 @@ def run_pairs(directory):
     return out
 
 
+def is_micro(workload):
+    """True for the lock microbenchmark: workload `micro` (a label may carry
+    options after a colon), or no workload recorded (older CSVs: no column,
+    or an empty cell)."""
+    return str(workload or "").split(":", 1)[0].strip() in ("", "micro")
+
+
+def unmodelled_workloads(runs_df):
+    """The workloads other than micro with two-thread runs, sorted."""
+    if runs_df is None or "workload" not in runs_df.columns:
+        return []
+    two = runs_df[runs_df["threads"] == 2]
+    return sorted({w for w in two["workload"] if not is_micro(w)})
+
+
 def ceilings(runs_df, directory, cdf, lines):
-    """Ceiling rows for every (lock, workload) with two-thread runs:
-    dicts with lock, workload key, lines, transfer, ceiling, medians and
-    fractions. Empty when nothing can be computed."""
+    """Ceiling rows for every series (lock in a context, load.Context) of
+    the microbenchmark with two-thread runs: dicts with lock, context (the
+    runs' `context` index), workload key (load.WORKLOAD_COLUMNS), lines,
+    transfer, ceiling, medians and fractions. Runs of two contexts (another
+    workload, ncs_random, duration, ...) are never pooled; data-structure
+    workloads get no row (the model is one chain of line transfers per
+    handover over the microbenchmark's cs_lines lines). Empty when nothing
+    can be computed."""
     if cdf is None or runs_df is None:
         return []
     from .load import WORKLOAD_COLUMNS
     pairs = run_pairs(directory)
-    two = runs_df[runs_df["threads"] == 2].copy()
-    # load_runs keeps only the columns it needs: take lock_name and the
-    # handover rate from runs.csv itself.
-    try:
-        raw = pd.read_csv(os.path.join(directory, "runs.csv"), dtype=str,
-                          keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        raw = pd.DataFrame()
-    for c in ("lock_name", "handovers_per_sec"):
-        if c in raw.columns and "run_id" in raw.columns:
-            two[c] = two["run_id"].map(dict(zip(raw["run_id"], raw[c])))
-    if "handovers_per_sec" in two.columns:
-        two["handovers_per_sec"] = pd.to_numeric(two["handovers_per_sec"],
-                                                 errors="coerce")
+    two = runs_df[runs_df["threads"] == 2]
+    if "workload" in two.columns:
+        two = two[np.array([is_micro(w) for w in two["workload"]],
+                           dtype=bool)]
+    if two.empty:
+        return []
+    if "context" not in two.columns:    # a frame not from load_runs
+        two = two.assign(context=0)
+    groups = []
+    for (ctx, lock), g in two.groupby(["context", "lock"], sort=True):
+        wl = tuple(g[c].iloc[0] for c in WORKLOAD_COLUMNS)
+        groups.append(((lock, wl, ctx), g))
+    # Lock first, then its workload: one lock's rows together.
+    groups.sort(key=lambda kg: (kg[0][0], kg[0][1], kg[0][2]))
     rows = []
-    for key, g in two.groupby(["lock"] + list(WORKLOAD_COLUMNS), sort=True):
-        lock = key[0]
+    for (lock, wl, ctx), g in groups:
         name = (g["lock_name"].iloc[0] if "lock_name" in g.columns
                 and isinstance(g["lock_name"].iloc[0], str)
                 and g["lock_name"].iloc[0] else lock.split(":")[0])
-        cs_lines = int(float(key[1])) if str(key[1]) else 0
-        cs_ns = float(key[2]) if str(key[2]) else 0.0
+        cs_lines = int(float(wl[0])) if str(wl[0]) else 0
+        cs_ns = float(wl[1]) if str(wl[1]) else 0.0
         n = lines_per_handover(lines, name, cs_lines)
         if n is None:
             continue
@@ -197,21 +219,23 @@ def ceilings(runs_df, directory, cdf, lines):
         ops = float(g["ops_per_sec"].median())
         hand = (float(g["handovers_per_sec"].median())
                 if "handovers_per_sec" in g.columns else float("nan"))
-        rows.append({"lock": lock, "workload": tuple(key[1:]), "lines": n,
-                     "transfer_ns": t[0], "source": t[1],
+        rows.append({"lock": lock, "context": ctx, "workload": wl,
+                     "lines": n, "transfer_ns": t[0], "source": t[1],
                      "ceiling_ops_per_sec": c, "ops_per_sec": ops,
                      "fraction": ops / c,
                      "handover_fraction": hand / c})
     return rows
 
 
-def draw_ceilings(ax, rows, workload, styles, scale):
+def draw_ceilings(ax, rows, context, styles, scale):
     """Dashed horizontal segments at two threads, one per lock (its
-    colour), on a throughput axis. Returns a legend handle or None."""
+    colour), on a throughput axis of series context `context` (the runs'
+    `context` index): only that context's rows. Returns a legend handle or
+    None."""
     from matplotlib.lines import Line2D
     drawn = False
     for r in rows:
-        if tuple(r["workload"]) != tuple(workload) or r["lock"] not in styles:
+        if r["context"] != context or r["lock"] not in styles:
             continue
         y = r["ceiling_ops_per_sec"] * scale
         ax.hlines(y, 1.55, 2.45, colors=[styles[r["lock"]][0]],
@@ -326,8 +350,10 @@ def _fmt(v, spec=".1f"):
     return "" if v is None or not np.isfinite(v) else format(v, spec)
 
 
-def markdown(cdf, lines, path, figures, ceiling_rows, manifest=None):
-    """The report section (list of lines)."""
+def markdown(cdf, lines, path, figures, ceiling_rows, manifest=None,
+             unmodelled=()):
+    """The report section (list of lines). unmodelled: the data-structure
+    workloads with two-thread runs, which get no ceiling row."""
     out = ["## Coherence: what moving a cache line costs here", ""]
     out.append(f"Source: `{path}`.")
     method = (manifest or {}).get("method", {})
@@ -360,6 +386,12 @@ def markdown(cdf, lines, path, figures, ceiling_rows, manifest=None):
                 "harness's record line is the first). Throughput above the ceiling means the lock "
                 "re-granted itself to the same thread (no line moved); "
                 "handovers/ceiling must stay at or below 1.", ""]
+        if unmodelled:
+            out += ["No ceiling for the data-structure workload(s) "
+                    + ", ".join(f"`{w}`" for w in unmodelled)
+                    + ": the model is the lock microbenchmark's (its "
+                    "cs_lines lines, one chain of transfers per handover).",
+                    ""]
         t = transfer_ns(cdf)
         if ceiling_rows:
             out += ["| lock | cs_lines | lines | store to M (ns) | ceiling "
@@ -384,7 +416,10 @@ def markdown(cdf, lines, path, figures, ceiling_rows, manifest=None):
                         "machine, or another boot of a VM whose vCPUs the "
                         "host placed elsewhere). Measure both in one "
                         "session.**", ""]
-        elif t is not None or len(meds):
+        elif not unmodelled and (t is not None or len(meds)):
+            # No series to set against the ceiling: the model's ceilings at
+            # cs_lines 1 (not where every two-thread run was a data-structure
+            # workload: the note above says why there is none).
             out += ["| lock | lock lines | why | " + " | ".join(
                 f"ceiling {d} (M/s, cs_lines 1)" for d in meds) + " |",
                 "|---|---:|---|" + "---:|" * len(meds)]
@@ -429,6 +464,7 @@ def for_runs(runs_df, directory, explicit=None):
         return [], []
     cdf, lines = load(path)
     rows = ceilings(runs_df, directory, cdf, lines)
+    unmodelled = unmodelled_workloads(runs_df)
     fig_dir = os.path.join(directory, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     from .figures import configure_matplotlib
@@ -441,4 +477,5 @@ def for_runs(runs_df, directory, explicit=None):
     rel = os.path.relpath(path, directory)
     from .load import load_manifest
     manifest = load_manifest(os.path.dirname(os.path.abspath(path)))[0]
-    return markdown(cdf, lines, rel, figs, rows, manifest), rows
+    return markdown(cdf, lines, rel, figs, rows, manifest,
+                    unmodelled), rows

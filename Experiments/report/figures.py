@@ -34,7 +34,6 @@ from matplotlib.ticker import (EngFormatter, FixedLocator,  # noqa: E402
                                FuncFormatter, MaxNLocator, NullLocator)
 
 from .fits import usl  # noqa: E402
-from .load import WORKLOAD_COLUMNS  # noqa: E402
 from .styles import (BASELINE_GREYS, BASELINES, family_panels,  # noqa: E402
                      lock_style)
 
@@ -188,7 +187,7 @@ def _grey_label(lk):
 
 
 def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax,
-           ceilings=(), workload=()):
+           ceilings=()):
     """Draws one panel; returns True if it drew any value."""
     drew = False
     handles = []
@@ -196,7 +195,7 @@ def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax,
         # The coherence probe's handover ceiling at 2 threads (coherence.py)
         # for this panel's locks, in their colours.
         from .coherence import draw_ceilings
-        ceiling = draw_ceilings(ax, ceilings, workload,
+        ceiling = draw_ceilings(ax, ceilings, ci,
                                 {lk: (lock_style(lk).color,)
                                  for lk in labels}, 1.0)
         if ceiling is not None:
@@ -345,8 +344,7 @@ def draw_figure(metric, cdf, ctx, ci, panels, fits, baseline, title_extra,
         ax = axes[k // ncols][k % ncols]
         drew = _panel(ax, labels, [g for g in greys if g not in labels]
                       if len(panels) > 1 else [], data, metric, fits, ci,
-                      log, fit_tmax, ceilings,
-                      tuple(ctx.get(c) for c in WORKLOAD_COLUMNS))
+                      log, fit_tmax, ceilings)
         ax.set_title(title, fontsize=9)
         if not drew:
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes,

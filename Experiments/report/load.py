@@ -42,7 +42,9 @@ NUMERIC_COLUMNS = (
     "cpu_user_s", "cpu_sys_s", "ctx_vol", "ctx_invol",
 )
 OPTIONAL_NUMERIC = ("lat_samples", "lat_sample_every", "virtual_nodes",
-                    "warmup_s")
+                    "warmup_s", "handovers_per_sec")
+# handovers_per_sec: kept for the coherence section's handover ceiling
+# (coherence.ceilings), so that no later stage re-reads runs.csv.
 LATENCY_COLUMNS = ("lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns")
 # The read/update split of workloads with reads (newer CSVs only): ops/s,
 # ns, and counts of operations (min_thread_updates: the fewest updates any
