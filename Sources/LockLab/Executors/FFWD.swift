@@ -20,6 +20,10 @@
 // Parameters: one server thread (the paper's single-server configuration); 15 clients per response
 // group (120 bytes of results + an 8-byte toggle word fill a 128-byte response, as in the paper and
 // bitslab/ffwd's ffwd.h). Request lines are 64 bytes, contiguous, as the paper's.
+// Waiting: pinned with a CPU per thread, the server and the clients spin and never yield (the
+// reference's server never yields); when the run's threads share CPUs (oversubscribed or
+// unpinned) both yield after 1024 idle polls, so that the server or a client gets the CPU
+// (Delegation.swift).
 
 import CShims
 
@@ -51,11 +55,14 @@ public struct FFWDExecutor: Executor {
     @usableFromInline let clients: Int
     @usableFromInline let groups: Int
     @usableFromInline let tally: CombiningTally
+    /// Server and clients yield while waiting (the run's threads share CPUs; Delegation.swift).
+    @usableFromInline let yields: Bool
     let memory: LabMemory
 
     public init(_ environment: ExecutorEnvironment) {
         memory = environment.memory
         clients = environment.clientThreads
+        yields = environment.threadsShareCPUs
         groups = (clients + Self.groupSize - 1) / Self.groupSize
         requests = memory.allocate(bytes: max(1, clients) * Self.requestBytes)
         responses = memory.allocate(bytes: groups * Self.responseBytes)
@@ -85,7 +92,7 @@ public struct FFWDExecutor: Executor {
         let bit = UInt64(context.slot)
         var polls = 0
         // Acquire pairs with the server's release of the toggle word: our result is visible.
-        while (cshims_u64_load_acquire(word) >> bit) & 1 != toggle { DelegationWait.pause(&polls) }
+        while (cshims_u64_load_acquire(word) >> bit) & 1 != toggle { DelegationWait.pause(&polls, yields: yields) }
         return context.response.assumingMemoryBound(to: UInt64.self)[context.slot]
     }
 
@@ -129,8 +136,9 @@ public struct FFWDExecutor: Executor {
                 cshims_u64_store_relaxed(progress, served)
                 idle = 0
             } else {
-                // Nothing pending: spin, and yield if the CPU is shared (unpinned or oversubscribed).
-                DelegationWait.pause(&idle)
+                // Nothing pending: spin, and yield after a while only if the CPUs are shared
+                // (unpinned or oversubscribed); pinned, the server spins as bitslab/ffwd's does.
+                DelegationWait.pause(&idle, yields: yields)
             }
         } while DelegationWait.serverMustGoOn(control, tally: tally, clients: clients)
     }

@@ -298,7 +298,8 @@ public enum Harness {
         let executor: E
         do {
             executor = try E(ExecutorEnvironment(clientThreads: clientCount, nodeCount: config.nodeCount,
-                                                 memory: config.memory, options: config.spec.options))
+                                                 memory: config.memory, options: config.spec.options,
+                                                 threadsShareCPUs: ExecutorEnvironment.threadsShareCPUs(config.threads + config.helpers)))
         } catch {
             workload.deallocate()
             throw error
