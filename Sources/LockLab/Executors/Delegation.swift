@@ -93,6 +93,18 @@ enum DelegationWait {
         }
     }
 
+    /// A server's wait after a sweep that found nothing: where `yields` (the run's threads share
+    /// CPUs), `pause` and then yield as `pause(_:yields:)`; otherwise nothing at all: the server
+    /// sweeps again at once, as bitslab/ffwd's server loop does (no `pause`, no yield). A long
+    /// `pause` loop is also what a hypervisor's pause-loop exiting takes for a spinning lock
+    /// waiter: on a VM the idle server then leaves its vCPU and a request that lands meanwhile
+    /// waits for its return (measured: p50 ~1.2 us instead of ~0.2 us at one client with
+    /// 200 us between requests).
+    @inline(__always) @usableFromInline
+    static func serverIdle(_ idle: inout Int, yields: Bool) {
+        if yields { pause(&idle, yields: true) }
+    }
+
     /// A server's loop between sweeps: true while it must go on. It stops once the group's phase is
     /// `stop` and every one of `clients` clients has left.
     @inline(__always) @usableFromInline

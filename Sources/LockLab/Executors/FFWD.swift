@@ -138,7 +138,7 @@ public struct FFWDExecutor: Executor {
             } else {
                 // Nothing pending: spin, and yield after a while only if the CPUs are shared
                 // (unpinned or oversubscribed); pinned, the server spins as bitslab/ffwd's does.
-                DelegationWait.pause(&idle, yields: yields)
+                DelegationWait.serverIdle(&idle, yields: yields)
             }
         } while DelegationWait.serverMustGoOn(control, tally: tally, clients: clients)
     }

@@ -103,7 +103,7 @@ public struct RCLExecutor: Executor {
                 cshims_u64_store_relaxed(progress, served)
                 idle = 0
             } else {
-                DelegationWait.pause(&idle, yields: yields)
+                DelegationWait.serverIdle(&idle, yields: yields)
             }
         } while DelegationWait.serverMustGoOn(control, tally: tally, clients: clients)
     }
