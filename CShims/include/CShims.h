@@ -293,6 +293,19 @@ typedef struct {
 } cshims_thread_usage;
 int cshims_thread_usage_now(cshims_thread_usage *out);
 
+/* CPU time of any thread of this process, by kernel thread id (getrusage reads only the caller):
+ * the thread's per-thread CPU clocks (clock_gettime on the clock ids Linux derives from the tid:
+ * ((~tid) << 3) | CPUCLOCK_PERTHREAD_MASK | which, as glibc's pthread_getcpuclockid builds the
+ * CPUCLOCK_SCHED one). sched_ns: the scheduler's exact run time; user_ns and prof_ns: the
+ * tick-sampled user and user + system times, to split sched_ns. Returns 0, or an errno value
+ * (EINVAL: no such thread any more). */
+typedef struct {
+    uint64_t sched_ns;
+    uint64_t user_ns;
+    uint64_t prof_ns;
+} cshims_thread_cpu_clocks;
+int cshims_thread_cpu_clocks_now(int tid, cshims_thread_cpu_clocks *out);
+
 /* pthread_create with a C entry point: Swift passes a @convention(c) function and a context. */
 typedef void *(*cshims_thread_fn)(void *);
 int cshims_thread_start(pthread_t *thread, cshims_thread_fn fn, void *arg, size_t stack_bytes);

@@ -1,8 +1,8 @@
 // The delegation executors (Sources/LockLab/Executors/): the generic validator and torture run
 // them like every lock (MutualExclusionTests, TortureTests); here, what is particular to
 // delegation: the checks catch a broken executor (two servers applying at once without exclusion,
-// a response lost), a server that stops serving is a hung run, and the combining degree and the
-// server's CPU reach the results.
+// a response lost), a server that stops serving is a hung run, and the combining degree, the
+// server's CPU and the server thread's CPU time reach the results.
 
 import CShims
 import Foundation
@@ -201,6 +201,27 @@ struct DelegationTests {
         #expect(Double(byLock["cc-synch"]?["combining_degree"] ?? "") != nil)
         #expect(byLock["mcs"]?["combining_degree"] == "")
         #expect(csv.rows.allSatisfy { $0["status"] == "ok" })
+    }
+
+    @Test("the run's CPU time counts the server thread's",
+          .enabled(if: cshims_online_cpus() >= 2, "needs a CPU for the server and one for the client"))
+    func testRunCPUTimeIncludesTheServerThread() throws {
+        // ffwd at one pinned client: its server spins on a CPU of its own the whole measured phase.
+        // Even on a loaded machine it gets a good share of that CPU; before the server's time was
+        // counted, the run's CPU time was exactly the client's.
+        let workload = CounterWorkload(WorkloadEnvironment(threads: 1), outside: OutsideWork(nanoseconds: 0, random: false))
+        let config = RunConfig(spec: try LockSpec(parsing: "ffwd"), threads: [ThreadSlot(index: 0, cpu: 1, node: 0)],
+                               length: .timed(warmupSeconds: 0.05, measureSeconds: 0.5),
+                               helpers: [ThreadSlot(index: 1, cpu: 0, node: 0)])
+        let summary = RunSummary(try Harness.measure(executor: FFWDExecutor.self, workload: workload, config: config))
+        #expect(summary.status == .ok, "\(summary.failure ?? "")")
+        let clients = summary.threads.reduce(0.0) { $0 + $1.cpuUserSeconds + $1.cpuSystemSeconds }
+        let run = summary.cpuUserSeconds + summary.cpuSystemSeconds
+        #expect(run >= clients + 0.2 * summary.elapsedSeconds,
+                "run \(run) s, clients \(clients) s, elapsed \(summary.elapsedSeconds) s: the server's CPU is missing")
+        #expect(abs(run - clients - summary.helperCPUSeconds) < 1e-6)
+        // One server thread over the measured phase: at most one CPU for that long (plus slack).
+        #expect(summary.helperCPUSeconds <= summary.elapsedSeconds * 1.05 + 0.01, "\(summary.helperCPUSeconds) s")
     }
 
     @Test("torture drives every delegation executor", arguments: ["flat-combining", "cc-synch", "h-synch", "ffwd", "rcl"])

@@ -18,7 +18,9 @@
 //    thread's spare for its next operation (nodes migrate between threads; n + 1 nodes for n threads).
 // Parameters: `help-factor`, the help bound as a multiple of the clients: 10, CCSYNCH_HELP_FACTOR
 // in ccsynch.c (help_bound = 10 * nthreads). Nodes are one contiguous array of 128-byte blocks,
-// as the authors' SYNCH_COMPACT_ALLOCATION.
+// as the authors' SYNCH_COMPACT_ALLOCATION. Waiters spin, and yield after 1024 polls only when
+// the run's threads share CPUs (oversubscribed or unpinned: the framework's
+// isSystemOversubscribed(); Delegation.swift).
 
 import CShims
 
@@ -59,10 +61,11 @@ enum CCSynchQueue {
 
     /// Publishes `op` in the queue on `tail` with the thread's spare node `spare`; on return
     /// `spare` is the thread's next spare, and the result is either there (`served`) or the
-    /// thread is the combiner of the node it returns.
+    /// thread is the combiner of the node it returns. `yields`: the wait yields after a while
+    /// (the run's threads share CPUs, `DelegationWait`).
     @inline(__always) @usableFromInline
     static func announce(_ op: Operation, tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
-                         spare: inout UnsafeMutableRawPointer) -> (node: UnsafeMutableRawPointer, served: Bool) {
+                         spare: inout UnsafeMutableRawPointer, yields: Bool) -> (node: UnsafeMutableRawPointer, served: Bool) {
         let next = spare
         cshims_ptr_store_relaxed(nextField(next), nil)
         cshims_u32_store_relaxed(completedField(next), 0)
@@ -76,7 +79,7 @@ enum CCSynchQueue {
         spare = cur
         var polls = 0
         // Acquire pairs with the combiner's release of `wait`: result and completed are visible.
-        while cshims_u32_load_acquire(waitField(cur)) != 0 { DelegationWait.pause(&polls) }
+        while cshims_u32_load_acquire(waitField(cur)) != 0 { DelegationWait.pause(&polls, yields: yields) }
         return (cur, cshims_u32_load_relaxed(completedField(cur)) != 0)
     }
 
@@ -121,6 +124,8 @@ public struct CCSynchExecutor: Executor {
     @usableFromInline let nodes: UnsafeMutableRawPointer
     @usableFromInline let helpBound: Int
     @usableFromInline let tally: CombiningTally
+    /// Waiters yield after a while (the run's threads share CPUs).
+    @usableFromInline let yields: Bool
     let nodeCount: Int
     let memory: LabMemory
     static let stride = LabMemory.paddedStride(of: CCSynchNode.self)
@@ -129,6 +134,7 @@ public struct CCSynchExecutor: Executor {
         memory = environment.memory
         let clients = environment.clientThreads
         helpBound = environment.options.int("help-factor") * clients
+        yields = environment.threadsShareCPUs
         nodeCount = clients + 1
         nodes = memory.allocate(bytes: nodeCount * Self.stride)
         for i in 0..<nodeCount {
@@ -149,7 +155,7 @@ public struct CCSynchExecutor: Executor {
 
     @inline(__always)
     public func execute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64 {
-        let (cur, served) = CCSynchQueue.announce(op, tail: tail, spare: &context.spare)
+        let (cur, served) = CCSynchQueue.announce(op, tail: tail, spare: &context.spare, yields: yields)
         if !served {
             let applied = CCSynchQueue.combine(from: cur, helpBound: helpBound, target: target)
             tally.record(thread: context.thread, operations: applied)

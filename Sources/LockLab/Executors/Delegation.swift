@@ -2,11 +2,17 @@
 // combining tally behind the `combining_degree` column, the departure count a server thread
 // waits on before it stops, and how a thread waits for a word another thread writes.
 //
-// Waiting: spin with `pause`, and after `spinsBeforeYield` polls yield the CPU on every further
-// poll. On a machine with a CPU per thread the yield never comes into play (a response arrives
-// within a few hundred polls); oversubscribed, the thread that must answer (a combiner, a
-// server) gets the CPU instead of a waiter burning its time slice: the Synch framework's clients
-// do the same (`resched()` when `isSystemOversubscribed()`, hsynch.c).
+// Waiting (`DelegationWait`): when the run's threads share CPUs (`ExecutorEnvironment.
+// threadsShareCPUs`: more threads, servers included, than CPUs, or threads unpinned), spin with
+// `pause` for `spinsBeforeYield` polls, then yield the CPU on every further poll, so that the
+// thread that must answer (a combiner, a server, the holder of h-synch's global lock) gets the
+// CPU instead of a waiter burning its time slice: the Synch framework does the same
+// (`resched()` only when `isSystemOversubscribed()`, in its client waits and its CLH lock).
+// Otherwise (pinned, a CPU per thread) spin with `pause` only and never yield: a yield there
+// costs a system call and, worse, lets a spinning client fall into the scheduler just when its
+// response lands (ffwd's server never yields in bitslab/ffwd; rcl's only on its slow path).
+// `yields` is fixed when the executor is made; each wait tests it (a register, not a load of
+// shared memory).
 
 import CShims
 import Foundation
@@ -72,18 +78,31 @@ struct CombiningTally: @unchecked Sendable {
 /// How a delegation thread waits (see the file header).
 @usableFromInline
 enum DelegationWait {
-    /// Polls with `pause` before the first yield.
+    /// Polls with `pause` before the first yield (only where the run's threads share CPUs).
     @usableFromInline static let spinsBeforeYield = 1024
 
-    /// One poll's wait.
+    /// One poll's wait: `pause`; and where `yields` (the run's threads share CPUs), a yield on
+    /// every poll after the first `spins` (default `spinsBeforeYield`).
     @inline(__always) @usableFromInline
-    static func pause(_ polls: inout Int) {
-        if polls < spinsBeforeYield {
+    static func pause(_ polls: inout Int, yields: Bool, spins: Int = spinsBeforeYield) {
+        if !yields || polls < spins {
             polls &+= 1
             cshims_pause()
         } else {
             sched_yield()
         }
+    }
+
+    /// A server's wait after a sweep that found nothing: where `yields` (the run's threads share
+    /// CPUs), `pause` and then yield as `pause(_:yields:)`; otherwise nothing at all: the server
+    /// sweeps again at once, as bitslab/ffwd's server loop does (no `pause`, no yield). A long
+    /// `pause` loop is also what a hypervisor's pause-loop exiting takes for a spinning lock
+    /// waiter: on a VM the idle server then leaves its vCPU and a request that lands meanwhile
+    /// waits for its return (measured: p50 ~1.2 us instead of ~0.2 us at one client with
+    /// 200 us between requests).
+    @inline(__always) @usableFromInline
+    static func serverIdle(_ idle: inout Int, yields: Bool) {
+        if yields { pause(&idle, yields: true) }
     }
 
     /// A server's loop between sweeps: true while it must go on. It stops once the group's phase is

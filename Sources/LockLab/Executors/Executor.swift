@@ -43,12 +43,25 @@ public struct ExecutorEnvironment: Sendable {
     public let memory: LabMemory
     /// The executor's options, every key resolved.
     public let options: LockOptions
+    /// True when a thread of the run (clients and helpers together) may have to share its CPU:
+    /// more threads than CPUs, or threads unpinned. Delegation waiters yield only then (see
+    /// Delegation.swift); by default true, the safe choice for a caller that does not know.
+    public let threadsShareCPUs: Bool
 
-    public init(clientThreads: Int, nodeCount: Int, memory: LabMemory = .init(), options: LockOptions) {
+    public init(clientThreads: Int, nodeCount: Int, memory: LabMemory = .init(), options: LockOptions,
+                threadsShareCPUs: Bool = true) {
         self.clientThreads = clientThreads
         self.nodeCount = max(1, nodeCount)
         self.memory = memory
         self.options = options
+        self.threadsShareCPUs = threadsShareCPUs
+    }
+
+    /// Whether the threads of `slots` (clients and helpers) share CPUs: one is unpinned, or two
+    /// are pinned to one CPU (the plan's `oversubscribed`, counted over every thread).
+    public static func threadsShareCPUs(_ slots: [ThreadSlot]) -> Bool {
+        if slots.contains(where: { $0.cpu == nil }) { return true }
+        return Set(slots.compactMap(\.cpu)).count < slots.count
     }
 }
 

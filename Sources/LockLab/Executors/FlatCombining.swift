@@ -20,7 +20,9 @@
 //    acquire load of `pending == 0`.
 // Parameters: `rounds` scans per combining pass (FC_COMBINING_ROUNDS = 3), `cleanup-every` passes
 // between clean-ups (FC_CLEANUP_FREQUENCY = 100) and `cleanup-age`, the passes a record may go
-// unserved before a clean-up drops it (FC_CLEANUP_OLD_THRESHOLD = 100).
+// unserved before a clean-up drops it (FC_CLEANUP_OLD_THRESHOLD = 100). Waiters spin, and
+// yield after 1024 polls only when the run's threads share CPUs (oversubscribed or unpinned;
+// Delegation.swift).
 
 import CShims
 
@@ -61,6 +63,8 @@ public struct FlatCombiningExecutor: Executor {
     @usableFromInline let cleanupEvery: UInt64
     @usableFromInline let cleanupAge: UInt64
     @usableFromInline let tally: CombiningTally
+    /// Waiters yield after a while (the run's threads share CPUs; Delegation.swift).
+    @usableFromInline let yields: Bool
     let clients: Int
     let memory: LabMemory
     @usableFromInline static let stride = LabMemory.paddedStride(of: FCRecord.self)
@@ -75,6 +79,7 @@ public struct FlatCombiningExecutor: Executor {
         memory = environment.memory
         clients = environment.clientThreads
         rounds = environment.options.int("rounds")
+        yields = environment.threadsShareCPUs
         cleanupEvery = UInt64(environment.options.int("cleanup-every"))
         cleanupAge = UInt64(environment.options.int("cleanup-age"))
         shared = memory.allocate(bytes: 3 * 128)
@@ -133,7 +138,7 @@ public struct FlatCombiningExecutor: Executor {
             var polls = 0
             while cshims_u32_load_relaxed(lockWord) != 0 && cshims_u32_load_acquire(Self.pending(rec)) != 0
                     && cshims_u32_load_relaxed(Self.active(rec)) != 0 {
-                DelegationWait.pause(&polls)
+                DelegationWait.pause(&polls, yields: yields)
             }
             // Acquire pairs with the combiner's release of pending: the result is visible.
             if cshims_u32_load_acquire(Self.pending(rec)) == 0 { return Self.record(rec).pointee.result }

@@ -17,6 +17,10 @@
 // Parameters: one server thread with one servicing thread (the paper's runtime adds servicing
 // threads to survive a critical section that blocks; the lab's operations never block, so one
 // suffices). Request lines are 64 bytes, contiguous, as the paper's request array.
+// Waiting: pinned with a CPU per thread, the server and the clients spin and never yield (the
+// paper's server yields only on its slow path, for blocked servicing threads, which the lab does
+// not have); when the run's threads share CPUs (oversubscribed or unpinned) both yield after
+// 1024 idle polls (Delegation.swift).
 
 import CShims
 
@@ -38,11 +42,14 @@ public struct RCLExecutor: Executor {
     @usableFromInline let lines: UnsafeMutableRawPointer
     @usableFromInline let clients: Int
     @usableFromInline let tally: CombiningTally
+    /// Server and clients yield while waiting (the run's threads share CPUs; Delegation.swift).
+    @usableFromInline let yields: Bool
     let memory: LabMemory
 
     public init(_ environment: ExecutorEnvironment) {
         memory = environment.memory
         clients = environment.clientThreads
+        yields = environment.threadsShareCPUs
         lines = memory.allocate(bytes: max(1, clients) * Self.lineBytes)
         lines.initializeMemory(as: UInt8.self, repeating: 0, count: clients * Self.lineBytes)
         tally = CombiningTally(threads: clients + 1, memory: memory)
@@ -61,7 +68,7 @@ public struct RCLExecutor: Executor {
         cshims_u64_store_release(pending, 1)
         var polls = 0
         // Acquire pairs with the server's release: the result is visible.
-        while cshims_u64_load_acquire(pending) != 0 { DelegationWait.pause(&polls) }
+        while cshims_u64_load_acquire(pending) != 0 { DelegationWait.pause(&polls, yields: yields) }
         return (line + Self.resultOffset).assumingMemoryBound(to: UInt64.self).pointee
     }
 
@@ -96,7 +103,7 @@ public struct RCLExecutor: Executor {
                 cshims_u64_store_relaxed(progress, served)
                 idle = 0
             } else {
-                DelegationWait.pause(&idle)
+                DelegationWait.serverIdle(&idle, yields: yields)
             }
         } while DelegationWait.serverMustGoOn(control, tally: tally, clients: clients)
     }

@@ -31,6 +31,10 @@ public struct RawRunResult {
     /// Operations per combining pass or server sweep in the measured phase (delegation); nil
     /// where it does not apply.
     public var combiningDegree: Double? = nil
+    /// CPU time of the executor's helper (server) threads in the measured phase, all helpers
+    /// together: part of the run's `cpu_user_s` / `cpu_sys_s`, though not a client's row.
+    public var helperUserNanoseconds: UInt64 = 0
+    public var helperSystemNanoseconds: UInt64 = 0
 }
 
 /// Latency percentiles in nanoseconds.
@@ -84,8 +88,12 @@ public struct RunSummary: Sendable {
     public let sameNodeHandoverFraction: Double?
     public let handoversPerSecond: Double
     public let nodeSwitchesPerSecond: Double
+    /// CPU time of every thread of the run in the measured phase: clients and helper (server)
+    /// threads.
     public let cpuUserSeconds: Double
     public let cpuSystemSeconds: Double
+    /// The helper (server) threads' share of `cpuUserSeconds + cpuSystemSeconds`; 0 without helpers.
+    public let helperCPUSeconds: Double
     public let voluntarySwitches: UInt64
     public let involuntarySwitches: UInt64
     public let mutexOK: Bool
@@ -147,8 +155,10 @@ public struct RunSummary: Sendable {
         sameNodeHandoverFraction = handovers > 0 ? Double(same) / Double(handovers) : nil
         handoversPerSecond = elapsedSeconds > 0 ? Double(handovers) / elapsedSeconds : 0
         nodeSwitchesPerSecond = elapsedSeconds > 0 ? Double(handovers - same) / elapsedSeconds : 0
-        cpuUserSeconds = Double(raw.threads.reduce(UInt64(0)) { $0 + $1.userNanoseconds }) / 1e9
-        cpuSystemSeconds = Double(raw.threads.reduce(UInt64(0)) { $0 + $1.systemNanoseconds }) / 1e9
+        // Every thread's CPU: the clients' and the helper (server) threads'.
+        cpuUserSeconds = Double(raw.threads.reduce(raw.helperUserNanoseconds) { $0 + $1.userNanoseconds }) / 1e9
+        cpuSystemSeconds = Double(raw.threads.reduce(raw.helperSystemNanoseconds) { $0 + $1.systemNanoseconds }) / 1e9
+        helperCPUSeconds = Double(raw.helperUserNanoseconds + raw.helperSystemNanoseconds) / 1e9
         voluntarySwitches = raw.threads.reduce(0) { $0 + $1.voluntarySwitches }
         involuntarySwitches = raw.threads.reduce(0) { $0 + $1.involuntarySwitches }
         counter = raw.counter

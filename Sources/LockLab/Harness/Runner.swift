@@ -298,13 +298,20 @@ public enum Harness {
         let executor: E
         do {
             executor = try E(ExecutorEnvironment(clientThreads: clientCount, nodeCount: config.nodeCount,
-                                                 memory: config.memory, options: config.spec.options))
+                                                 memory: config.memory, options: config.spec.options,
+                                                 threadsShareCPUs: ExecutorEnvironment.threadsShareCPUs(config.threads + config.helpers)))
         } catch {
             workload.deallocate()
             throw error
         }
         let group = ThreadGroup(slots: config.threads + config.helpers)
         let outcomes = UnsafeMutablePointer<ThreadOutcome>.allocate(capacity: clientCount)
+        // Each helper's kernel thread id, published before it arrives at the start barrier: the
+        // run reads the helpers' CPU clocks at the start and the end of the measured phase.
+        let helperCount = config.helpers.count
+        let helperTids = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, helperCount))
+        helperTids.initialize(repeating: 0, count: max(1, helperCount))
+        defer { helperTids.deallocate() }
 
         let opsLimit: UInt64
         var logCapacity = 0
@@ -342,7 +349,8 @@ public enum Harness {
                     clientBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control,
                                out: outcomes + slot.index)
                 } else {
-                    helperBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control)
+                    helperBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control,
+                               tid: helperTids + (slot.index - clientCount))
                 }
             }
             // Start barrier: every thread pinned, context made, waiting.
@@ -360,6 +368,7 @@ public enum Harness {
         var measureEnd: UInt64 = 0
         var hung = false
         var countsAtStart = executor.combiningCounts()
+        var helperClocks: (start: [cshims_thread_cpu_clocks], end: [cshims_thread_cpu_clocks]) = ([], [])
         switch config.length {
         case let .timed(warmup, measure):
             group.setPhase(GroupPhase.warmup)
@@ -367,16 +376,21 @@ public enum Harness {
             group.setPhase(GroupPhase.measure)
             measureStart = CycleClock.monotonicNanoseconds()
             countsAtStart = executor.combiningCounts()
+            helperClocks.start = Self.helperCPUClocks(helperTids, count: helperCount)
             sleepSeconds(measure)
+            // Before the stop: a helper leaves soon after it (its clocks go with its thread).
+            helperClocks.end = Self.helperCPUClocks(helperTids, count: helperCount)
             group.setPhase(GroupPhase.stop)
             measureEnd = CycleClock.monotonicNanoseconds()
             hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds)
         case .iterations:
             measureStart = CycleClock.monotonicNanoseconds()
+            helperClocks.start = Self.helperCPUClocks(helperTids, count: helperCount)
             group.setPhase(GroupPhase.measure)
             // The clients stop by themselves; helper threads serve until told to stop.
             hung = !group.waitForFinish(threads: clientCount, stallTimeoutSeconds: config.stallTimeoutSeconds)
             measureEnd = CycleClock.monotonicNanoseconds()
+            helperClocks.end = Self.helperCPUClocks(helperTids, count: helperCount)
             group.setPhase(GroupPhase.stop)
             if !hung { hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds) }
         }
@@ -428,9 +442,43 @@ public enum Harness {
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
         let status: RunStatus = (counter == expected && check.passed) ? .ok : .mutexViolation
+        let helperTime = Self.helperCPUTime(from: helperClocks.start, to: helperClocks.end)
         return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
                             counter: counter, progressOps: total, workloadCheck: check, failure: check.failure,
-                            combiningDegree: degree)
+                            combiningDegree: degree, helperUserNanoseconds: helperTime.user,
+                            helperSystemNanoseconds: helperTime.system)
+    }
+
+    /// The CPU clocks of the `count` helpers whose thread ids are at `tids` (a helper whose
+    /// clocks cannot be read, having left, reads as zeros).
+    static func helperCPUClocks(_ tids: UnsafeMutablePointer<UInt64>, count: Int) -> [cshims_thread_cpu_clocks] {
+        (0..<count).map { k in
+            var clocks = cshims_thread_cpu_clocks()
+            // Acquire pairs with the helper's release of its tid (published before the barrier).
+            let tid = cshims_u64_load_acquire(tids + k)
+            if tid == 0 || cshims_thread_cpu_clocks_now(Int32(tid), &clocks) != 0 { clocks = cshims_thread_cpu_clocks() }
+            return clocks
+        }
+    }
+
+    /// The helpers' CPU time between two readings, user and system: the scheduler's exact run
+    /// time, split in the ratio of the tick-sampled user and user + system times (all user when
+    /// no tick fell in the window). getrusage(RUSAGE_THREAD), which the clients use, reads only
+    /// the calling thread, and a helper's thread is inside the executor's serve loop.
+    static func helperCPUTime(from start: [cshims_thread_cpu_clocks], to end: [cshims_thread_cpu_clocks])
+        -> (user: UInt64, system: UInt64) {
+        var user: UInt64 = 0
+        var system: UInt64 = 0
+        for (a, b) in zip(start, end) where b.sched_ns >= a.sched_ns && a.sched_ns > 0 {
+            let run = b.sched_ns - a.sched_ns
+            let prof = b.prof_ns &- a.prof_ns
+            let ticksUser = min(prof, b.user_ns &- a.user_ns)
+            let share = prof > 0 && b.prof_ns >= a.prof_ns ? Double(ticksUser) / Double(prof) : 1
+            let u = UInt64(Double(run) * share)
+            user += u
+            system += run - min(run, u)
+        }
+        return (user, system)
     }
 
     static func sleepSeconds(_ s: Double) {
@@ -646,11 +694,15 @@ extension Harness {
     }
 
     /// A helper thread (a delegation server): the executor serves through this thread's own
-    /// target until the group stops. Its handovers are not reported per thread.
+    /// target until the group stops. Its handovers are not reported per thread; its CPU time
+    /// is read from outside (`helperCPUClocks`), through the kernel thread id it publishes.
     @inline(never)
     static func helperBody<E: Executor, W: Workload>(
-        executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl
+        executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl,
+        tid: UnsafeMutablePointer<UInt64>
     ) {
+        // Release: the run reads it (acquire) after the start barrier, which `serve` arrives at.
+        cshims_u64_store_release(tid, UInt64(cshims_gettid()))
         let words = LabMemory().allocate(bytes: 128).bindMemory(to: ApplierWords.self, capacity: 1)
         words.initialize(to: ApplierWords(handovers: 0, sameNode: 0, appliedAt: 0, readVersionBefore: 0,
                                           readVersionAfter: 0, readOverlaps: 0))

@@ -307,7 +307,9 @@ public enum Torture {
         let threadCount = max(1, min(config.threads, descriptor.maxThreads ?? .max))
         let label = config.spec.name == descriptor.name ? config.spec.label : descriptor.name
         let nodeCount = max(1, config.nodeCount)
-        let executor = try E(ExecutorEnvironment(clientThreads: threadCount, nodeCount: nodeCount, options: config.spec.options))
+        // Torture's threads are unpinned: they share CPUs (delegation waiters yield).
+        let executor = try E(ExecutorEnvironment(clientThreads: threadCount, nodeCount: nodeCount, options: config.spec.options,
+                                                 threadsShareCPUs: true))
         let shared = TortureShared()
         let outcomes = UnsafeMutablePointer<TortureCounts>.allocate(capacity: threadCount)
         let parameters = TortureParameters(mix: config.mix, seed: config.seed, canSplit: false, canTry: false,
