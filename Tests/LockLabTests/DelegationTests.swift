@@ -217,7 +217,9 @@ struct DelegationTests {
         #expect(summary.status == .ok, "\(summary.failure ?? "")")
         let clients = summary.threads.reduce(0.0) { $0 + $1.cpuUserSeconds + $1.cpuSystemSeconds }
         let run = summary.cpuUserSeconds + summary.cpuSystemSeconds
-        #expect(run >= clients + 0.2 * summary.elapsedSeconds,
+        // 5 % of the phase: a spinning server gets far more even beside the whole test suite (0.2 x
+        // was once missed by 0.0005 s there); the old code's run CPU was the clients' exactly.
+        #expect(run >= clients + 0.05 * summary.elapsedSeconds,
                 "run \(run) s, clients \(clients) s, elapsed \(summary.elapsedSeconds) s: the server's CPU is missing")
         #expect(abs(run - clients - summary.helperCPUSeconds) < 1e-6)
         // One server thread over the measured phase: at most one CPU for that long (plus slack).
