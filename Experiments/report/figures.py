@@ -186,6 +186,23 @@ def _grey_label(lk):
     return f"{lk} (baseline)"
 
 
+def draw_series(ax, x, med, lo, hi, st, label):
+    """One lock's series: its min-max band (a bar at a single point), then
+    its median line in the lock's style; returns the line (for a legend)."""
+    if len(x) > 1:
+        ax.fill_between(x, lo, hi, color=st.color, alpha=0.13,
+                        linewidth=0, zorder=2)
+    elif hi[0] > lo[0]:
+        ax.errorbar(x, med, yerr=[med - lo, hi - med], color=st.color,
+                    linewidth=1, capsize=3, zorder=2)
+    (line,) = ax.plot(
+        x, med, color=st.color, linestyle=st.linestyle,
+        marker=st.marker, markersize=5, linewidth=1.5,
+        markerfacecolor="white" if st.hollow else st.color,
+        markeredgecolor=st.color, label=label, zorder=3)
+    return line
+
+
 def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax,
            ceilings=()):
     """Draws one panel; returns True if it drew any value."""
@@ -226,18 +243,7 @@ def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax,
         if len(x) == 0:
             continue
         drew = True
-        if len(x) > 1:
-            ax.fill_between(x, lo, hi, color=st.color, alpha=0.13,
-                            linewidth=0, zorder=2)
-        elif hi[0] > lo[0]:
-            ax.errorbar(x, med, yerr=[med - lo, hi - med], color=st.color,
-                        linewidth=1, capsize=3, zorder=2)
-        (line,) = ax.plot(
-            x, med, color=st.color, linestyle=st.linestyle,
-            marker=st.marker, markersize=5, linewidth=1.5,
-            markerfacecolor="white" if st.hollow else st.color,
-            markeredgecolor=st.color, label=lk, zorder=3)
-        handles.append(line)
+        handles.append(draw_series(ax, x, med, lo, hi, st, lk))
         r = fits.get((ci, lk)) if metric.usl else None
         if r is not None and all(math.isfinite(r[k]) for k in (
                 "usl_lambda_ops_per_sec", "usl_sigma", "usl_kappa")):

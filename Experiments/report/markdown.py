@@ -71,7 +71,7 @@ def provenance(runs, opts) -> list:
     add("topology", _manifest_get(m, "topology"))
     partial = _manifest_get(m, "partial")
     if isinstance(partial, list) and partial:
-        add("PARTIAL", "a partial merge (`locklab merge --partial`): missing "
+        add("PARTIAL", "a partial merge (`locklab merge --partial`): "
             + "; ".join(_text(p) for p in partial))
     add("lab version", _manifest_get(m, "build.lab_version"))
     add("build", " ".join(str(x) for x in (

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter, NullLocator
 
 from .figures import (DPI, FORMATS, MAX_COLUMNS, PANEL_SIZE, READ_STEMS,
-                      SAVE_METADATA, _stats, needs_log)
+                      SAVE_METADATA, _stats, draw_series, needs_log)
 from .load import (CONTEXT_COLUMNS, Context, ReportError, _slug, _text,
                    without_read_ratio)
 from .styles import lock_style
@@ -157,16 +157,7 @@ def _draw_locks(ax, data, positions, log) -> bool:
             continue
         drew = True
         x = np.array([positions[float(v)] for v in r], dtype=float)
-        if len(x) > 1:
-            ax.fill_between(x, lo, hi, color=st.color, alpha=0.13,
-                            linewidth=0, zorder=2)
-        elif hi[0] > lo[0]:
-            ax.errorbar(x, med, yerr=[med - lo, hi - med], color=st.color,
-                        linewidth=1, capsize=3, zorder=2)
-        ax.plot(x, med, color=st.color, linestyle=st.linestyle,
-                marker=st.marker, markersize=5, linewidth=1.5,
-                markerfacecolor="white" if st.hollow else st.color,
-                markeredgecolor=st.color, label=lk, zorder=3)
+        draw_series(ax, x, med, lo, hi, st, lk)
     if drew:
         ax.legend(loc="best", fontsize=6.5, frameon=True, framealpha=0.85,
                   handlelength=2.6, borderaxespad=0.3)

@@ -30,11 +30,15 @@ struct MergeCommand: ParsableCommand {
     var report = false
 
     func run() throws {
+        let wasPartial = Manifest.read(in: directory)?.partial != nil
         let outcome = try ShardMerge.merge(directory: directory, allowMixing: allowMixing, partial: partial)
         let machines = outcome.machines.count > 1 ? "machines \(outcome.machines.joined(separator: ", "))" : "machine \(outcome.machines.first ?? "?")"
         let notOK = outcome.notOK > 0 ? " (\(outcome.notOK) hung or failed: see the status column)" : ""
         print("merged \(plural(outcome.shards, "shard")) into \(directory): \(plural(outcome.runs, "run"))\(notOK), \(outcome.threadRows) thread rows, \(machines)")
         if !outcome.missing.isEmpty { print("partial: \(outcome.missing.joined(separator: ", ")); merge again when they are done") }
+        if wasPartial && !report && FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent("report.md")) {
+            print("note: \(directory)/report.md is the partial merge's; `locklab report \(directory)` draws the merged folder")
+        }
         if report {
             try ReportCommand.generate(directory: directory,
                                        arguments: outcome.figures.map { ["--figures", $0.joined(separator: ",")] } ?? [])

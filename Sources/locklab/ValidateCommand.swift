@@ -77,7 +77,7 @@ struct ValidateCommand: ParsableCommand {
         let lockWidth = max(4, specs.map(\.label.count).max() ?? 0)
         let workloadWidth = max(8, workloads.map(\.label.count).max() ?? 0)
         func line(_ c: [String]) -> String {
-            let widths = [lockWidth, workloadWidth, 3, 5, 11, 38]
+            let widths = [lockWidth, workloadWidth, 3, 5, 11, 41]
             return c.enumerated().map { i, cell in
                 guard i < widths.count else { return cell }
                 let pad = String(repeating: " ", count: max(0, widths[i] - cell.count))

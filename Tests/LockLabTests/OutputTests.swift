@@ -201,6 +201,7 @@ struct CommandLineTests {
         (["validate", "--lock", "mcs", "--workload", "heap"], "heap"),
         (["validate", "--lock", "mcs", "--seconds", "0"], "--seconds"),
         (["validate", "--lock", "bravo:inner=mcs"], "one of pthread-rwlock"),
+        (["run", "--lock", "bravo:table-slots=3", "--out", "/tmp/locklab-never"], "a power of two in 1...1048576"),
         // Numbers that parse but must not reach the clock, the thread planner or the busy-waits.
         (["run", "--lock", "mcs", "--duration", "inf", "--out", "/tmp/locklab-never"], "--duration: 'inf' is not valid"),
         (["run", "--lock", "mcs", "--duration", "-1", "--out", "/tmp/locklab-never"], "--duration: '-1.0' is not valid"),

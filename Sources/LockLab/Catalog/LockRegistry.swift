@@ -239,10 +239,10 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
                 explicit.append((kv[0], v))
                 continue
             }
-            guard let v = Int(kv[1]), spec.range.contains(v) else {
+            guard let v = Int(kv[1]), spec.range.contains(v), !spec.powerOfTwo || v & (v - 1) == 0 else {
                 let upper = spec.range.upperBound == Int.max ? "" : "\(spec.range.upperBound)"
                 throw LockError.badOptionValue(lock: first, key: kv[0], value: kv[1],
-                                               accepted: "an integer in \(spec.range.lowerBound)...\(upper)")
+                                               accepted: "\(spec.powerOfTwo ? "a power of two" : "an integer") in \(spec.range.lowerBound)...\(upper)")
             }
             values[kv[0]] = v
             explicit.append((kv[0], v))

@@ -41,11 +41,15 @@ public struct LockOptionSpec: Sendable {
     /// For an option whose value is a name (`bravo:inner=pthread-rwlock`): the names accepted, the
     /// value being the index of one; empty for an integer option.
     public let choices: [String]
-    public init(_ key: String, default defaultValue: Int, range: ClosedRange<Int> = 0...Int.max, help: String) {
+    /// The value must be a power of two (checked when the spec is parsed, as the range is).
+    public let powerOfTwo: Bool
+    public init(_ key: String, default defaultValue: Int, range: ClosedRange<Int> = 0...Int.max,
+                powerOfTwo: Bool = false, help: String) {
         self.key = key
         self.defaultValue = defaultValue
         self.range = range
         self.help = help
+        self.powerOfTwo = powerOfTwo
         choices = []
     }
 
@@ -57,6 +61,7 @@ public struct LockOptionSpec: Sendable {
         defaultValue = choices.firstIndex(of: defaultName)!
         range = 0...(choices.count - 1)
         self.help = help
+        powerOfTwo = false
     }
 
     /// The value as written: the choice's name, or the integer.

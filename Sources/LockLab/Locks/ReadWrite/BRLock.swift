@@ -89,16 +89,9 @@ public struct BRLock: ReaderWriterLock {
 
     @inline(__always)
     public func readLock(_ context: inout Context) {
-        while true {
-            while cshims_u32_load_relaxed(writer) != 0 { cshims_pause() }
-            // Seq-cst increment (one thread's line, uncontended per thread; an RMW because per
-            // node it is shared), then seq-cst load: counted in before the flag is read again.
-            _ = cshims_u32_fetch_add_seq_cst(context, 1)
-            // Seq-cst (so also acquire): a writer's unlock orders its stores before our reads.
-            if cshims_u32_load_seq_cst(writer) == 0 { return }
-            // A writer came in between: back out, let it drain (writer preference).
-            _ = cshims_u32_fetch_sub_release(context, 1)
-        }
+        // Count in on our own indicator (uncontended per thread; an RMW because per node it is
+        // shared) unless the writer flag is set.
+        enterReadSide(context, unlessWriter: writer)
     }
 
     @inline(__always)

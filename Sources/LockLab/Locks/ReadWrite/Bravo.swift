@@ -39,7 +39,7 @@ struct Bravo<Inner: ReaderWriterLock>: ReaderWriterLock {
             options: [
                 LockOptionSpec("inner", choices: innerChoices, default: "pthread-rwlock",
                                help: "the reader-writer lock BRAVO wraps (with its own defaults)"),
-                LockOptionSpec("table-slots", default: 4096, range: 1...(1 << 20),
+                LockOptionSpec("table-slots", default: 4096, range: 1...(1 << 20), powerOfTwo: true,
                                help: "visible-readers table slots, a power of two (paper: 4096)"),
                 LockOptionSpec("inhibit-multiplier", default: 9, range: 0...1_000_000,
                                help: "bias stays off for this many times a revocation's duration (paper: N = 9)"),
@@ -58,9 +58,7 @@ struct Bravo<Inner: ReaderWriterLock>: ReaderWriterLock {
         let chosen = Self.innerChoices[environment.options.int("inner")]
         precondition(chosen == Inner.descriptor.name, "bravo: variant \(Inner.descriptor.name) registered as \(chosen)")
         slots = environment.options.int("table-slots")
-        guard slots & (slots - 1) == 0 else {
-            throw LockError.badOptionValue(lock: "bravo", key: "table-slots", value: "\(slots)", accepted: "a power of two in 1...1048576")
-        }
+        precondition(slots & (slots - 1) == 0, "bravo: table-slots \(slots) passed the parser's power-of-two check")
         multiplier = UInt64(environment.options.int("inhibit-multiplier"))
         let defaults = Dictionary(uniqueKeysWithValues: Inner.descriptor.options.map { ($0.key, $0.defaultValue) })
         inner = try Inner(LockEnvironment(maxThreads: environment.maxThreads, nodeCount: environment.nodeCount,

@@ -87,14 +87,9 @@ struct CRWWP<Writers: LockAlgorithm>: ReaderWriterLock {
 
     @inline(__always)
     func readLock(_ context: inout Context) {
-        while true {
-            while cshims_u32_load_relaxed(writersPresent) != 0 { cshims_pause() }
-            _ = cshims_u32_fetch_add_seq_cst(context.indicator, 1)
-            // Seq-cst (so also acquire): the last writer's release decrement orders its section
-            // before our reads.
-            if cshims_u32_load_seq_cst(writersPresent) == 0 { return }
-            _ = cshims_u32_fetch_sub_release(context.indicator, 1)
-        }
+        // Count in on the node's indicator unless a writer is present (the last writer's release
+        // decrement orders its section before our reads).
+        enterReadSide(context.indicator, unlessWriter: writersPresent)
     }
 
     @inline(__always)

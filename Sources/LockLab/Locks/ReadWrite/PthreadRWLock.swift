@@ -14,41 +14,39 @@
 
 import Glibc
 
-public struct PthreadRWLock: ReaderWriterLock {
-    public typealias Context = NoContext
-
-    public static let descriptor = LockDescriptor(
-        name: "pthread-rwlock", family: .readerWriter, waiting: .park,
-        paper: "glibc nptl pthread_rwlock_t, default kind (PTHREAD_RWLOCK_PREFER_READER_NP)",
-        supportsTryLock: true)
-
-    @usableFromInline let rwlock: PthreadRWLockWord
-
-    public init(_ environment: LockEnvironment) throws {
-        rwlock = try PthreadRWLockWord(memory: environment.memory, kind: nil)
-    }
-
-    @inline(__always) public func lock(_ context: inout NoContext) { rwlock.writeLock() }
-    @inline(__always) public func tryLock(_ context: inout NoContext) -> Bool { rwlock.tryWriteLock() }
-    @inline(__always) public func unlock(_ context: inout NoContext) { rwlock.unlock() }
-    @inline(__always) public func readLock(_ context: inout NoContext) { rwlock.readLock() }
-    @inline(__always) public func readUnlock(_ context: inout NoContext) { rwlock.unlock() }
-    public func deallocate() { rwlock.deallocate() }
+/// Which of glibc's two kinds: the name, the source and the attribute (nil: glibc's default).
+public protocol PthreadRWLockKind {
+    static var name: String { get }
+    static var paper: String { get }
+    static var attribute: Int32? { get }
 }
 
-public struct PthreadRWLockWriterPreferring: ReaderWriterLock {
+public enum PthreadRWLockPreferReader: PthreadRWLockKind {
+    public static var name: String { "pthread-rwlock" }
+    public static var paper: String { "glibc nptl pthread_rwlock_t, default kind (PTHREAD_RWLOCK_PREFER_READER_NP)" }
+    public static var attribute: Int32? { nil }
+}
+
+public enum PthreadRWLockPreferWriter: PthreadRWLockKind {
+    public static var name: String { "pthread-rwlock-wp" }
+    public static var paper: String { "glibc nptl pthread_rwlock_t, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP" }
+    public static var attribute: Int32? { Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP) }
+}
+
+public typealias PthreadRWLock = PthreadRWLockOf<PthreadRWLockPreferReader>
+public typealias PthreadRWLockWriterPreferring = PthreadRWLockOf<PthreadRWLockPreferWriter>
+
+public struct PthreadRWLockOf<Kind: PthreadRWLockKind>: ReaderWriterLock {
     public typealias Context = NoContext
 
-    public static let descriptor = LockDescriptor(
-        name: "pthread-rwlock-wp", family: .readerWriter, waiting: .park,
-        paper: "glibc nptl pthread_rwlock_t, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP",
-        supportsTryLock: true)
+    public static var descriptor: LockDescriptor {
+        LockDescriptor(name: Kind.name, family: .readerWriter, waiting: .park, paper: Kind.paper, supportsTryLock: true)
+    }
 
     @usableFromInline let rwlock: PthreadRWLockWord
 
     public init(_ environment: LockEnvironment) throws {
-        rwlock = try PthreadRWLockWord(memory: environment.memory,
-                                       kind: Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        rwlock = try PthreadRWLockWord(memory: environment.memory, kind: Kind.attribute)
     }
 
     @inline(__always) public func lock(_ context: inout NoContext) { rwlock.writeLock() }

@@ -65,18 +65,8 @@ public struct RWLock: ReaderWriterLock {
 
     @inline(__always)
     public func readLock(_ context: inout NoContext) {
-        while true {
-            while cshims_u32_load_relaxed(writer) != 0 {
-                cshims_pause()
-            }
-            // Seq-cst increment and load: counted in before the flag is read again (the store-load
-            // order of the writer's side, above; ck's ck_pr_fence_atomic_load).
-            _ = cshims_u32_fetch_add_seq_cst(readers, 1)
-            // Seq-cst (so also acquire): a writer's unlock orders its stores before our reads.
-            if cshims_u32_load_seq_cst(writer) == 0 { return }
-            // A writer came in between: back out, let it drain.
-            _ = cshims_u32_fetch_sub_release(readers, 1)
-        }
+        // Count in on the shared count unless the flag is set (ck's ck_pr_fence_atomic_load).
+        enterReadSide(readers, unlessWriter: writer)
     }
 
     @inline(__always)

@@ -9,6 +9,26 @@
 // both: the plain counter (writers) and the version word a read loads before and after itself
 // (a read that overlapped an update fails the run; Harness, "Reads").
 
+import CShims
+
+/// The reader's side of the Dekker-style handshake that rwlock, brlock and c-rw-wp share (ck_rwlock's
+/// and ck_brlock's read_lock): wait while `writers` is non-zero, count in on `indicator`, and back
+/// out if a writer arrived meanwhile. Seq-cst increment, then seq-cst load: counted in before
+/// `writers` is read again; with the writer's seq-cst announcement and seq-cst loads of the
+/// indicators, one of the two sees the other (acq_rel would not order the store before the load of
+/// another word). The load is also the acquire that orders the last writer's release before our
+/// reads. Writer preference: an announced writer turns new readers away.
+@inline(__always) @usableFromInline
+func enterReadSide(_ indicator: UnsafeMutablePointer<UInt32>, unlessWriter writers: UnsafeMutablePointer<UInt32>) {
+    while true {
+        while cshims_u32_load_relaxed(writers) != 0 { cshims_pause() }
+        _ = cshims_u32_fetch_add_seq_cst(indicator, 1)
+        if cshims_u32_load_seq_cst(writers) == 0 { return }
+        // A writer came in between: back out (release: nothing was read), let it drain.
+        _ = cshims_u32_fetch_sub_release(indicator, 1)
+    }
+}
+
 /// A lock with a shared (read) side beside its exclusive (write) side.
 public protocol ReaderWriterLock: LockAlgorithm {
     /// Waits until no writer holds the lock and enters as one of possibly many readers.
