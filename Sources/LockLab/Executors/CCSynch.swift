@@ -16,9 +16,15 @@
 //    one node the previous combiner stopped at; `completed` is written before `wait` is released;
 //  - a thread owns the node it got back from the tail once that node's `wait` is 0: it becomes the
 //    thread's spare for its next operation (nodes migrate between threads; n + 1 nodes for n threads).
-// Parameters: `help-factor`, the help bound as a multiple of the clients: 10, CCSYNCH_HELP_FACTOR
-// in ccsynch.c (help_bound = 10 * nthreads). Nodes are one contiguous array of 128-byte blocks,
-// as the authors' SYNCH_COMPACT_ALLOCATION. Waiters spin, and yield after 1024 polls only when
+// Parameters: `help-factor`, the help bound (operations one combiner's pass applies, its own
+// included) as a multiple of the clients. Default 3, the paper-era code's: synch1.0/ccsynch.h
+// (Synch 1.0, 2011-12-02, commit c9621e0) and synch1.0.1/ccsynch.h (to 2012-11) declare
+// `CCSIM_HELP_BOUND = 3 * N_THREADS`. The 2018 rewrite raised it to 10 (libconcurrent/concurrent/
+// ccsynch.c: `CCSYNCH_HELP_BOUND = 10 * N_THREADS`, commit 1b26978; since 2020
+// `CCSYNCH_HELP_FACTOR = 10`, help_bound = 10 * nthreads): `help-factor=10` runs that. Both
+// versions count as `combine` does: `counter < bound` tested before each application, the
+// combiner's own included. Nodes are one contiguous array of 128-byte blocks, as the authors'
+// SYNCH_COMPACT_ALLOCATION. Waiters spin, and yield after 1024 polls only when
 // the run's threads share CPUs (oversubscribed or unpinned: the framework's
 // isSystemOversubscribed(); Delegation.swift).
 
@@ -117,8 +123,8 @@ public struct CCSynchExecutor: Executor {
         name: "cc-synch", family: .delegation, waiting: .spin,
         paper: "Fatourou & Kallimanis, PPoPP 2012",
         supportsTryLock: false,
-        options: [LockOptionSpec("help-factor", default: 10, range: 1...1_000_000,
-                                 help: "help bound = help-factor x clients (ccsynch.c: 10)")])
+        options: [LockOptionSpec("help-factor", default: 3, range: 1...1_000_000,
+                                 help: "help bound = help-factor x clients: ops one combining pass applies (3: paper-era synch1.0 ccsynch.h; 10: 2018+ libconcurrent ccsynch.c)")])
 
     @usableFromInline let tail: UnsafeMutablePointer<UnsafeMutableRawPointer?>
     @usableFromInline let nodes: UnsafeMutableRawPointer

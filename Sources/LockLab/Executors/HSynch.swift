@@ -25,8 +25,12 @@
 // `resched()` when `isSystemOversubscribed()` (Delegation.swift). A pure spin on the global lock
 // collapsed h-synch oversubscribed: node combiners burnt their slices while the holder was off
 // its CPU.
-// Parameters: `help-factor` (help bound = help-factor x clients; HSYNCH_HELP_FACTOR = 10 in
-// hsynch.c). Queues: one per node of the run. The authors found H-Synch best with fewer, larger
+// Parameters: `help-factor` (help bound = help-factor x clients, the operations one node
+// combiner's pass applies, its own included). Default 3, the paper-era code's: synch1.0/hsynch.h
+// and synch1.0.1/hsynch.h (2011-2012) declare `HSYNCH_HELP_BOUND = 3 * N_THREADS`; the 2018
+// rewrite's libconcurrent/concurrent/hsynch.c has `10 * N_THREADS` (since 2020
+// `HSYNCH_HELP_FACTOR 10`): `help-factor=10` runs that. N_THREADS is all threads, not one node's:
+// so here, the run's clients. Queues: one per node of the run. The authors found H-Synch best with fewer, larger
 // clusters than the hardware has: `--virtual-nodes` sets them.
 
 import CShims
@@ -47,8 +51,8 @@ public struct HSynchExecutor: Executor {
         name: "h-synch", family: .delegation, waiting: .spin,
         paper: "Fatourou & Kallimanis, PPoPP 2012",
         supportsTryLock: false,
-        options: [LockOptionSpec("help-factor", default: 10, range: 1...1_000_000,
-                                 help: "help bound = help-factor x clients (hsynch.c: 10)")])
+        options: [LockOptionSpec("help-factor", default: 3, range: 1...1_000_000,
+                                 help: "help bound = help-factor x clients: ops one node combiner's pass applies (3: paper-era synch1.0 hsynch.h; 10: 2018+ libconcurrent hsynch.c)")])
 
     /// One 128-byte block per node: that node's queue tail.
     @usableFromInline let tails: UnsafeMutableRawPointer
