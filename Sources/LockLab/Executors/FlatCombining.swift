@@ -1,28 +1,48 @@
 // flat-combining: a publication list; whoever takes the lock combines.
 //
 // Paper: D. Hendler, I. Incze, N. Shavit, M. Tzafrir, "Flat Combining and the
-// Synchronization-Parallelism Tradeoff", SPAA 2010. Parameters as in the Synch framework's fc.c
-// (nkallima/sim-universal-construction, libconcurrent/concurrent/fc.c), the version the CC-Synch
-// authors measured against.
+// Synchronization-Parallelism Tradeoff", SPAA 2010. The shape (a list of records, CAS push at
+// the head, `rounds` scans, age-based clean-up) and the constants follow the Synch framework's
+// fc.c (nkallima/sim-universal-construction, libconcurrent/concurrent/fc.c). That fc.c is not
+// the flat combining the CC-Synch paper (PPoPP 2012) measured against: it came with Synch
+// v3.1.0 (commit 1be229f, 2022-01-14), and Synch's README says it "is written from the scratch
+// and it has no relation with the original code of flat-combining", the authors' C++ code
+// (github mit-carbon/Flat-Combining, 2010, data_structures/FC*.h).
 // Idea: each thread owns a publication record; it writes its operation there and raises
-// `pending`. If the lock is free it takes it and becomes the combiner: it scans the publication
-// list `rounds` times applying every pending operation; otherwise it waits until its record is
-// served, the lock is released, or its record was dropped from the list.
+// `pending`. If the lock is free it takes it and becomes the combiner: it applies its own
+// operation, then scans the publication list `rounds` times applying every pending operation;
+// otherwise it waits until its record is served, the lock is released, or its record was dropped
+// from the list.
 // Invariants:
 //  - only the lock holder applies operations, clears `pending`, writes `age`, unlinks records and
 //    clears `active`; a record's owner writes its operation and sets `pending` only while its
 //    previous operation is complete (pending == 0);
 //  - records are added only at the head (CAS), unlinked only behind the head and only by the lock
 //    holder, so a push and an unlink never touch the same pointer;
-//  - a record is in the list iff `active`; the combiner puts its own record in before scanning,
-//    so its own operation is applied in its first round;
+//  - a record is in the list iff `active`; the combiner puts its own record in before scanning;
+//  - the combiner applies its own pending operation first, through its own target, before any
+//    other record (fc.c and the authors' code just scan from the head, where the own record is
+//    only when it was just pushed). Any order of the pending operations is a valid one; this
+//    one makes the harness's latency sample right: `TimedTarget` stamps the first application
+//    through the thread's own target as the start of its operation (Runner.swift), and a
+//    combiner that served others first would stamp too early. So a thread that takes the lock
+//    and finds its record served already releases it without combining (fc.c combines anyway);
 //  - `result` is written before `pending` is cleared with release; the owner reads it after an
 //    acquire load of `pending == 0`.
-// Parameters: `rounds` scans per combining pass (FC_COMBINING_ROUNDS = 3), `cleanup-every` passes
-// between clean-ups (FC_CLEANUP_FREQUENCY = 100) and `cleanup-age`, the passes a record may go
-// unserved before a clean-up drops it (FC_CLEANUP_OLD_THRESHOLD = 100). Waiters spin, and
-// yield after 1024 polls only when the run's threads share CPUs (oversubscribed or unpinned;
-// Delegation.swift).
+// Parameters (defaults from Synch's fc.c, its #defines):
+//  - `rounds`, scans per combining pass: 3, FC_COMBINING_ROUNDS. The authors' code has no one
+//    value: FCStack.h scans 3 times; FCQueue.h and FCPairingHeap.h up to n (threads) times,
+//    stopping after a scan that served fewer than ceil(n / 1.7) (`_NUM_REP`, `_REP_THRESHOLD`);
+//    FCSkipList.h up to min(2, n);
+//  - `cleanup-every`, passes between clean-ups: 100, FC_CLEANUP_FREQUENCY;
+//  - `cleanup-age`, the passes a record may go unserved before a clean-up drops it: 100,
+//    FC_CLEANUP_OLD_THRESHOLD.
+//  The clean-up is the paper's; the authors' data_structures/FC*.h never unlink a record. fc.c as published
+//  (HEAD, 2024) sets its pass count to 1 on every pass (`lock->count = 1`), so its clean-up never
+//  runs (1 % 100 != 0) and its ages never grow: here the pass count counts passes, as the two
+//  constants intend.
+// Waiters spin, and yield after 1024 polls only when the run's threads share CPUs
+// (oversubscribed or unpinned; Delegation.swift).
 
 import CShims
 
@@ -145,17 +165,31 @@ public struct FlatCombiningExecutor: Executor {
             // Dropped by a clean-up while waiting (active is 0 only after the unlink): back in.
             if cshims_u32_load_acquire(Self.active(rec)) == 0 { enqueue(rec) }
         }
+        // Served between our publication and our exchange: nothing of ours to apply, so we do not
+        // combine (fc.c would): a combiner always applies its own operation first (header).
+        // Acquire pairs with that combiner's release of pending: the result is visible.
+        if cshims_u32_load_acquire(Self.pending(rec)) == 0 {
+            cshims_u32_store_release(lockWord, 0)
+            return Self.record(rec).pointee.result
+        }
         combine(own: rec, target: target, thread: context.thread)
         return Self.record(rec).pointee.result
     }
 
-    /// The combining pass, lock held: `rounds` scans, then now and then a clean-up; releases the lock.
+    /// The combining pass, lock held, own record pending: the own operation, `rounds` scans, then
+    /// now and then a clean-up; releases the lock.
     @inline(__always) @usableFromInline
     func combine<T: OperationTarget>(own rec: UnsafeMutableRawPointer, target: T, thread: Int) {
         if cshims_u32_load_relaxed(Self.active(rec)) == 0 { enqueue(rec) }
         let pass = passCount.pointee &+ 1
         passCount.pointee = pass
         var served: UInt64 = 0
+        // Our own operation first, pending (execute checked), through our own target (header).
+        Self.record(rec).pointee.result = target.apply(Self.record(rec).pointee.operation)
+        Self.record(rec).pointee.age = pass
+        // Release, as for any record: a later combiner reads pending with acquire.
+        cshims_u32_store_release(Self.pending(rec), 0)
+        served &+= 1
         for _ in 0..<rounds {
             var cur = cshims_ptr_load_acquire(head)
             while let r = cur {
