@@ -14,6 +14,16 @@
 //  - the server reads an operation after an acquire load of pending == 1; the client reads its
 //    result after an acquire load of pending == 0;
 //  - the server uses loads and stores only (no atomic read-modify-write on its path).
+// The reference's per-request CAS, dropped: the authors' liblock rcl.c (UPMC 2010-2011; a copy in
+// github seth4618/stacklets, liblock/rcl.c, servicing_loop) does, for each pending request,
+// `local_val_compare_and_swap(int, &impl->locked, 0, 1)` on the lock the request names, applies
+// it, then `request->pending = 0; impl->locked = 0`. That word excludes what the lab does not
+// have: one server serves many locks (each request names its lock: `request->impl`), several
+// servicing threads of one server may run when a critical section blocks, and a client already
+// on the server's hardware thread runs its critical section in place, taking the same word
+// (do_liblock_execute_operation). Here one server serves one structure with one servicing thread
+// and no client runs in place, so only the server ever applies: the word would always be free
+// and its CAS a pure cost (a locked instruction per request) with nothing to exclude.
 // Parameters: one server thread with one servicing thread (the paper's runtime adds servicing
 // threads to survive a critical section that blocks; the lab's operations never block, so one
 // suffices). Request lines are 64 bytes, contiguous, as the paper's request array.
