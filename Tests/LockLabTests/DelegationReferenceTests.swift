@@ -1,7 +1,8 @@
 // The delegation executors against their references' parameters and promises: CC-Synch's and
 // H-Synch's help bound (default the paper-era Synch code's 3 x threads; a combining pass applies
 // at most that many operations) and a combiner applies its own operation first, through its own
-// target (what makes the harness's latency sample end where it should: TimedTarget).
+// target (what makes the harness's latency sample end where it should: TimedTarget); ffwd groups
+// its clients' response lines per node on a two-socket plan (libffwd.c: per chip).
 
 import CShims
 import Foundation
@@ -124,5 +125,42 @@ struct DelegationReferenceTests {
             combined = run.stats.map(\.multiOperationPasses).reduce(0, +)
         }
         #expect(combined > 0, "\(name): no pass served another thread in ten runs")
+    }
+
+    @Test("ffwd's plan on two-socket.xml groups clients per node", arguments: [("scatter", 15), ("compact", 15), ("scatter", 40)])
+    func testFFWDGroupsClientsPerNodeOnTwoSockets(placement: String, threads: Int) throws {
+        let xml = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/two-socket.xml").path
+        let machine = try Topology.load(.xml(xml))
+        #expect(machine.nodeCount == 2)
+        let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement),
+                                    helpers: FFWDExecutor.descriptor.helperThreads)
+        let ffwd = try FFWDExecutor(ExecutorEnvironment(clientThreads: threads, nodeCount: machine.nodeCount,
+                                                        options: try LockSpec(parsing: "ffwd").options))
+        defer { ffwd.deallocate() }
+        var nodesOfLine: [UnsafeMutableRawPointer: Set<Int>] = [:]
+        var slotsOfLine: [UnsafeMutableRawPointer: Set<Int>] = [:]
+        var requestsOfNode: [Int: [UnsafeMutableRawPointer]] = [:]
+        for slot in plan.slots {
+            var context = ffwd.makeContext(for: slot)
+            nodesOfLine[context.response, default: []].insert(slot.node)
+            slotsOfLine[context.response, default: []].insert(context.slot)
+            requestsOfNode[slot.node, default: []].append(context.request)
+            ffwd.freeContext(&context)
+        }
+        // Every response line serves clients of one node only, each in a slot of its own.
+        #expect(nodesOfLine.values.allSatisfy { $0.count == 1 }, "\(placement) \(threads): \(nodesOfLine.values)")
+        #expect(slotsOfLine.values.map(\.count).reduce(0, +) == threads)
+        // As few lines as per-node groups of 15 allow.
+        let perNode = Dictionary(grouping: plan.slots, by: \.node).mapValues(\.count)
+        #expect(nodesOfLine.count == perNode.values.map { ($0 + 14) / 15 }.reduce(0, +))
+        // A node's request lines: one contiguous block of 64-byte lines, in rank order.
+        for (_, lines) in requestsOfNode {
+            #expect(zip(lines, lines.dropFirst()).allSatisfy { $1 - $0 == FFWDExecutor.requestBytes })
+        }
+        if placement == "scatter" {
+            // Scatter alternates the sockets: slot-index grouping would mix them in every line.
+            #expect(perNode.count == 2)
+        }
     }
 }

@@ -24,9 +24,21 @@
 //    a client reading its slot during a copy reads its own result either way. Result slots are
 //    written and read with relaxed atomics (the toggle word orders them), so that concurrent
 //    rewrite is no data race.
+// Grouping and placement, as libffwd.c: clients are grouped per NUMA node, never across nodes
+// (libffwd.c indexes a client's response by its chip, `server_responses[my_chip * MAX_SOCK +
+// id_in_chip / NCLIENTS]`, and keeps one request array per chip, `chip0..3`, each
+// `numa_alloc_onnode(4096, chip)`). Here a client's rank in its node (the order its thread makes
+// its context: a fetch-add on the node's count) gives its group (rank / 15) and its slot
+// (rank % 15); a node's request lines are one contiguous block of 64-byte lines, allocated and
+// zeroed by the first of its clients to make a context (pinned by then: first touch puts the
+// block on its node, as the lab places per-thread memory; a `--mem-node` policy overrides). Every
+// context is made before the start barrier, so after it the server reads each node's final count
+// and block. Response lines are allocated by the building thread (libffwd.c: on the server's
+// node, `numa_alloc_onnode(..., server_numa_node)`; the lab's executor is not told the server's
+// node when it is made).
 // Parameters: one server thread (the paper's single-server configuration); 15 clients per response
 // group (120 bytes of results + an 8-byte toggle word fill a 128-byte response, as in the paper and
-// bitslab/ffwd's ffwd.h). Request lines are 64 bytes, contiguous, as the paper's.
+// bitslab/ffwd's ffwd.h). Request lines are 64 bytes, contiguous per node.
 // Waiting: pinned with a CPU per thread, the server and the clients spin and never yield (the
 // reference's server never yields); when the run's threads share CPUs (oversubscribed or
 // unpinned) both yield after 1024 idle polls, so that the server or a client gets the CPU
@@ -57,9 +69,16 @@ public struct FFWDExecutor: Executor {
     /// Response line layout: 15 results, then the toggle word at byte 120.
     @usableFromInline static let responseToggleOffset = 120
 
-    @usableFromInline let requests: UnsafeMutableRawPointer
+    /// One 128-byte block per node: word 0 the clients that made a context there (their ranks),
+    /// word 1 the node's request block (nil until its first client makes one).
+    @usableFromInline let nodeWords: UnsafeMutableRawPointer
     @usableFromInline let responses: UnsafeMutableRawPointer
     @usableFromInline let clients: Int
+    @usableFromInline let nodeCount: Int
+    /// Response groups a node may need (all clients on one node): a node's groups are
+    /// `node * groupsPerNode ..< (node + 1) * groupsPerNode`.
+    @usableFromInline let groupsPerNode: Int
+    /// Response lines in all: `nodeCount * groupsPerNode`.
     @usableFromInline let groups: Int
     @usableFromInline let tally: CombiningTally
     /// Server and clients yield while waiting (the run's threads share CPUs; Delegation.swift).
@@ -70,20 +89,48 @@ public struct FFWDExecutor: Executor {
         memory = environment.memory
         clients = environment.clientThreads
         yields = environment.threadsShareCPUs
-        groups = (clients + Self.groupSize - 1) / Self.groupSize
-        requests = memory.allocate(bytes: max(1, clients) * Self.requestBytes)
+        nodeCount = environment.nodeCount
+        groupsPerNode = max(1, (clients + Self.groupSize - 1) / Self.groupSize)
+        groups = nodeCount * groupsPerNode
+        nodeWords = memory.allocate(bytes: nodeCount * LabMemory.alignment)
         responses = memory.allocate(bytes: groups * Self.responseBytes)
-        requests.initializeMemory(as: UInt8.self, repeating: 0, count: clients * Self.requestBytes)
         responses.initializeMemory(as: UInt8.self, repeating: 0, count: groups * Self.responseBytes)
         // The server's tally is the slot after the clients'.
         tally = CombiningTally(threads: clients + 1, memory: memory)
     }
 
+    /// Bytes of one node's request block: room for every client.
+    var nodeRequestBytes: Int { groupsPerNode * Self.groupSize * Self.requestBytes }
+
+    @usableFromInline func rankCount(_ node: Int) -> UnsafeMutablePointer<UInt64> {
+        (nodeWords + node * LabMemory.alignment).assumingMemoryBound(to: UInt64.self)
+    }
+
+    @usableFromInline func requestBlock(_ node: Int) -> UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+        (nodeWords + node * LabMemory.alignment + 8).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    }
+
+    /// On the client's thread (pinned): its rank in its node gives its request line and its group.
     public func makeContext(for thread: ThreadSlot) -> Context {
-        let group = thread.index / Self.groupSize
-        return Context(request: requests + thread.index * Self.requestBytes,
+        let node = thread.node % nodeCount
+        let rank = Int(cshims_u64_fetch_add_relaxed(rankCount(node), 1))
+        precondition(rank < groupsPerNode * Self.groupSize, "ffwd: more contexts than clients")
+        // The node's block: the first client to need it allocates (and zeroes) it. acq_rel: the
+        // winner's zeroing happens-before a loser's writes into its own line; acquire on failure
+        // likewise.
+        var block = cshims_ptr_load_acquire(requestBlock(node))
+        if block == nil {
+            let mine = memory.allocate(bytes: nodeRequestBytes)
+            if cshims_ptr_cas_acq_rel(requestBlock(node), &block, mine) {
+                block = mine
+            } else {
+                memory.deallocate(mine, bytes: nodeRequestBytes)
+            }
+        }
+        let group = node * groupsPerNode + rank / Self.groupSize
+        return Context(request: block! + rank * Self.requestBytes,
                        response: responses + group * Self.responseBytes,
-                       slot: thread.index % Self.groupSize, toggle: 0)
+                       slot: rank % Self.groupSize, toggle: 0)
     }
 
     public func freeContext(_ context: inout Context) { tally.depart() }
@@ -117,17 +164,27 @@ public struct FFWDExecutor: Executor {
         defer { local.deallocate() }
         let progress = control.progress(helper.index)
         if control.arriveAndWait() == GroupPhase.abort { return }
+        // Every client made its context before the barrier: the groups in use, node by node
+        // (their response line, first request line and clients).
+        var sweepGroups: [(group: Int, requests: UnsafeMutableRawPointer, count: Int)] = []
+        for node in 0..<nodeCount {
+            let ranks = Int(cshims_u64_load_acquire(rankCount(node)))
+            guard ranks > 0, let block = cshims_ptr_load_acquire(requestBlock(node)) else { continue }
+            for k in 0..<(ranks + Self.groupSize - 1) / Self.groupSize {
+                sweepGroups.append((node * groupsPerNode + k, block + k * Self.groupSize * Self.requestBytes,
+                                    min(Self.groupSize, ranks - k * Self.groupSize)))
+            }
+        }
         var served: UInt64 = 0
         var idle = 0
         repeat {
             var sweep: UInt64 = 0
-            for g in 0..<groups {
+            for (g, groupRequests, count) in sweepGroups {
                 let line = local + g &* words
                 var bits = line[toggleWord]
-                let first = g &* Self.groupSize
-                for c in first..<min(first &+ Self.groupSize, clients) {
-                    let request = requests + c &* Self.requestBytes
-                    let slot = UInt64(c &- first)
+                for c in 0..<count {
+                    let request = groupRequests + c &* Self.requestBytes
+                    let slot = UInt64(c)
                     // Acquire pairs with the client's release of its toggle: its operation is visible.
                     let toggle = cshims_u64_load_acquire((request + Self.toggleOffset).assumingMemoryBound(to: UInt64.self))
                     if toggle != (bits >> slot) & 1 {
@@ -162,7 +219,10 @@ public struct FFWDExecutor: Executor {
     public func combiningCounts() -> CombiningCounts? { tally.totals() }
 
     public func deallocate() {
-        memory.deallocate(requests, bytes: max(1, clients) * Self.requestBytes)
+        for node in 0..<nodeCount {
+            if let block = cshims_ptr_load_acquire(requestBlock(node)) { memory.deallocate(block, bytes: nodeRequestBytes) }
+        }
+        memory.deallocate(nodeWords, bytes: nodeCount * LabMemory.alignment)
         memory.deallocate(responses, bytes: groups * Self.responseBytes)
         tally.deallocate(memory)
     }
