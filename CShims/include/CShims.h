@@ -9,7 +9,8 @@
  *   - pinning the calling thread to a CPU: CPU_SET is a macro;
  *   - a cycle counter (rdtsc / cntvct) with calibration against CLOCK_MONOTONIC, ordered reads of
  *     it and a cache-line flush for the coherence probe;
- *   - per-thread getrusage(RUSAGE_THREAD).
+ *   - per-thread getrusage(RUSAGE_THREAD);
+ *   - membarrier(2), the asymmetric fence of urcu-memb-style RCU (a variadic syscall).
  * No lock logic lives here: the algorithms are Swift (Sources/LockLab/Locks).
  *
  * The atomics take plain pointers and cast to _Atomic: Swift cannot import _Atomic types, and
@@ -32,6 +33,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,6 +272,25 @@ static inline int cshims_futex_wake(uint32_t *addr, int count)
     return (int)syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 static inline int cshims_errno(void) { return errno; }
+
+/* membarrier(2) (the kernel's asymmetric fence, urcu-memb's writer side): registers the process
+ * for MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux 4.14) and returns 0, or -1 when the kernel lacks
+ * the command or refuses it (ENOSYS, EINVAL, EPERM: a sandbox); then every call makes each CPU
+ * that runs a thread of this process execute a full memory barrier before it returns (0), or -1.
+ * The numbers are <linux/membarrier.h>'s (MEMBARRIER_CMD_QUERY 0, PRIVATE_EXPEDITED 1 << 3,
+ * REGISTER_PRIVATE_EXPEDITED 1 << 4), written out so that an older header still compiles. */
+static inline int cshims_membarrier_register_private_expedited(void)
+{
+    long supported = syscall(SYS_membarrier, 0, 0, 0);
+    if (supported < 0 || !(supported & (1 << 3)) || !(supported & (1 << 4)))
+        return -1;
+    return syscall(SYS_membarrier, 1 << 4, 0, 0) == 0 ? 0 : -1;
+}
+static inline int cshims_membarrier_private_expedited(void)
+{
+    return syscall(SYS_membarrier, 1 << 3, 0, 0) == 0 ? 0 : -1;
+}
+static inline void cshims_sched_yield(void) { sched_yield(); }
 
 /* ---- threads and CPUs ------------------------------------------------------------------------- */
 /* Pins the calling thread to one CPU. Returns 0 or an errno value. */

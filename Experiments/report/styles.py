@@ -19,7 +19,7 @@ from dataclasses import dataclass
 # `locklab list --csv` when the binary is built.
 FAMILY_ORDER = ("baseline", "ck-reference", "spin", "queue",
                 "concurrency-restriction", "numa-aware", "kernel",
-                "reader-writer", "delegation", "harness", "other")
+                "reader-writer", "rcu", "delegation", "harness", "other")
 
 FAMILIES = {
     "no-lock": "harness", "null": "harness",   # null: its name before no-lock
@@ -44,6 +44,8 @@ FAMILIES = {
     "pf-ticket": "reader-writer", "qrwlock": "reader-writer",
     "brlock": "reader-writer", "c-rw-wp": "reader-writer",
     "bravo": "reader-writer",
+    "rcu-qsbr": "rcu", "rcu-ebr": "rcu", "rcu-memb": "rcu",
+    "urcu-memb": "rcu", "urcu-qsbr": "rcu", "urcu-mb": "rcu", "urcu-bp": "rcu",
     "flat-combining": "delegation", "cc-synch": "delegation",
     "h-synch": "delegation", "rcl": "delegation", "ffwd": "delegation",
 }

@@ -67,6 +67,10 @@ public enum LockRegistry {
                              LockEntry(readerWriter: Bravo<QRWLock>.self)],
                   option: "inner"),
         LockEntry(executor: SeqlockExecutor.self),
+        // RCU (runs only on the workloads with an RCU twin: snapshot, hashtable, list)
+        LockEntry.rcu(QSBR.self),
+        LockEntry.rcu(EBR.self),
+        LockEntry.rcu(MembRCU.self),
         // Delegation
         LockEntry(executor: FlatCombiningExecutor.self),
         LockEntry(executor: CCSynchExecutor.self),
@@ -147,6 +151,33 @@ public struct LockEntry: @unchecked Sendable {
         runTorture = { config in try variants[config.spec.options.int(option)].runTorture(config) }
     }
 
+    /// An RCU flavour: one entry per writer lock (`writer=`, RCUWriters.choices), each measured
+    /// through `RCUExecutor` on the workload's RCU twin (`WorkloadSpec.bindRCU`), which builds the
+    /// flavour's domain with the structure. Not tortured alone: its writers are a catalog lock
+    /// (torture that), its reads are checked by `validate` on the twins.
+    public static func rcu<F: RCUFlavor>(_ flavor: F.Type) -> LockEntry {
+        LockEntry(variants: [LockEntry(rcu: F.self, writer: MCSLock.self), LockEntry(rcu: F.self, writer: TicketLock.self),
+                             LockEntry(rcu: F.self, writer: PthreadMutexLock.self), LockEntry(rcu: F.self, writer: FutexMutexLock.self)],
+                  option: "writer")
+    }
+
+    init<F: RCUFlavor, Wr: LockAlgorithm>(rcu flavor: F.Type, writer: Wr.Type) {
+        type = nil
+        descriptor = RCUExecutor<F, Wr>.descriptor
+        readSharing = .optimistic
+        runWorkload = { config, workload in
+            try workload.bindRCU(RCUMeasureBinder<F, Wr>(config: config),
+                                 environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed),
+                                 options: config.spec.options)
+        }
+        runTorture = { _ in
+            throw LabError.impossible("\(F.name) is not a lock: torture its writer lock (\(Wr.descriptor.name)); `locklab validate --lock \(F.name) --workload snapshot` checks its reads and grace periods")
+        }
+    }
+
+    /// Whether this entry is an RCU flavour (it runs only on workloads with an RCU twin).
+    public var isRCU: Bool { descriptor.family == .rcu }
+
     /// Runs `workload` with this executor.
     /// Throws `LabError.impossible` for a pairing that cannot run (`WorkloadSpec.pairingRefusal`).
     public func run(_ config: RunConfig, _ workload: WorkloadSpec) throws -> RawRunResult {
@@ -170,6 +201,18 @@ struct MeasureBinder<E: Executor>: WorkloadBinder {
     let config: RunConfig
     func run<W: Workload>(_ workload: W) throws -> RawRunResult {
         try Harness.measure(executor: E.self, workload: workload, config: config)
+    }
+}
+
+/// Runs `Harness.measure` for the RCU executor over whichever RCU twin the spec builds, the
+/// executor made over the twin's domain.
+struct RCUMeasureBinder<F: RCUFlavor, Wr: LockAlgorithm>: RCUWorkloadBinder {
+    typealias Flavor = F
+    let config: RunConfig
+    func run<W: RCUWorkload>(_ workload: W) throws -> RawRunResult where W.Flavor == F {
+        try Harness.measure(executor: RCUExecutor<F, Wr>.self, workload: workload, config: config) { environment in
+            try RCUExecutor<F, Wr>(environment, domain: workload.domain)
+        }
     }
 }
 

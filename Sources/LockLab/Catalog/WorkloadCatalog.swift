@@ -10,6 +10,13 @@ public protocol WorkloadBinder {
     func run<W: Workload>(_ workload: W) throws -> Result
 }
 
+/// Something that runs with a concrete RCU twin over flavour `Flavor` (the RCU entries).
+public protocol RCUWorkloadBinder {
+    associatedtype Flavor: RCUFlavor
+    associatedtype Result
+    func run<W: RCUWorkload>(_ workload: W) throws -> Result where W.Flavor == Flavor
+}
+
 /// The workloads the lab carries.
 public enum WorkloadKind: String, Sendable, CaseIterable {
     case micro, counter, queue, stack, hashtable, list, pqueue, snapshot
@@ -42,6 +49,10 @@ public enum WorkloadKind: String, Sendable, CaseIterable {
         case .snapshot: return SnapshotObject.self
         }
     }
+
+    /// Whether the workload has an RCU twin (Workloads/RCU*.swift), the only structures an RCU
+    /// executor runs on.
+    public var hasRCUTwin: Bool { self == .snapshot }
 
     /// The options it takes (every workload takes ncs-ns and ncs-random).
     public var options: [LockOptionSpec] {
@@ -155,6 +166,9 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
     /// when it can, and always when the workload issues no reads (every operation then takes the
     /// executor's exclusive side).
     public func pairingRefusal(_ lock: LockSpec) -> String? {
+        if lock.entry.isRCU, !kind.hasRCUTwin {
+            return "\(lock.label) is RCU: its reads traverse versions its writers publish, which only a structure built for RCU offers (\(WorkloadKind.allCases.filter(\.hasRCUTwin).map(\.rawValue).joined(separator: ", "))); \(label) has no RCU twin"
+        }
         guard issuesReads else { return nil }
         return ReadSharing.pairingRefusal(lock.entry.readSharing, lock: lock.label, workload: label, structure: kind.structureType)
     }
@@ -213,6 +227,21 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
             return try binder.run(PriorityQueueWorkload(environment, keys: o.int("keys"), prefill: o.int("prefill"), outside: outside))
         case .snapshot:
             return try binder.run(SnapshotWorkload(environment, lines: o.int("lines"), readPercent: o.int("read-ratio"), outside: outside))
+        }
+    }
+
+    /// Builds the workload's RCU twin over flavour `B.Flavor` (its domain made with `options`, the
+    /// RCU executor's) and runs `binder` with it. Throws `LabError.impossible` for a workload
+    /// with no twin (`pairingRefusal` says it first) or a pool that would not fit.
+    public func bindRCU<B: RCUWorkloadBinder>(_ binder: B, environment: WorkloadEnvironment, options rcuOptions: LockOptions) throws -> B.Result {
+        let outside = OutsideWork(nanoseconds: ncsNanoseconds, random: ncsRandom)
+        let o = options
+        switch kind {
+        case .snapshot:
+            return try binder.run(RCUSnapshotWorkload<B.Flavor>(environment, lines: o.int("lines"), readPercent: o.int("read-ratio"),
+                                                                outside: outside, options: rcuOptions))
+        case .micro, .counter, .queue, .stack, .hashtable, .list, .pqueue:
+            throw LabError.impossible("\(name) has no RCU twin")
         }
     }
 

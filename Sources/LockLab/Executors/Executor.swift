@@ -135,6 +135,13 @@ public protocol Executor {
     /// own thread, at the start and the end of the measured phase: `combining_degree`.
     func combiningCounts() -> CombiningCounts?
 
+    /// On each client thread when the measured phase begins (after warm-up): per-thread figures
+    /// the executor keeps itself (an RCU thread's grace periods) count from here.
+    func measurementStarts(_ context: inout Context)
+    /// Grace periods and memory awaiting reclamation (RCU executors); nil for the others. Read
+    /// by the harness after every thread has left.
+    func reclamation() -> ReclamationSummary?
+
     /// Frees the executor's memory once every thread has left.
     func deallocate()
 }
@@ -151,6 +158,10 @@ extension Executor {
     }
 
     public func combiningCounts() -> CombiningCounts? { nil }
+
+    public func measurementStarts(_ context: inout Context) {}
+
+    public func reclamation() -> ReclamationSummary? { nil }
 
     public func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64? {
         fatalError("\(Self.descriptor.name) does not offer tryExecute")

@@ -35,6 +35,8 @@ public struct RawRunResult {
     /// together: part of the run's `cpu_user_s` / `cpu_sys_s`, though not a client's row.
     public var helperUserNanoseconds: UInt64 = 0
     public var helperSystemNanoseconds: UInt64 = 0
+    /// Grace periods and reclamation (RCU executors); nil otherwise.
+    public var reclamation: ReclamationSummary? = nil
 }
 
 /// Latency percentiles in nanoseconds.
@@ -118,9 +120,12 @@ public struct RunSummary: Sendable {
     /// Reads (whole run) that overlapped an update: 0 for a correct `.shared` executor (else the
     /// run is a mutex violation); the retried or old-version reads of an `.optimistic` one.
     public let readOverlaps: UInt64
+    /// Grace periods and reclamation (RCU executors); nil otherwise.
+    public let reclamation: ReclamationSummary?
 
     public init(_ raw: RawRunResult) {
         status = raw.status
+        reclamation = raw.reclamation
         combiningDegree = raw.combiningDegree
         failure = raw.failure
         elapsedSeconds = raw.elapsedSeconds

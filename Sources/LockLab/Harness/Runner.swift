@@ -285,8 +285,11 @@ public enum Harness {
     /// Measures one configuration of executor `E` with workload `W` and returns what every thread
     /// measured. `W` is consumed: its memory is freed when the run ends (unless the run hung).
     /// A thread that cannot be created or pinned ends the run as `failed`, with the reason.
+    /// `make` builds the executor (by default `E.init`; an RCU executor is built over its
+    /// structure's domain).
     public static func measure<E: Executor, W: Workload>(
-        executor executorType: E.Type, workload: W, config: RunConfig
+        executor executorType: E.Type, workload: W, config: RunConfig,
+        make: (ExecutorEnvironment) throws -> E = { try E($0) }
     ) throws -> RawRunResult {
         let clientCount = config.threads.count
         precondition(clientCount > 0)
@@ -297,7 +300,7 @@ public enum Harness {
         }
         let executor: E
         do {
-            executor = try E(ExecutorEnvironment(clientThreads: clientCount, nodeCount: config.nodeCount,
+            executor = try make(ExecutorEnvironment(clientThreads: clientCount, nodeCount: config.nodeCount,
                                                  memory: config.memory, options: config.spec.options,
                                                  threadsShareCPUs: ExecutorEnvironment.threadsShareCPUs(config.threads + config.helpers)))
         } catch {
@@ -437,6 +440,7 @@ public enum Harness {
                                           perThread: Int(opsLimit), threads: clientCount)
         }
         let degree = countsAtStart.flatMap { start in executor.combiningCounts()?.degree(since: start) }
+        let reclamation = executor.reclamation()
         executor.deallocate()
         workload.deallocate()
 
@@ -446,7 +450,7 @@ public enum Harness {
         return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
                             counter: counter, progressOps: total, workloadCheck: check, failure: check.failure,
                             combiningDegree: degree, helperUserNanoseconds: helperTime.user,
-                            helperSystemNanoseconds: helperTime.system)
+                            helperSystemNanoseconds: helperTime.system, reclamation: reclamation)
     }
 
     /// The CPU clocks of the `count` helpers whose thread ids are at `tids` (a helper whose
@@ -560,7 +564,10 @@ extension Harness {
             executor.freeContext(&context)
             return
         }
-        if phase == GroupPhase.measure { _ = cshims_thread_usage_now(&usageStart) }
+        if phase == GroupPhase.measure {
+            executor.measurementStarts(&context)
+            _ = cshims_thread_usage_now(&usageStart)
+        }
         if loop.faultHang && slot.index == 0 { _ = executor.execute(Operation(code: 0), on: HangingTarget(), &context) }
 
         let sampleEvery = loop.sampleEvery
@@ -598,6 +605,7 @@ extension Harness {
                         words.pointee.sameNode = 0
                         readHistogram.reset()
                         updateHistogram.reset()
+                        executor.measurementStarts(&context)
                         samplesTaken = 0
                         if sampleEvery != 0 {
                             sampleLeft = 1

@@ -28,6 +28,8 @@ public enum LockFamily: String, Sendable, CaseIterable {
     case numa = "numa-aware"
     case kernel
     case readerWriter = "reader-writer"
+    /// Read-copy update: readers never wait, writers publish versions and wait for grace periods.
+    case rcu
     case delegation
     case harness
 }
