@@ -86,6 +86,7 @@ public enum RunRecord {
         "same_node_handover_frac", "handovers_per_sec", "node_switches_per_sec", "combining_degree",
         "read_ops_per_sec", "update_ops_per_sec", "read_lat_p50_ns", "read_lat_p99_ns", "update_lat_p50_ns",
         "update_lat_p99_ns", "min_thread_updates", "read_overlaps",
+        "grace_periods_per_sec", "gp_p50_ns", "gp_p99_ns", "reclaim_hwm_objects", "reclaim_hwm_bytes",
         "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "machine_id", "git_commit", "build_id", "utc_end",
     ]
@@ -128,6 +129,13 @@ public enum RunRecord {
             "update_lat_p50_ns": latencyCell(s.updateLatency, \.p50),
             "update_lat_p99_ns": latencyCell(s.updateLatency, \.p99),
             "min_thread_updates": "\(s.minThreadUpdates)", "read_overlaps": "\(s.readOverlaps)",
+            // RCU executors only (empty otherwise): grace periods waited for per second of the
+            // measured phase, their latency (ns), the most nodes awaiting a grace period at once.
+            "grace_periods_per_sec": s.reclamation.map { csvNumber(s.elapsedSeconds > 0 ? Double($0.gracePeriods) / s.elapsedSeconds : 0, decimals: 1) } ?? "",
+            "gp_p50_ns": s.reclamation.map { latencyCell($0.gracePeriodLatency, \.p50) } ?? "",
+            "gp_p99_ns": s.reclamation.map { latencyCell($0.gracePeriodLatency, \.p99) } ?? "",
+            "reclaim_hwm_objects": s.reclamation.map { "\($0.awaitingHighWater)" } ?? "",
+            "reclaim_hwm_bytes": s.reclamation.map { "\($0.awaitingHighWaterBytes)" } ?? "",
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
             // CPU seconds (user + sys, all threads, measured phase) per million acquisitions: what
             // waiting costs, spinning or parked; empty when nothing was acquired.
