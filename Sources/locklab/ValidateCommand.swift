@@ -24,7 +24,7 @@ struct ValidateCommand: ParsableCommand {
             status: 0 every case passed, 1 a case failed, 2 bad input.
             """)
 
-    @Option(help: ArgumentHelp("Comma-separated locks or executors, each NAME[:KEY=VALUE...]; 'all' is every registered one.", valueName: "locks"))
+    @Option(help: ArgumentHelp("Comma-separated locks or executors, each NAME[:KEY=VALUE...]; 'all' is every lock and delegation executor, 'rcu' every RCU flavour.", valueName: "locks"))
     var lock: String
 
     @Option(help: ArgumentHelp("Comma-separated workloads, each NAME[:KEY=VALUE...]; 'all' is every workload with its defaults.", valueName: "workloads"))

@@ -56,7 +56,7 @@ func validate(_ entry: LockEntry, threads: Int, pinned: Bool = false,
 
 @Suite(.serialized)
 struct MutualExclusionTests {
-    @Test("plain counter exact under every lock", arguments: LockRegistry.names)
+    @Test("plain counter exact under every lock", arguments: LockRegistry.lockNames)
     func counterIsExact(lock: String) throws {
         try ThreadSanitizer.skipIfBlind(lock)
         let entry = try #require(LockRegistry.lookup(lock))
@@ -69,7 +69,7 @@ struct MutualExclusionTests {
         }
     }
 
-    @Test("every workload's model check under every lock, 1 to 8 threads", arguments: LockRegistry.names)
+    @Test("every workload's model check under every lock, 1 to 8 threads", arguments: LockRegistry.lockNames)
     func workloadModelsHold(lock: String) throws {
         try ThreadSanitizer.skipIfBlind(lock)
         let entry = try #require(LockRegistry.lookup(lock))
@@ -91,7 +91,7 @@ struct MutualExclusionTests {
         }
     }
 
-    @Test("pinned, oversubscribed 2x: counter exact", arguments: LockRegistry.names)
+    @Test("pinned, oversubscribed 2x: counter exact", arguments: LockRegistry.lockNames)
     func pinnedOversubscribed(lock: String) throws {
         try ThreadSanitizer.skipIfBlind(lock)
         let entry = try #require(LockRegistry.lookup(lock))
@@ -102,7 +102,7 @@ struct MutualExclusionTests {
         #expect(result.counter == UInt64(threads * validatorIterations(threads: threads)))
     }
 
-    @Test("trylock succeeds on a free lock and fails on a held one", arguments: LockRegistry.names)
+    @Test("trylock succeeds on a free lock and fails on a held one", arguments: LockRegistry.lockNames)
     func trylockSemantics(lock: String) throws {
         let entry = try #require(LockRegistry.lookup(lock))
         guard entry.descriptor.supportsTryLock, entry.descriptor.splitLockUnlock,

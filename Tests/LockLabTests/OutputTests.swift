@@ -137,7 +137,8 @@ struct OutputTests {
     @Test func testLockSpecsParseOptionsAndRejectBadOnes() throws {
         let specs = try LockSpec.parseList("mcs, tas")
         #expect(specs.map(\.label) == ["mcs", "tas"])
-        #expect(try LockSpec.parseList("all").count == LockRegistry.all.count)
+        #expect(try LockSpec.parseList("all").count == LockRegistry.lockNames.count)
+        #expect(try LockSpec.parseList("rcu").map(\.name) == LockRegistry.all.filter(\.isRCU).map(\.descriptor.name))
         #expect(throws: LockError.self) { try LockSpec(parsing: "nosuch") }
         #expect(throws: LockError.self) { try LockSpec(parsing: "mcs:depth=3") }
         #expect(throws: LockError.self) { try LockSpec(parsing: "mcs:") }

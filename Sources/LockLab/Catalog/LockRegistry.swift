@@ -81,6 +81,10 @@ public enum LockRegistry {
 
     public static var names: [String] { all.map { $0.descriptor.name } }
 
+    /// The locks and delegation executors (every entry but the RCU flavours): what runs every
+    /// workload and the mutual-exclusion tests, and what `all` names on the command line.
+    public static var lockNames: [String] { all.filter { !$0.isRCU }.map { $0.descriptor.name } }
+
     public static func lookup(_ name: String) -> LockEntry? {
         all.first { $0.descriptor.name == name }
     }
@@ -320,12 +324,18 @@ public struct LockSpec: Sendable, Equatable, CustomStringConvertible {
         return (kept, notes)
     }
 
-    /// Parses a comma-separated list (`mcs,cna:threshold=1000`); `all` is every registered lock.
+    /// Parses a comma-separated list (`mcs,cna:threshold=1000`); `all` is every registered lock and
+    /// delegation executor (the executors that run every workload), `rcu` every RCU flavour (which
+    /// run only on the workloads with an RCU twin).
     public static func parseList(_ text: String) throws -> [LockSpec] {
         let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if items.isEmpty { throw LockError.malformedSpec(text) }
-        return try items.flatMap { item in
-            item == "all" ? try LockRegistry.names.map { try LockSpec(parsing: $0) } : [try LockSpec(parsing: item)]
+        return try items.flatMap { item -> [LockSpec] in
+            switch item {
+            case "all": return try LockRegistry.lockNames.map { try LockSpec(parsing: $0) }
+            case "rcu": return try LockRegistry.all.filter(\.isRCU).map { try LockSpec(parsing: $0.descriptor.name) }
+            default: return [try LockSpec(parsing: item)]
+            }
         }
     }
 }
