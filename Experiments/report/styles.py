@@ -89,6 +89,9 @@ COLOURS = {
     "rwlock": "#8c564b", "seqlock": "#6a3d9a",
     "pthread-rwlock": "#17becf", "pf-ticket": "#bcbd22", "qrwlock": "#e41a1c",
     "brlock": "#e377c2", "c-rw-wp": "#1b9e77", "bravo": "#000080",
+    # RCU: the lab's flavours in dark hues, liburcu's in light ones.
+    "rcu-qsbr": "#d62728", "rcu-ebr": "#2ca02c", "rcu-memb": "#1f77b4",
+    "urcu-qsbr": "#ff9896", "urcu-memb": "#aec7e8", "urcu-mb": "#9467bd", "urcu-bp": "#8c564b",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",
@@ -102,6 +105,8 @@ MARKERS = {
     "ffwd": "v",
     "rwlock": "o", "seqlock": "s", "pthread-rwlock": "D", "pf-ticket": "^",
     "qrwlock": "v", "brlock": "P", "c-rw-wp": "X", "bravo": "h",
+    "rcu-qsbr": "o", "rcu-ebr": "s", "rcu-memb": "^", "urcu-qsbr": "D",
+    "urcu-memb": "v", "urcu-mb": "P", "urcu-bp": "X",
 }
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
