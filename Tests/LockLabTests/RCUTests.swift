@@ -71,9 +71,9 @@ private func measure<F: RCUFlavor>(_ flavor: F.Type, threads: Int, perThread: In
 struct RCUTests {
     static let flavours = LockRegistry.all.filter(\.isRCU).map(\.descriptor.name)
 
-    @Test("the lab's flavours are registered, family rcu, reads optimistic")
+    @Test("the lab's flavours and liburcu's are registered, family rcu, reads optimistic")
     func testRegistered() {
-        #expect(Self.flavours == ["rcu-qsbr", "rcu-ebr", "rcu-memb"])
+        #expect(Self.flavours == ["rcu-qsbr", "rcu-ebr", "rcu-memb", "urcu-memb", "urcu-qsbr", "urcu-mb", "urcu-bp"])
         #expect(LockRegistry.all.filter(\.isRCU).allSatisfy { $0.readSharing == .optimistic })
     }
 
