@@ -80,6 +80,7 @@ struct RCUTests {
     @Test("every flavour with every writer lock passes the update, read and pool checks (2 and 4 threads)",
           arguments: flavours, RCUWriters.choices)
     func testFlavourPassesTheChecks(flavour: String, writer: String) throws {
+        try ThreadSanitizer.skipIfBlind(flavour)
         for (threads, batch) in [(2, 1), (2, 4096), (4, 3)] {
             let lock = "\(flavour):writer=\(writer):batch=\(batch)"
             let perThread = ThreadSanitizer.scaled(threads > Int(cshims_online_cpus()) ? 2_000 : 20_000)
