@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 # chromium: the report's test opens report.html in a headless browser (skipped, loudly, without it)
-APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev hwloc spin gcc python3-venv munge slurmctld slurmd slurm-client chromium
+APT_PACKAGES := libnuma-dev libhwloc-dev libck-dev liburcu-dev hwloc spin gcc python3-venv munge slurmctld slurmd slurm-client chromium
 # Installed without their recommendations (some 25 Slurm plugin packages: ipmi, hdf5, rrd, mysql,
 # influxdb ... which the one-node test does not use).
 APT_NO_RECOMMENDS := munge slurmctld slurmd slurm-client

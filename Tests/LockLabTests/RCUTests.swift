@@ -71,15 +71,16 @@ private func measure<F: RCUFlavor>(_ flavor: F.Type, threads: Int, perThread: In
 struct RCUTests {
     static let flavours = LockRegistry.all.filter(\.isRCU).map(\.descriptor.name)
 
-    @Test("the lab's flavours are registered, family rcu, reads optimistic")
+    @Test("the lab's flavours and liburcu's are registered, family rcu, reads optimistic")
     func testRegistered() {
-        #expect(Self.flavours == ["rcu-qsbr", "rcu-ebr", "rcu-memb"])
+        #expect(Self.flavours == ["rcu-qsbr", "rcu-ebr", "rcu-memb", "urcu-memb", "urcu-qsbr", "urcu-mb", "urcu-bp"])
         #expect(LockRegistry.all.filter(\.isRCU).allSatisfy { $0.readSharing == .optimistic })
     }
 
     @Test("every flavour with every writer lock passes the update, read and pool checks (2 and 4 threads)",
           arguments: flavours, RCUWriters.choices)
     func testFlavourPassesTheChecks(flavour: String, writer: String) throws {
+        try ThreadSanitizer.skipIfBlind(flavour)
         for (threads, batch) in [(2, 1), (2, 4096), (4, 3)] {
             let lock = "\(flavour):writer=\(writer):batch=\(batch)"
             let perThread = ThreadSanitizer.scaled(threads > Int(cshims_online_cpus()) ? 2_000 : 20_000)

@@ -71,6 +71,11 @@ public enum LockRegistry {
         LockEntry.rcu(QSBR.self),
         LockEntry.rcu(EBR.self),
         LockEntry.rcu(MembRCU.self),
+        // liburcu's flavours, the reference (RCU/URCU.swift, through the CURCU shim)
+        LockEntry.rcu(URCUMemb.self),
+        LockEntry.rcu(URCUQSBR.self),
+        LockEntry.rcu(URCUMB.self),
+        LockEntry.rcu(URCUBP.self),
         // Delegation
         LockEntry(executor: FlatCombiningExecutor.self),
         LockEntry(executor: CCSynchExecutor.self),
