@@ -27,30 +27,20 @@ public struct EBR: RCUFlavor {
     public static let paper = "Fraser, Practical lock-freedom, 2004 (epoch-based reclamation, two-epoch lag)"
 
     /// The global epoch, on its own line.
-    @usableFromInline let epoch: UnsafeMutablePointer<UInt64>
-    @usableFromInline let lines: ReaderLines
-    @usableFromInline let gpMutex: GracePeriodMutex
-    let shared: UnsafeMutableRawPointer
-    let memory: LabMemory
+    @usableFromInline let state: GracePeriodState
 
     public init(threads: Int, memory: LabMemory, options: LockOptions) throws {
-        self.memory = memory
-        shared = memory.allocate(bytes: 2 * LabMemory.alignment)
-        shared.initializeMemory(as: UInt8.self, repeating: 0, count: 2 * LabMemory.alignment)
-        epoch = shared.assumingMemoryBound(to: UInt64.self)
-        epoch.pointee = 1
-        gpMutex = GracePeriodMutex(word: (shared + LabMemory.alignment).assumingMemoryBound(to: UInt64.self))
-        lines = ReaderLines(count: max(1, threads), memory: memory)
+        state = GracePeriodState(threads: threads, memory: memory, initial: 1)
     }
 
-    public func register(thread: Int) -> Reader { Reader(line: lines.word(thread)) }
+    public func register(thread: Int) -> Reader { Reader(line: state.lines.word(thread)) }
 
     public func unregister(_ reader: inout Reader) { cshims_u64_store_release(reader.line, 0) }
 
     /// Announces the epoch; the fence orders the announcement before the section's loads.
     @inline(__always)
     public func readLock(_ reader: inout Reader) {
-        cshims_u64_store_relaxed(reader.line, cshims_u64_load_relaxed(epoch) << 1 | 1)
+        cshims_u64_store_relaxed(reader.line, cshims_u64_load_relaxed(state.word) << 1 | 1)
         cshims_fence_seq_cst()
     }
 
@@ -62,12 +52,12 @@ public struct EBR: RCUFlavor {
     public func synchronize(_ reader: inout Reader) {
         // The caller's unlinking stores before the loads of the lines.
         cshims_fence_seq_cst()
-        gpMutex.lock()
-        let target = cshims_u64_load_relaxed(epoch) &+ 2
-        var e = cshims_u64_load_relaxed(epoch)
+        state.gpMutex.lock()
+        let target = cshims_u64_load_relaxed(state.word) &+ 2
+        var e = cshims_u64_load_relaxed(state.word)
         while e < target {
-            for i in 0..<lines.count {
-                let line = lines.word(i)
+            for i in 0..<state.lines.count {
+                let line = state.lines.word(i)
                 var wait = GracePeriodWait()
                 while true {
                     let v = cshims_u64_load_acquire(line)
@@ -76,22 +66,19 @@ public struct EBR: RCUFlavor {
                 }
             }
             // Only grace-period callers advance the epoch, and they hold the mutex.
-            cshims_u64_store_relaxed(epoch, e &+ 1)
+            cshims_u64_store_relaxed(state.word, e &+ 1)
             cshims_fence_seq_cst()
             e &+= 1
         }
-        gpMutex.unlock()
+        state.gpMutex.unlock()
         // The lines' loads before the caller's frees.
         cshims_fence_seq_cst()
     }
 
     public func readersHoldingGracePeriod() -> Int {
-        let e = cshims_u64_load_relaxed(epoch)
-        return (0..<lines.count).filter { let v = cshims_u64_load_relaxed(lines.word($0)); return v & 1 != 0 && v >> 1 != e }.count
+        let e = cshims_u64_load_relaxed(state.word)
+        return (0..<state.lines.count).filter { let v = cshims_u64_load_relaxed(state.lines.word($0)); return v & 1 != 0 && v >> 1 != e }.count
     }
 
-    public func deallocate() {
-        lines.deallocate(memory)
-        memory.deallocate(shared, bytes: 2 * LabMemory.alignment)
-    }
+    public func deallocate() { state.deallocate() }
 }

@@ -38,23 +38,13 @@ public struct MembRCU: RCUFlavor {
     /// Whether this process registered for private expedited membarrier (once, at first use).
     public static let membarrierAvailable: Bool = cshims_membarrier_register_private_expedited() == 0
 
-    @usableFromInline let counter: UnsafeMutablePointer<UInt64>
-    @usableFromInline let lines: ReaderLines
-    @usableFromInline let gpMutex: GracePeriodMutex
+    @usableFromInline let state: GracePeriodState
     /// Readers skip their fences and the writer calls membarrier.
     @usableFromInline let asymmetric: Bool
-    let shared: UnsafeMutableRawPointer
-    let memory: LabMemory
 
     public init(threads: Int, memory: LabMemory, options: LockOptions) throws {
-        self.memory = memory
         asymmetric = options.int("membarrier") == 1 && Self.membarrierAvailable
-        shared = memory.allocate(bytes: 2 * LabMemory.alignment)
-        shared.initializeMemory(as: UInt8.self, repeating: 0, count: 2 * LabMemory.alignment)
-        counter = shared.assumingMemoryBound(to: UInt64.self)
-        counter.pointee = 1
-        gpMutex = GracePeriodMutex(word: (shared + LabMemory.alignment).assumingMemoryBound(to: UInt64.self))
-        lines = ReaderLines(count: max(1, threads), memory: memory)
+        state = GracePeriodState(threads: threads, memory: memory, initial: 1)
     }
 
     public var note: String? {
@@ -62,7 +52,7 @@ public struct MembRCU: RCUFlavor {
                    : (Self.membarrierAvailable ? "readers fence (membarrier=0)" : "readers fence (the kernel refused membarrier)")
     }
 
-    public func register(thread: Int) -> Reader { Reader(line: lines.word(thread), depth: 0) }
+    public func register(thread: Int) -> Reader { Reader(line: state.lines.word(thread), depth: 0) }
 
     public func unregister(_ reader: inout Reader) { cshims_u64_store_release(reader.line, 0) }
 
@@ -83,7 +73,7 @@ public struct MembRCU: RCUFlavor {
     @inline(__always)
     public func readLock(_ reader: inout Reader) {
         if reader.depth == 0 {
-            cshims_u64_store_relaxed(reader.line, cshims_u64_load_relaxed(counter))
+            cshims_u64_store_relaxed(reader.line, cshims_u64_load_relaxed(state.word))
             readerBarrier()
         }
         reader.depth &+= 1
@@ -101,31 +91,17 @@ public struct MembRCU: RCUFlavor {
     public func synchronize(_ reader: inout Reader) {
         // The caller's unlinking before the loads of the lines (smp_mb_master).
         writerBarrier()
-        gpMutex.lock()
-        let g = cshims_u64_load_relaxed(counter) &+ 2
-        cshims_u64_store_relaxed(counter, g)
+        state.gpMutex.lock()
+        let g = cshims_u64_load_relaxed(state.word) &+ 2
+        cshims_u64_store_relaxed(state.word, g)
         cshims_fence_seq_cst()
-        for i in 0..<lines.count {
-            let line = lines.word(i)
-            var wait = GracePeriodWait()
-            while true {
-                let v = cshims_u64_load_acquire(line)
-                if v == 0 || v >= g { break }
-                wait.pause()
-            }
-        }
-        gpMutex.unlock()
+        state.waitForReaders(past: g)
+        state.gpMutex.unlock()
         // The readers' loads before the caller's frees.
         writerBarrier()
     }
 
-    public func readersHoldingGracePeriod() -> Int {
-        let g = cshims_u64_load_relaxed(counter)
-        return (0..<lines.count).filter { let v = cshims_u64_load_relaxed(lines.word($0)); return v != 0 && v < g }.count
-    }
+    public func readersHoldingGracePeriod() -> Int { state.readersOlderThanCounter() }
 
-    public func deallocate() {
-        lines.deallocate(memory)
-        memory.deallocate(shared, bytes: 2 * LabMemory.alignment)
-    }
+    public func deallocate() { state.deallocate() }
 }

@@ -32,26 +32,16 @@ public struct QSBR: RCUFlavor {
     public static let name = "rcu-qsbr"
     public static let paper = "Hart et al., JPDC 2007 (QSBR); liburcu 0.13 src/urcu-qsbr.c, 64-bit counter"
 
-    /// The grace-period counter (odd: URCU_QSBR_GP_ONLINE 1, step URCU_QSBR_GP_CTR 2), own line.
-    @usableFromInline let counter: UnsafeMutablePointer<UInt64>
-    /// One line per registered thread: 0 offline, else the counter value of its last report.
-    @usableFromInline let lines: ReaderLines
-    @usableFromInline let gpMutex: GracePeriodMutex
-    let shared: UnsafeMutableRawPointer
-    let memory: LabMemory
+    /// The grace-period counter (`state.word`; odd: URCU_QSBR_GP_ONLINE 1, step URCU_QSBR_GP_CTR
+    /// 2) and one line per registered thread: 0 offline, else the counter value of its last report.
+    @usableFromInline let state: GracePeriodState
 
     public init(threads: Int, memory: LabMemory, options: LockOptions) throws {
-        self.memory = memory
-        shared = memory.allocate(bytes: 2 * LabMemory.alignment)
-        shared.initializeMemory(as: UInt8.self, repeating: 0, count: 2 * LabMemory.alignment)
-        counter = shared.assumingMemoryBound(to: UInt64.self)
-        counter.pointee = 1
-        gpMutex = GracePeriodMutex(word: (shared + LabMemory.alignment).assumingMemoryBound(to: UInt64.self))
-        lines = ReaderLines(count: max(1, threads), memory: memory)
+        state = GracePeriodState(threads: threads, memory: memory, initial: 1)
     }
 
     public func register(thread: Int) -> Reader {
-        var r = Reader(line: lines.word(thread), seen: 0)
+        var r = Reader(line: state.lines.word(thread), seen: 0)
         online(&r)
         return r
     }
@@ -61,7 +51,7 @@ public struct QSBR: RCUFlavor {
     /// rcu_thread_online: the line takes the counter, then a fence before any read.
     @inline(__always) @usableFromInline
     func online(_ r: inout Reader) {
-        let g = cshims_u64_load_relaxed(counter)
+        let g = cshims_u64_load_relaxed(state.word)
         cshims_u64_store_relaxed(r.line, g)
         r.seen = g
         cshims_fence_seq_cst()
@@ -85,7 +75,7 @@ public struct QSBR: RCUFlavor {
     /// rcu_quiescent_state: nothing to report unless the counter moved.
     @inline(__always)
     public func quiescentState(_ reader: inout Reader) {
-        let g = cshims_u64_load_relaxed(counter)
+        let g = cshims_u64_load_relaxed(state.word)
         if g == reader.seen { return }
         cshims_fence_seq_cst()
         cshims_u64_store_relaxed(reader.line, g)
@@ -97,34 +87,20 @@ public struct QSBR: RCUFlavor {
     public func synchronize(_ reader: inout Reader) {
         let wasOnline = reader.seen != 0
         if wasOnline { offline(&reader) } else { cshims_fence_seq_cst() }
-        gpMutex.lock()
+        state.gpMutex.lock()
         // Only grace-period callers store the counter, and they hold the mutex.
-        let g = cshims_u64_load_relaxed(counter) &+ 2
-        cshims_u64_store_relaxed(counter, g)
+        let g = cshims_u64_load_relaxed(state.word) &+ 2
+        cshims_u64_store_relaxed(state.word, g)
         // The counter store before the loads of the lines (see the header: store buffering).
         cshims_fence_seq_cst()
-        for i in 0..<lines.count {
-            let line = lines.word(i)
-            var wait = GracePeriodWait()
-            while true {
-                let v = cshims_u64_load_relaxed(line)
-                if v == 0 || v >= g { break }
-                wait.pause()
-            }
-        }
+        state.waitForReaders(past: g)
         // The lines' loads before the caller's frees.
         cshims_fence_seq_cst()
-        gpMutex.unlock()
+        state.gpMutex.unlock()
         if wasOnline { online(&reader) } else { cshims_fence_seq_cst() }
     }
 
-    public func readersHoldingGracePeriod() -> Int {
-        let g = cshims_u64_load_relaxed(counter)
-        return (0..<lines.count).filter { let v = cshims_u64_load_relaxed(lines.word($0)); return v != 0 && v < g }.count
-    }
+    public func readersHoldingGracePeriod() -> Int { state.readersOlderThanCounter() }
 
-    public func deallocate() {
-        lines.deallocate(memory)
-        memory.deallocate(shared, bytes: 2 * LabMemory.alignment)
-    }
+    public func deallocate() { state.deallocate() }
 }

@@ -145,3 +145,53 @@ struct GracePeriodMutex {
     @inline(__always) @usableFromInline
     func unlock() { cshims_u64_store_release(word, 0) }
 }
+
+/// What the lab's flavours share: a grace-period word (counter or epoch) on its own line, the
+/// grace-period mutex on the next, and one line per registered thread.
+@usableFromInline
+struct GracePeriodState {
+    /// The grace-period counter (QSBR, memb) or epoch (EBR).
+    @usableFromInline let word: UnsafeMutablePointer<UInt64>
+    @usableFromInline let gpMutex: GracePeriodMutex
+    @usableFromInline let lines: ReaderLines
+    let shared: UnsafeMutableRawPointer
+    let memory: LabMemory
+
+    /// The word starts at `initial`; every line at 0.
+    init(threads: Int, memory: LabMemory, initial: UInt64) {
+        self.memory = memory
+        shared = memory.allocate(bytes: 2 * LabMemory.alignment)
+        shared.initializeMemory(as: UInt8.self, repeating: 0, count: 2 * LabMemory.alignment)
+        word = shared.assumingMemoryBound(to: UInt64.self)
+        word.pointee = initial
+        gpMutex = GracePeriodMutex(word: (shared + LabMemory.alignment).assumingMemoryBound(to: UInt64.self))
+        lines = ReaderLines(count: max(1, threads), memory: memory)
+    }
+
+    /// Waits until every line is 0 (offline, outside a section) or at least `g` (past the grace
+    /// period's start): QSBR's and memb's wait_for_readers. Acquire loads: a reader's section
+    /// comes before the line the wait sees.
+    @usableFromInline
+    func waitForReaders(past g: UInt64) {
+        for i in 0..<lines.count {
+            let line = lines.word(i)
+            var wait = GracePeriodWait()
+            while true {
+                let v = cshims_u64_load_acquire(line)
+                if v == 0 || v >= g { break }
+                wait.pause()
+            }
+        }
+    }
+
+    /// Lines that would hold up a grace period now (online and older than the counter).
+    func readersOlderThanCounter() -> Int {
+        let g = cshims_u64_load_relaxed(word)
+        return (0..<lines.count).filter { let v = cshims_u64_load_relaxed(lines.word($0)); return v != 0 && v < g }.count
+    }
+
+    func deallocate() {
+        lines.deallocate(memory)
+        memory.deallocate(shared, bytes: 2 * LabMemory.alignment)
+    }
+}
