@@ -78,14 +78,14 @@ func drivePasses<E: Executor>(_ type: E.Type, spec: String, threads: Int, nodes:
 @Suite("Delegation references", .serialized)
 struct DelegationReferenceTests {
     @Test func testHelpBoundDefaultsToThePaperEraCodes3xThreads() throws {
-        let cc = try CCSynchExecutor(ExecutorEnvironment(clientThreads: 5, nodeCount: 1,
-                                                         options: try LockSpec(parsing: "cc-synch").options))
-        let h = try HSynchExecutor(ExecutorEnvironment(clientThreads: 5, nodeCount: 2,
-                                                       options: try LockSpec(parsing: "h-synch").options))
+        let cc = CCSynchExecutor(ExecutorEnvironment(clientThreads: 5, nodeCount: 1,
+                                                     options: try LockSpec(parsing: "cc-synch").options))
+        let h = HSynchExecutor(ExecutorEnvironment(clientThreads: 5, nodeCount: 2,
+                                                   options: try LockSpec(parsing: "h-synch").options))
         #expect(cc.helpBound == 15 && h.helpBound == 15)
         cc.deallocate(); h.deallocate()
-        let cc10 = try CCSynchExecutor(ExecutorEnvironment(clientThreads: 5, nodeCount: 1,
-                                                           options: try LockSpec(parsing: "cc-synch:help-factor=10").options))
+        let cc10 = CCSynchExecutor(ExecutorEnvironment(clientThreads: 5, nodeCount: 1,
+                                                       options: try LockSpec(parsing: "cc-synch:help-factor=10").options))
         #expect(cc10.helpBound == 50)
         cc10.deallocate()
     }
@@ -135,8 +135,8 @@ struct DelegationReferenceTests {
         #expect(machine.nodeCount == 2)
         let plan = try machine.plan(threads: threads, placement: try Placement(parsing: placement),
                                     helpers: FFWDExecutor.descriptor.helperThreads)
-        let ffwd = try FFWDExecutor(ExecutorEnvironment(clientThreads: threads, nodeCount: machine.nodeCount,
-                                                        options: try LockSpec(parsing: "ffwd").options))
+        let ffwd = FFWDExecutor(ExecutorEnvironment(clientThreads: threads, nodeCount: machine.nodeCount,
+                                                    options: try LockSpec(parsing: "ffwd").options))
         defer { ffwd.deallocate() }
         var nodesOfLine: [UnsafeMutableRawPointer: Set<Int>] = [:]
         var slotsOfLine: [UnsafeMutableRawPointer: Set<Int>] = [:]
