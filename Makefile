@@ -132,8 +132,9 @@ torture: build
 	$(LOCKLAB) torture --lock all --seconds $(TORTURE_SECONDS)
 
 ## model-check: spin models of mcs, cna, c-bo-mcs, qspinlock and mcs-stp's parking (Models/*.pml):
-## mutual exclusion and no deadlock for 3 threads on 2 nodes, and each model's deliberate bugs,
-## which spin must catch by the property each breaks.
+## mutual exclusion and no deadlock for 3 threads on 2 nodes; of rcu-qsbr's grace period
+## (qsbr.pml): no use after free, no deadlock, and the writer's progress, 2 and 3 readers and a
+## writer; and each model's deliberate bugs, which spin must catch by the property each breaks.
 model-check: setup-system
 	Models/check
 

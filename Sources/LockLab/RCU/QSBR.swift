@@ -19,6 +19,8 @@
 // writer's counter store followed by a fence and its loads of the lines: the store-buffering pair,
 // which only seq_cst fences on both sides forbid (either the writer sees the new line or the
 // reader sees the new counter and, through it, the unlinking that came before).
+// Model: Models/qsbr.pml (spin, `make model-check`): no use after free and the writer's progress
+// for this grace period, with deliberately broken variants spin must catch.
 
 import CShims
 
