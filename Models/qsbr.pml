@@ -82,11 +82,11 @@ bit freed[WRITES + 1];                      /* node k's poison (Reclamation.pois
 bit writerDone;                             /* every update made and its node freed */
 #endif
 
-/* QSBR.online, Q53-58: the line takes the counter; `fence` before any read. */
+/* QSBR.online, Q55-60: the line takes the counter; `fence` before any read. */
 #define ONLINE(me)  g = gp; atomic { line[me] = g; seen = g; g = 0 } /* fence */
-/* QSBR.offline, Q62-67: `fence` after the last read, then 0, `fence`. */
+/* QSBR.offline, Q64-69: `fence` after the last read, then 0, `fence`. */
 #define OFFLINE_(me) /* fence */ atomic { line[me] = OFFLINE; seen = 0 } /* fence */
-/* QSBR.quiescentState, Q77-84: nothing unless the counter moved; else `fence`, store, `fence`. */
+/* QSBR.quiescentState, Q79-86: nothing unless the counter moved; else `fence`, store, `fence`. */
 #define QUIESCENT(me) \
     g = gp; \
     if \
@@ -102,7 +102,7 @@ active [N] proctype reader()
     byte rounds = 0;
 #endif
 
-    ONLINE(me);                             /* Q43-47: register */
+    ONLINE(me);                             /* Q45-49: register */
 end_idle:
 #ifdef ROUNDS
     if
@@ -122,27 +122,27 @@ end_idle:
     fi;
 
 read:                                       /* E100-106: executeRead */
-                                            /* Q70: readLock, empty */
+                                            /* Q72: readLock, empty */
     p = ptr;                                /* RCUPointer.dereference: acquire load */
 #if BUG == 3
     QUIESCENT(me);
 #endif
     assert(!freed[p]);                      /* the structure loads the node's words: not poison */
-    p = 0;                                  /* Q73: readUnlock, empty */
+    p = 0;                                  /* Q75: readUnlock, empty */
     QUIESCENT(me);                          /* E104 */
 #ifdef ROUNDS
     rounds++;
 #endif
     goto end_idle;
 
-pause:                                      /* offline, then online (Q89, Q100 on its own line) */
+pause:                                      /* offline, then online (Q91, Q102 on its own line) */
     OFFLINE_(me);
     ONLINE(me);
     goto end_idle;
 
 #ifdef ROUNDS
 leave:
-    OFFLINE_(me)                            /* Q49: unregister */
+    OFFLINE_(me)                            /* Q51: unregister */
 #endif
 }
 
@@ -155,7 +155,7 @@ active proctype writer()
     byte k = 1;                             /* the node the next update publishes */
     bit wasOnline;
 
-    ONLINE(W);                              /* Q43-47: register */
+    ONLINE(W);                              /* Q45-49: register */
     do
     :: k > WRITES -> break
     :: else ->
@@ -163,25 +163,25 @@ active proctype writer()
         old = ptr;                          /* RCUSnapshot: the current node */
         ptr = k;                            /* RCUPointer.assign: release store; retire(old) */
                                             /* E93: reclaim, batch 1: Reclamation.waitAndMove */
-                                            /* Q87-101: synchronize */
-        wasOnline = (seen != 0);            /* Q88 */
+                                            /* Q89-103: synchronize */
+        wasOnline = (seen != 0);            /* Q90 */
 #if BUG == 4
         /* fence */
 #else
         if
-        :: wasOnline -> OFFLINE_(W)         /* Q89 */
+        :: wasOnline -> OFFLINE_(W)         /* Q91 */
         :: else /* fence */
         fi;
 #endif
-                                            /* Q90: gpMutex.lock: one writer, never contended */
+                                            /* Q92: gpMutex.lock: one writer, never contended */
 #if BUG == 2
         g = gp;                             /* the lines checked against the counter before the bump */
 #else
-        g = gp + 2;                         /* Q92 */
-        gp = g;                             /* Q93 */
+        g = gp + 2;                         /* Q94 */
+        gp = g;                             /* Q95 */
 #endif
-        /* fence */                         /* Q95 */
-        i = 0;                              /* Q96 -> F175-185: waitForReaders(past: g) */
+        /* fence */                         /* Q97 */
+        i = 0;                              /* Q98 -> F175-185: waitForReaders(past: g) */
         do
         :: i > N -> break
 #if BUG == 1
@@ -202,18 +202,18 @@ active proctype writer()
 #if BUG == 2
         gp = g + 2;                         /* the bump, after the wait */
 #endif
-        /* fence */                         /* Q98 */
-                                            /* Q99: gpMutex.unlock */
+        /* fence */                         /* Q100 */
+                                            /* Q101: gpMutex.unlock */
         atomic { g = 0; i = 0 };
         if
-        :: wasOnline -> ONLINE(W)           /* Q100 */
+        :: wasOnline -> ONLINE(W)           /* Q102 */
         :: else /* fence */
         fi;
         atomic { freed[old] = 1; old = 0; wasOnline = 0 };   /* waitAndMove: poison the old node */
         QUIESCENT(W);                       /* E94 */
         k++
     od;
-    OFFLINE_(W);                            /* Q49: unregister (freeContext) */
+    OFFLINE_(W);                            /* Q51: unregister (freeContext) */
 #ifdef LIVENESS
     writerDone = 1
 #endif
