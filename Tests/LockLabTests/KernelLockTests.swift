@@ -281,12 +281,16 @@ struct QSpinlockCNAOrderTests {
     func queueOrder<S: QSpinlockSlowPath>(_ type: S.Type, options: String = "") throws -> [Int] {
         let nodes = [0, 0, 1, 0, 1, 0, 1]
         let s = try QSpinlockScenario<S>(count: nodes.count, options: options)
+        // Each holder keeps the lock 100 ms: the time the next head has to sort the queue (CNA sorts
+        // only while the lock is held, cna_wait_head_or_lock). 20 ms was not always enough on a
+        // loaded 2-CPU machine: a head not scheduled in time found the lock free and did not sort.
+        let hold: UInt32 = 100_000
         s.start(0, node: 0, holdUntilReleased: true)
         s.waitUntil("holder") { s.holds(0) }
-        s.start(1, node: 0, holdUntilReleased: false, holdMicroseconds: 20_000)
+        s.start(1, node: 0, holdUntilReleased: false, holdMicroseconds: hold)
         s.waitUntil("pending waiter") { s.word & QSpinlockLayout.pendingMask != 0 }
         for i in 2..<nodes.count {
-            s.start(i, node: nodes[i], holdUntilReleased: false, holdMicroseconds: 20_000)
+            s.start(i, node: nodes[i], holdUntilReleased: false, holdMicroseconds: hold)
             s.waitUntil("participant \(i) queued") { s.word & QSpinlockLayout.tailMask == s.tail(i) }
             usleep(20_000)
         }
