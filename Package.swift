@@ -52,7 +52,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LockLabTests", dependencies: ["LockLab", "CShims"]),
+        .testTarget(name: "LockLabTests", dependencies: ["LockLab", "CShims", "CURCU"]),
     ],
     swiftLanguageModes: [.v5]
 )
