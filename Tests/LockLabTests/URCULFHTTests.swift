@@ -137,4 +137,14 @@ struct URCULFHTTests {
         try check(URCUMB.self)
         try check(URCUBP.self)
     }
+
+    @Test("the manifest records whether private expedited membarrier is available")
+    func testManifestRecordsMembarrier() throws {
+        let machine = MachineInfo.current()
+        #expect(machine.membarrierPrivateExpedited == MembRCU.membarrierAvailable)
+        let json = String(decoding: try JSONEncoder().encode(machine), as: UTF8.self)
+        #expect(json.contains("\"membarrier_private_expedited\":\(MembRCU.membarrierAvailable)"))
+        // liburcu's own view (its constructor's registration) agrees with the lab's probe.
+        #expect((curcu_memb_has_sys_membarrier() != 0) == MembRCU.membarrierAvailable)
+    }
 }
