@@ -39,6 +39,7 @@ struct URCULFHTTests {
     @Test("urcu-lfht passes the harness's checks on hashtable: 1, 2, 4 threads, reads 50 and 99 %",
           arguments: ["memb", "qsbr", "mb", "bp"])
     func testPassesTheChecks(flavour: String) throws {
+        try ThreadSanitizer.skipIfBlind("urcu-lfht")
         let lock = "urcu-lfht:flavour=\(flavour)"
         for threads in [1, 2, 4] {
             for ratio in [50, 99] {
