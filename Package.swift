@@ -23,7 +23,8 @@ let package = Package(
         // No pkgConfig: ck.pc's Cflags carry -D__x86_64__, which SwiftPM refuses with a warning on
         // every build; the headers are in /usr/include and the module map links libck.
         .systemLibrary(name: "CCK", path: "Sources/CCK", providers: [.apt(["libck-dev"])]),
-        // liburcu's four flavours (liburcu-memb, -qsbr, -mb, -bp), linked by the module map; the shim
+        // liburcu's four flavours (liburcu-memb, -qsbr, -mb, -bp) and its lock-free hash table
+        // (liburcu-cds, cds_lfht: the urcu-lfht entry), linked by the module map; the shim
         // calls the shared library's exported functions (no _LGPL_SOURCE: nothing inlined).
         .systemLibrary(name: "CURCU", path: "Sources/CURCU", providers: [.apt(["liburcu-dev"])]),
         // The build identity (a hash of every file that makes the build, and the commit), taken at
@@ -51,7 +52,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LockLabTests", dependencies: ["LockLab", "CShims"]),
+        .testTarget(name: "LockLabTests", dependencies: ["LockLab", "CShims", "CURCU"]),
     ],
     swiftLanguageModes: [.v5]
 )

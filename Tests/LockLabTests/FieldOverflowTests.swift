@@ -64,6 +64,12 @@ struct OverflowTests {
         let config = RunConfig(
             spec: spec, threads: (0..<threads).map { ThreadSlot(index: $0, cpu: nil, node: $0 % 2) }, nodeCount: 2,
             length: .iterations(perThread: 50), sampleEvery: 4, trylockEvery: 3, stallTimeoutSeconds: 60)
+        if let only = spec.entry.onlyWorkload {
+            // A structure of its own (urcu-lfht) runs its one workload, and is not a lock to torture.
+            let result = try spec.entry.run(config, try WorkloadSpec(parsing: "\(only.rawValue):read-ratio=50"))
+            #expect(result.status == .ok, "\(text): \(result.status) \(result.failure ?? "")")
+            return
+        }
         if spec.entry.isRCU {
             // RCU runs on its structures' twins only, and is not a lock to torture.
             let result = try spec.entry.run(config, try WorkloadSpec(parsing: "snapshot:read-ratio=50"))

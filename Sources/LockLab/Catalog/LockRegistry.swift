@@ -76,6 +76,8 @@ public enum LockRegistry {
         LockEntry.rcu(URCUQSBR.self),
         LockEntry.rcu(URCUMB.self),
         LockEntry.rcu(URCUBP.self),
+        // liburcu's cds_lfht, the reference structure on hashtable (RCU/URCULFHT.swift)
+        LockEntry.urcuLFHT(),
         // Delegation
         LockEntry(executor: FlatCombiningExecutor.self),
         LockEntry(executor: CCSynchExecutor.self),
@@ -88,7 +90,7 @@ public enum LockRegistry {
 
     /// The locks and delegation executors (every entry but the RCU flavours): what runs every
     /// workload and the mutual-exclusion tests, and what `all` names on the command line.
-    public static var lockNames: [String] { all.filter { !$0.isRCU }.map { $0.descriptor.name } }
+    public static var lockNames: [String] { all.filter { !$0.isRCU && $0.onlyWorkload == nil }.map { $0.descriptor.name } }
 
     public static func lookup(_ name: String) -> LockEntry? {
         all.first { $0.descriptor.name == name }
@@ -105,6 +107,9 @@ public struct LockEntry: @unchecked Sendable {
     public let descriptor: LockDescriptor
     /// How the executor treats the workload's reads (`Executor.readSharing`): `list` shows it.
     public let readSharing: ReadSharing
+    /// The one workload an entry that is a structure of its own runs (urcu-lfht: hashtable); nil
+    /// for an executor that runs any workload (or, RCU, any RCU twin).
+    public private(set) var onlyWorkload: WorkloadKind? = nil
     private let runWorkload: @Sendable (RunConfig, WorkloadSpec) throws -> RawRunResult
     private let runTorture: @Sendable (TortureConfig) throws -> TortureResult
 
@@ -156,6 +161,7 @@ public struct LockEntry: @unchecked Sendable {
         type = first.type
         descriptor = first.descriptor
         readSharing = first.readSharing
+        onlyWorkload = first.onlyWorkload
         runWorkload = { config, workload in try variants[config.spec.options.int(option)].runWorkload(config, workload) }
         runTorture = { config in try variants[config.spec.options.int(option)].runTorture(config) }
     }
@@ -184,8 +190,32 @@ public struct LockEntry: @unchecked Sendable {
         }
     }
 
-    /// Whether this entry is an RCU flavour (it runs only on workloads with an RCU twin).
-    public var isRCU: Bool { descriptor.family == .rcu }
+    /// liburcu's cds_lfht over one of liburcu's flavours (`flavour=`, the order of
+    /// `URCULFHTExecutor.flavourChoices`): a structure of its own, run on hashtable only.
+    public static func urcuLFHT() -> LockEntry {
+        LockEntry(variants: [LockEntry(lfht: URCUMemb.self), LockEntry(lfht: URCUQSBR.self),
+                             LockEntry(lfht: URCUMB.self), LockEntry(lfht: URCUBP.self)],
+                  option: "flavour")
+    }
+
+    init<F: LiburcuFlavor>(lfht flavor: F.Type) {
+        type = nil
+        descriptor = URCULFHTExecutor<F>.descriptor
+        readSharing = .optimistic
+        onlyWorkload = .hashtable
+        runWorkload = { config, workload in
+            let environment = WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed)
+            return try Harness.measure(executor: URCULFHTExecutor<F>.self, workload: try workload.lfhtWorkload(F.self, environment: environment),
+                                       config: config)
+        }
+        runTorture = { _ in
+            throw LabError.impossible("\(URCULFHTExecutor<F>.name) is a hash table, not a lock: `locklab validate --lock \(URCULFHTExecutor<F>.name) --workload hashtable` checks it")
+        }
+    }
+
+    /// Whether this entry is an RCU flavour (it runs only on workloads with an RCU twin);
+    /// urcu-lfht, a structure of its own, is not one.
+    public var isRCU: Bool { descriptor.family == .rcu && onlyWorkload == nil }
 
     /// Runs `workload` with this executor.
     /// Throws `LabError.impossible` for a pairing that cannot run (`WorkloadSpec.pairingRefusal`).

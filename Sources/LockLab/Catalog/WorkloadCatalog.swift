@@ -166,6 +166,9 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
     /// when it can, and always when the workload issues no reads (every operation then takes the
     /// executor's exclusive side).
     public func pairingRefusal(_ lock: LockSpec) -> String? {
+        if let only = lock.entry.onlyWorkload {
+            return only == kind ? nil : "\(lock.label) is a \(only.rawValue) of its own (liburcu's structure, not an executor): it runs only the \(only.rawValue) workload, not \(label)"
+        }
         if lock.entry.isRCU, !kind.hasRCUTwin {
             return "\(lock.label) is RCU: its reads traverse versions its writers publish, which only a structure built for RCU offers (\(WorkloadKind.allCases.filter(\.hasRCUTwin).map(\.rawValue).joined(separator: ", "))); \(label) has no RCU twin"
         }

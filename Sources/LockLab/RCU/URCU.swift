@@ -133,3 +133,62 @@ public struct URCUBP: RCUFlavor {
 
     public func deallocate() {}
 }
+
+// MARK: call_rcu and the cds_lfht tie (the urcu-lfht entry, RCU/URCULFHT.swift)
+
+/// One of liburcu's flavours with what its reference structures need beyond `RCUFlavor`:
+/// `call_rcu`, `rcu_barrier`, and the flavour structure a cds_lfht is tied to.
+public protocol LiburcuFlavor: RCUFlavor {
+    /// The `flavour=` choice's name (`memb`, `qsbr`, `mb`, `bp`).
+    static var shortName: String { get }
+    /// liburcu's `rcu_flavor_struct` for this flavour (cds_lfht_new_flavor).
+    static var flavorStruct: UnsafePointer<rcu_flavor_struct> { get }
+    /// call_rcu: `callback(head)` runs on the flavour's call_rcu thread after a grace period that
+    /// began after this call. From a registered (qsbr: online) thread; allowed in a read-side section.
+    static func callRCU(_ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>?) -> Void)
+    /// rcu_barrier: returns once every callback queued before it has run. Outside any read-side
+    /// section, from a registered thread.
+    static func barrier()
+}
+
+extension URCUMemb: LiburcuFlavor {
+    public static let shortName = "memb"
+    public static var flavorStruct: UnsafePointer<rcu_flavor_struct> { curcu_memb_flavor() }
+    public static func callRCU(_ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>?) -> Void) {
+        curcu_memb_call_rcu(head, callback)
+    }
+    public static func barrier() { curcu_memb_barrier() }
+}
+
+extension URCUQSBR: LiburcuFlavor {
+    public static let shortName = "qsbr"
+    public static var flavorStruct: UnsafePointer<rcu_flavor_struct> { curcu_qsbr_flavor() }
+    public static func callRCU(_ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>?) -> Void) {
+        curcu_qsbr_call_rcu(head, callback)
+    }
+    /// An online caller goes offline for the wait (the callbacks' grace periods wait for every
+    /// online thread, the caller included) and back online after.
+    public static func barrier() {
+        curcu_qsbr_thread_offline()
+        curcu_qsbr_barrier()
+        curcu_qsbr_thread_online()
+    }
+}
+
+extension URCUMB: LiburcuFlavor {
+    public static let shortName = "mb"
+    public static var flavorStruct: UnsafePointer<rcu_flavor_struct> { curcu_mb_flavor() }
+    public static func callRCU(_ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>?) -> Void) {
+        curcu_mb_call_rcu(head, callback)
+    }
+    public static func barrier() { curcu_mb_barrier() }
+}
+
+extension URCUBP: LiburcuFlavor {
+    public static let shortName = "bp"
+    public static var flavorStruct: UnsafePointer<rcu_flavor_struct> { curcu_bp_flavor() }
+    public static func callRCU(_ head: UnsafeMutablePointer<rcu_head>, _ callback: @convention(c) (UnsafeMutablePointer<rcu_head>?) -> Void) {
+        curcu_bp_call_rcu(head, callback)
+    }
+    public static func barrier() { curcu_bp_barrier() }
+}

@@ -29,9 +29,15 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     /// Simultaneous multithreading as the kernel reports it and as it touches the CPUs this process
     /// was allowed (nil in manifests written before it).
     public var smt: SMTFacts?
+    /// Whether the kernel lets this process register for private expedited membarrier(2)
+    /// (MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED succeeded): where it did not, rcu-memb's readers
+    /// fence instead (MembRCU.swift) and liburcu's urcu-memb and urcu-bp fall back the same way.
+    /// Nil in manifests written before it.
+    public var membarrierPrivateExpedited: Bool? = nil
 
     enum CodingKeys: String, CodingKey {
         case host, kernel, clock, smt
+        case membarrierPrivateExpedited = "membarrier_private_expedited"
         case memoryPolicy = "mem_policy"
         case cpuModel = "cpu_model"
         case onlineCPUs = "online_cpus"
@@ -67,7 +73,7 @@ public struct MachineInfo: Codable, Sendable, Equatable {
             clock: ClockFacts.current, memoryPolicy: LabMemory.policyProbe,
             topologyFingerprint: fingerprint,
             machineID: machineID(cpuModel: model, topologyFingerprint: fingerprint, kernel: kernel),
-            smt: SMTFacts.current())
+            smt: SMTFacts.current(), membarrierPrivateExpedited: MembRCU.membarrierAvailable)
     }()
 
     /// The machine id of a CPU model, topology fingerprint and kernel release.
