@@ -100,13 +100,15 @@ struct RCUTests {
     @Test("an RCU flavour is refused, in one line, on a workload without an RCU twin")
     func testRefusedWithoutTwin() throws {
         let spec = try LockSpec(parsing: "rcu-qsbr")
-        for text in ["hashtable:read-ratio=90", "counter", "micro"] {
+        for text in ["queue", "counter", "micro", "pqueue"] {
             let workload = try WorkloadSpec(parsing: text)
             let refusal = try #require(workload.pairingRefusal(spec))
             #expect(refusal.contains("no RCU twin") && !refusal.contains("\n"))
             #expect(throws: LabError.self) { try spec.entry.run(try logged("rcu-qsbr", threads: 1, perThread: 10), workload) }
         }
-        #expect(try WorkloadSpec(parsing: "snapshot").pairingRefusal(spec) == nil)
+        for text in ["snapshot", "hashtable:read-ratio=90", "list:read-ratio=50"] {
+            #expect(try WorkloadSpec(parsing: text).pairingRefusal(spec) == nil)
+        }
     }
 
     @Test("a pool too large for memory is refused in one line")

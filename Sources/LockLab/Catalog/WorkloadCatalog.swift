@@ -52,7 +52,18 @@ public enum WorkloadKind: String, Sendable, CaseIterable {
 
     /// Whether the workload has an RCU twin (Workloads/RCU*.swift), the only structures an RCU
     /// executor runs on.
-    public var hasRCUTwin: Bool { self == .snapshot }
+    public var hasRCUTwin: Bool { rcuStructureType != nil }
+
+    /// The structure of the RCU twin, nil for a workload without one: what an RCU executor's
+    /// reads run on instead of `structureType`.
+    public var rcuStructureType: (any SequentialStructure.Type)? {
+        switch self {
+        case .snapshot: return RCUSnapshotObject.self
+        case .hashtable: return RCUChainedHashTable.self
+        case .list: return RCUSortedLinkedList.self
+        case .micro, .counter, .queue, .stack, .pqueue: return nil
+        }
+    }
 
     /// The options it takes (every workload takes ncs-ns and ncs-random).
     public var options: [LockOptionSpec] {
@@ -173,7 +184,8 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
             return "\(lock.label) is RCU: its reads traverse versions its writers publish, which only a structure built for RCU offers (\(WorkloadKind.allCases.filter(\.hasRCUTwin).map(\.rawValue).joined(separator: ", "))); \(label) has no RCU twin"
         }
         guard issuesReads else { return nil }
-        return ReadSharing.pairingRefusal(lock.entry.readSharing, lock: lock.label, workload: label, structure: kind.structureType)
+        let structure = lock.entry.isRCU ? kind.rcuStructureType! : kind.structureType
+        return ReadSharing.pairingRefusal(lock.entry.readSharing, lock: lock.label, workload: label, structure: structure)
     }
 
     /// The option's value, nil when the workload does not take it.
@@ -243,7 +255,13 @@ public struct WorkloadSpec: Sendable, Hashable, CustomStringConvertible {
         case .snapshot:
             return try binder.run(RCUSnapshotWorkload<B.Flavor>(environment, lines: o.int("lines"), readPercent: o.int("read-ratio"),
                                                                 outside: outside, options: rcuOptions))
-        case .micro, .counter, .queue, .stack, .hashtable, .list, .pqueue:
+        case .hashtable:
+            return try binder.run(RCUHashTableWorkload<B.Flavor>(environment, keys: o.int("keys"), readPercent: o.int("read-ratio"),
+                                                                 outside: outside, options: rcuOptions))
+        case .list:
+            return try binder.run(RCUListWorkload<B.Flavor>(environment, keys: o.int("keys"), readPercent: o.int("read-ratio"),
+                                                            outside: outside, options: rcuOptions))
+        case .micro, .counter, .queue, .stack, .pqueue:
             throw LabError.impossible("\(name) has no RCU twin")
         }
     }

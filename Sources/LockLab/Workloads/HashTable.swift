@@ -85,8 +85,7 @@ public struct HashTableWorkload: Workload {
     /// `keys` in 1...2^24, `readPercent` in 0...100 (checked by the catalog).
     public init(_ environment: WorkloadEnvironment, keys: Int, readPercent: Int, outside: OutsideWork) {
         memory = environment.memory
-        var buckets = 1
-        while buckets * 4 < keys { buckets <<= 1 }
+        let buckets = Self.bucketCount(keys: keys)
         bucketCount = buckets
         let block = NodeBlock(memory: memory, capacity: keys, extraBytes: buckets * 8, freeWord: 1)
         block.header[2] = UInt64(buckets - 1)
@@ -102,12 +101,27 @@ public struct HashTableWorkload: Workload {
 
     @inline(__always)
     public func nextOperation(_ state: inout ThreadState) -> Operation {
+        Self.operation(&state, keys: keys, readPercent: readPercent)
+    }
+
+    /// The operation stream, shared with the RCU twin (RCUHashTable.swift) so that both draw the
+    /// same operations from the same seed: a key below `keys`, a get with `readPercent` percent
+    /// chance, else a put (a value below 2^48) or a delete, evenly.
+    @inline(__always)
+    static func operation(_ state: inout DataThreadState, keys: UInt64, readPercent: UInt64) -> Operation {
         let key = state.key(below: keys)
         if state.chance(percent: readPercent) { return Operation(code: ChainedHashTable.get, arg0: key) }
         if state.random.next() & 1 == 0 {
             return Operation(code: ChainedHashTable.put, arg0: key, arg1: state.random.next() >> 16)
         }
         return Operation(code: ChainedHashTable.delete, arg0: key)
+    }
+
+    /// Buckets for `keys` keys: the power of two at least keys/4 (chains of about four when full).
+    static func bucketCount(keys: Int) -> Int {
+        var buckets = 1
+        while buckets * 4 < keys { buckets <<= 1 }
+        return buckets
     }
 
     @inline(__always)

@@ -22,6 +22,14 @@ public protocol RCUWorkload: Workload {
     var domain: RCUDomain<Flavor> { get }
 }
 
+/// Per-thread state of the RCU twins of the data-structure workloads (hashtable, list): the
+/// locked twin's streams (the same operations from the same seed) and the thread's count of
+/// poisoned reads, on a line of its own (counting writes nothing shared).
+public struct RCUDataThreadState {
+    @usableFromInline var data: DataThreadState
+    @usableFromInline let poisoned: UnsafeMutablePointer<UInt64>
+}
+
 @frozen
 public struct RCUSnapshotObject: SequentialStructure {
     /// The published pointer (a node's address), in the harness record's line after its words.

@@ -88,6 +88,13 @@ public struct ListWorkload: Workload {
 
     @inline(__always)
     public func nextOperation(_ state: inout ThreadState) -> Operation {
+        Self.operation(&state, keys: keys, readPercent: readPercent)
+    }
+
+    /// The operation stream, shared with the RCU twin (RCUSortedList.swift): a key below `keys`,
+    /// a contains with `readPercent` percent chance, else an insert or a delete, evenly.
+    @inline(__always)
+    static func operation(_ state: inout DataThreadState, keys: UInt64, readPercent: UInt64) -> Operation {
         let key = state.key(below: keys)
         if state.chance(percent: readPercent) { return Operation(code: SortedLinkedList.contains, arg0: key) }
         return Operation(code: state.random.next() & 1 == 0 ? SortedLinkedList.insert : SortedLinkedList.delete, arg0: key)
