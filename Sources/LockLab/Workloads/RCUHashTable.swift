@@ -111,63 +111,49 @@ public struct RCUHashTableWorkload<Flavor: RCUFlavor>: RCUWorkload {
     public static var name: String { HashTableWorkload.name }
     public let structure: RCUChainedHashTable
     public let record: UnsafeMutablePointer<HarnessRecord>
-    public let domain: RCUDomain<Flavor>
-    @usableFromInline let outside: OutsideWork
-    @usableFromInline let keys: UInt64
-    @usableFromInline let readPercent: UInt64
+    /// The domain, the per-thread poison lines, the outside work and the generator's parameters.
+    @usableFromInline let parts: RCUKeyedTwinParts<Flavor>
+    public var domain: RCUDomain<Flavor> { parts.domain }
     /// The header line and the bucket lines.
     let raw: UnsafeMutableRawPointer
     let bytes: Int
     let bucketCount: Int
-    /// One line per thread: its poisoned reads.
-    let poisonedLines: ReaderLines
-    let threads: Int
-    let memory: LabMemory
 
     /// `keys` in 1...2^24, `readPercent` in 0...100 (checked by the catalog); `options` are the RCU
     /// executor's (flavour, `batch`). Throws `LabError.impossible` when the pool would not fit.
     public init(_ environment: WorkloadEnvironment, keys: Int, readPercent: Int, outside: OutsideWork,
                 options: LockOptions) throws {
-        memory = environment.memory
-        threads = environment.threads
         bucketCount = HashTableWorkload.bucketCount(keys: keys)
-        domain = try RCUDomain<Flavor>(threads: threads, memory: memory, options: options,
-                                       nodeBytes: RCUChainedHashTable.nodeBytes, live: keys, perUpdate: 1)
+        parts = try RCUKeyedTwinParts<Flavor>(environment, keys: keys, readPercent: readPercent, outside: outside,
+                                              options: options, nodeBytes: RCUChainedHashTable.nodeBytes)
+        let memory = environment.memory, domain = parts.domain
         bytes = 64 + (bucketCount * 8 + 63) / 64 * 64
         raw = memory.allocate(bytes: bytes)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         record = raw.bindMemory(to: HarnessRecord.self, capacity: 1)
-        poisonedLines = ReaderLines(count: threads, memory: memory)
         structure = RCUChainedHashTable(buckets: (raw + 64).bindMemory(to: UInt64.self, capacity: bucketCount),
                                         mask: UInt64(bucketCount - 1),
                                         count: (raw + HarnessRecord.bytes).bindMemory(to: UInt64.self, capacity: 1),
                                         reclaimer: domain.reclaimer, maxSteps: domain.reclaimer.capacity)
-        self.keys = UInt64(keys)
-        self.readPercent = UInt64(readPercent)
-        self.outside = outside
     }
 
-    public func makeThreadState(for thread: ThreadSlot, seed: UInt64) -> ThreadState {
-        RCUDataThreadState(data: DataThreadState(thread: thread, seed: seed), poisoned: poisonedLines.word(thread.index % threads))
-    }
+    public func makeThreadState(for thread: ThreadSlot, seed: UInt64) -> ThreadState { parts.makeThreadState(for: thread, seed: seed) }
 
     @inline(__always)
     public func nextOperation(_ state: inout ThreadState) -> Operation {
-        HashTableWorkload.operation(&state.data, keys: keys, readPercent: readPercent)
+        HashTableWorkload.operation(&state.data, keys: parts.keys, readPercent: parts.readPercent)
     }
 
     @inline(__always)
-    public func completed(_ op: Operation, result: UInt64, _ state: inout ThreadState) {
-        if result == rcuPoisonedResult { state.poisoned.pointee &+= 1 }
-    }
+    public func completed(_ op: Operation, result: UInt64, _ state: inout ThreadState) { parts.completed(result, &state) }
 
     @inline(__always)
-    public func outsideCriticalSection(_ state: inout ThreadState) { outside.run(&state.data.outsideRandom) }
+    public func outsideCriticalSection(_ state: inout ThreadState) { parts.outside.run(&state.data.outsideRandom) }
 
     public func makeModel() -> Model { Model() }
 
     /// Poisoned reads, all threads.
-    public var poisonedReads: UInt64 { (0..<threads).reduce(0) { $0 &+ poisonedLines.word($1).pointee } }
+    public var poisonedReads: UInt64 { parts.poisonedReads }
 
     /// The chain of bucket `b` (key, value pairs), or why it is broken.
     func chain(_ b: Int) -> Result<[(UInt64, UInt64)], ChainFailure> {
@@ -176,10 +162,7 @@ public struct RCUHashTableWorkload<Flavor: RCUFlavor>: RCUWorkload {
     }
 
     public func invariantFailure(applied: UInt64) -> String? {
-        let bad = poisonedReads
-        if bad > 0 {
-            return "\(bad) reads met a poisoned node: a node was freed while a reader held it (a grace period ended too soon)"
-        }
+        if let failure = parts.poisonFailure { return failure }
         var seen = Set<UInt64>()
         var total = 0
         for b in 0..<bucketCount {
@@ -204,14 +187,12 @@ public struct RCUHashTableWorkload<Flavor: RCUFlavor>: RCUWorkload {
     }
 
     public func sharedMemory() -> [UnsafeRawBufferPointer] {
-        [UnsafeRawBufferPointer(start: raw, count: bytes),
-         UnsafeRawBufferPointer(start: domain.reclaimer.pool, count: domain.reclaimer.nodeBytes * domain.reclaimer.capacity)]
+        [UnsafeRawBufferPointer(start: raw, count: bytes), parts.pool]
     }
 
     public func deallocate() {
-        domain.deallocate()
-        poisonedLines.deallocate(memory)
-        memory.deallocate(raw, bytes: bytes)
+        parts.memory.deallocate(raw, bytes: bytes)
+        parts.deallocate()
     }
 }
 
@@ -242,4 +223,60 @@ func rcuChain(from head: UInt64, reclaimer: RCUReclaimer, words: [Int], next: In
         p = node[next]
     }
     return .success(out)
+}
+
+/// What the hashtable and list RCU twins share: the flavour's domain (sized for `keys` live nodes,
+/// one per update), one line per thread for its poisoned reads, the outside work and the
+/// generator's parameters.
+@usableFromInline
+struct RCUKeyedTwinParts<Flavor: RCUFlavor> {
+    let domain: RCUDomain<Flavor>
+    @usableFromInline let outside: OutsideWork
+    @usableFromInline let keys: UInt64
+    @usableFromInline let readPercent: UInt64
+    let poisonedLines: ReaderLines
+    let threads: Int
+    let memory: LabMemory
+
+    /// Throws `LabError.impossible` when the pool would not fit.
+    init(_ environment: WorkloadEnvironment, keys: Int, readPercent: Int, outside: OutsideWork,
+         options: LockOptions, nodeBytes: Int) throws {
+        memory = environment.memory
+        threads = environment.threads
+        domain = try RCUDomain<Flavor>(threads: threads, memory: memory, options: options,
+                                       nodeBytes: nodeBytes, live: keys, perUpdate: 1)
+        poisonedLines = ReaderLines(count: threads, memory: memory)
+        self.keys = UInt64(keys)
+        self.readPercent = UInt64(readPercent)
+        self.outside = outside
+    }
+
+    func makeThreadState(for thread: ThreadSlot, seed: UInt64) -> RCUDataThreadState {
+        RCUDataThreadState(data: DataThreadState(thread: thread, seed: seed), poisoned: poisonedLines.word(thread.index % threads))
+    }
+
+    /// A poisoned read counts on the thread's own line.
+    @inline(__always) @usableFromInline
+    func completed(_ result: UInt64, _ state: inout RCUDataThreadState) {
+        if result == rcuPoisonedResult { state.poisoned.pointee &+= 1 }
+    }
+
+    /// Poisoned reads, all threads.
+    var poisonedReads: UInt64 { (0..<threads).reduce(0) { $0 &+ poisonedLines.word($1).pointee } }
+
+    /// The run's failure if any read met a poisoned node.
+    var poisonFailure: String? {
+        let bad = poisonedReads
+        return bad > 0 ? "\(bad) reads met a poisoned node: a node was freed while a reader held it (a grace period ended too soon)" : nil
+    }
+
+    /// The reclaimer's pool, for `sharedMemory`.
+    var pool: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: domain.reclaimer.pool, count: domain.reclaimer.nodeBytes * domain.reclaimer.capacity)
+    }
+
+    func deallocate() {
+        domain.deallocate()
+        poisonedLines.deallocate(memory)
+    }
 }

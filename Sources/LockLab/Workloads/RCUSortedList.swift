@@ -100,58 +100,44 @@ public struct RCUListWorkload<Flavor: RCUFlavor>: RCUWorkload {
     public static var name: String { ListWorkload.name }
     public let structure: RCUSortedLinkedList
     public let record: UnsafeMutablePointer<HarnessRecord>
-    public let domain: RCUDomain<Flavor>
-    @usableFromInline let outside: OutsideWork
-    @usableFromInline let keys: UInt64
-    @usableFromInline let readPercent: UInt64
+    /// The domain, the per-thread poison lines, the outside work and the generator's parameters.
+    @usableFromInline let parts: RCUKeyedTwinParts<Flavor>
+    public var domain: RCUDomain<Flavor> { parts.domain }
     /// The header line.
     let raw: UnsafeMutableRawPointer
-    /// One line per thread: its poisoned reads.
-    let poisonedLines: ReaderLines
-    let threads: Int
-    let memory: LabMemory
 
     /// `keys` in 1...2^20, `readPercent` in 0...100 (checked by the catalog); `options` are the RCU
     /// executor's (flavour, `batch`). Throws `LabError.impossible` when the pool would not fit.
     public init(_ environment: WorkloadEnvironment, keys: Int, readPercent: Int, outside: OutsideWork,
                 options: LockOptions) throws {
-        memory = environment.memory
-        threads = environment.threads
-        domain = try RCUDomain<Flavor>(threads: threads, memory: memory, options: options,
-                                       nodeBytes: RCUSortedLinkedList.nodeBytes, live: keys, perUpdate: 1)
+        parts = try RCUKeyedTwinParts<Flavor>(environment, keys: keys, readPercent: readPercent, outside: outside,
+                                              options: options, nodeBytes: RCUSortedLinkedList.nodeBytes)
+        let memory = environment.memory, domain = parts.domain
         raw = memory.allocate(bytes: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: 64)
         record = raw.bindMemory(to: HarnessRecord.self, capacity: 1)
         let header = (raw + HarnessRecord.bytes).bindMemory(to: UInt64.self, capacity: 2)
-        poisonedLines = ReaderLines(count: threads, memory: memory)
         structure = RCUSortedLinkedList(head: header, count: header + 1, reclaimer: domain.reclaimer,
                                         maxSteps: domain.reclaimer.capacity)
-        self.keys = UInt64(keys)
-        self.readPercent = UInt64(readPercent)
-        self.outside = outside
     }
 
-    public func makeThreadState(for thread: ThreadSlot, seed: UInt64) -> ThreadState {
-        RCUDataThreadState(data: DataThreadState(thread: thread, seed: seed), poisoned: poisonedLines.word(thread.index % threads))
-    }
+    public func makeThreadState(for thread: ThreadSlot, seed: UInt64) -> ThreadState { parts.makeThreadState(for: thread, seed: seed) }
 
     @inline(__always)
     public func nextOperation(_ state: inout ThreadState) -> Operation {
-        ListWorkload.operation(&state.data, keys: keys, readPercent: readPercent)
+        ListWorkload.operation(&state.data, keys: parts.keys, readPercent: parts.readPercent)
     }
 
     @inline(__always)
-    public func completed(_ op: Operation, result: UInt64, _ state: inout ThreadState) {
-        if result == rcuPoisonedResult { state.poisoned.pointee &+= 1 }
-    }
+    public func completed(_ op: Operation, result: UInt64, _ state: inout ThreadState) { parts.completed(result, &state) }
 
     @inline(__always)
-    public func outsideCriticalSection(_ state: inout ThreadState) { outside.run(&state.data.outsideRandom) }
+    public func outsideCriticalSection(_ state: inout ThreadState) { parts.outside.run(&state.data.outsideRandom) }
 
     public func makeModel() -> Model { Model() }
 
     /// Poisoned reads, all threads.
-    public var poisonedReads: UInt64 { (0..<threads).reduce(0) { $0 &+ poisonedLines.word($1).pointee } }
+    public var poisonedReads: UInt64 { parts.poisonedReads }
 
     func keysInList() -> Result<[UInt64], ChainFailure> {
         rcuChain(from: structure.head.pointee, reclaimer: domain.reclaimer, words: [RCUSortedLinkedList.keyWord],
@@ -159,10 +145,7 @@ public struct RCUListWorkload<Flavor: RCUFlavor>: RCUWorkload {
     }
 
     public func invariantFailure(applied: UInt64) -> String? {
-        let bad = poisonedReads
-        if bad > 0 {
-            return "\(bad) reads met a poisoned node: a node was freed while a reader held it (a grace period ended too soon)"
-        }
+        if let failure = parts.poisonFailure { return failure }
         let keys: [UInt64]
         switch keysInList() {
         case .failure(let f): return "the list: \(f.text)"
@@ -176,13 +159,11 @@ public struct RCUListWorkload<Flavor: RCUFlavor>: RCUWorkload {
     public func contents() -> [UInt64] { (try? keysInList().get()) ?? [] }
 
     public func sharedMemory() -> [UnsafeRawBufferPointer] {
-        [UnsafeRawBufferPointer(start: raw, count: 64),
-         UnsafeRawBufferPointer(start: domain.reclaimer.pool, count: domain.reclaimer.nodeBytes * domain.reclaimer.capacity)]
+        [UnsafeRawBufferPointer(start: raw, count: 64), parts.pool]
     }
 
     public func deallocate() {
-        domain.deallocate()
-        poisonedLines.deallocate(memory)
-        memory.deallocate(raw, bytes: 64)
+        parts.memory.deallocate(raw, bytes: 64)
+        parts.deallocate()
     }
 }
