@@ -33,7 +33,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import (EngFormatter, FixedLocator,  # noqa: E402
                                FuncFormatter, MaxNLocator, NullLocator)
 
-from .fits import usl  # noqa: E402
+from .fits import as_written, usl  # noqa: E402
 from .styles import (BASELINE_GREYS, BASELINES, family_panels,  # noqa: E402
                      lock_style)
 
@@ -248,8 +248,8 @@ def _panel(ax, labels, greys, data, metric, fits, ci, log, fit_tmax,
         if r is not None and all(math.isfinite(r[k]) for k in (
                 "usl_lambda_ops_per_sec", "usl_sigma", "usl_kappa")):
             nn = np.linspace(1.0, float(fit_tmax), 100)
-            ax.plot(nn, usl(nn, r["usl_lambda_ops_per_sec"], r["usl_sigma"],
-                            r["usl_kappa"]),
+            ax.plot(nn, usl(nn, *(as_written(r[k]) for k in (
+                        "usl_lambda_ops_per_sec", "usl_sigma", "usl_kappa"))),
                     color=st.color, linestyle=(0, (1, 1.5)), linewidth=0.9,
                     alpha=0.9, zorder=2)
             fit_drawn = True

@@ -254,6 +254,14 @@ def fmt(value) -> str:
     return "%.6g" % v
 
 
+def as_written(value: float) -> float:
+    """`value` as fits.csv holds it (%.6g read back). Figures draw curves
+    from these, not from the optimiser's last bits, which differ between
+    CPUs (OpenBLAS picks its kernels per CPU), so a committed figure
+    regenerates byte-identically on another machine."""
+    return float(fmt(value))
+
+
 def write_fits_csv(rows, runs, path: str) -> None:
     """fits.csv: one row per series; `figures` is the slug in the names of
     the figures that draw it."""
@@ -274,5 +282,5 @@ def fit_lookup(rows) -> dict:
     return {(r["context"], r["lock"]): r for r in rows}
 
 
-__all__ = ["amdahl", "usl", "usl_peak", "fit_points", "fit_all",
+__all__ = ["amdahl", "usl", "usl_peak", "fit_points", "fit_all", "as_written",
            "write_fits_csv", "fit_lookup", "FIT_COLUMNS", "VALUE_COLUMNS"]

@@ -46,6 +46,7 @@ FAMILIES = {
     "bravo": "reader-writer",
     "rcu-qsbr": "rcu", "rcu-ebr": "rcu", "rcu-memb": "rcu",
     "urcu-memb": "rcu", "urcu-qsbr": "rcu", "urcu-mb": "rcu", "urcu-bp": "rcu",
+    "urcu-lfht": "rcu",
     "flat-combining": "delegation", "cc-synch": "delegation",
     "h-synch": "delegation", "rcl": "delegation", "ffwd": "delegation",
 }
@@ -92,6 +93,7 @@ COLOURS = {
     # RCU: the lab's flavours in dark hues, liburcu's in light ones.
     "rcu-qsbr": "#d62728", "rcu-ebr": "#2ca02c", "rcu-memb": "#1f77b4",
     "urcu-qsbr": "#ff9896", "urcu-memb": "#aec7e8", "urcu-mb": "#9467bd", "urcu-bp": "#8c564b",
+    "urcu-lfht": "#b15928",
 }
 MARKERS = {
     "tas": "o", "ticket": "s", "mcs": "^", "clh": "D", "ttas": "v",
@@ -106,7 +108,7 @@ MARKERS = {
     "rwlock": "o", "seqlock": "s", "pthread-rwlock": "D", "pf-ticket": "^",
     "qrwlock": "v", "brlock": "P", "c-rw-wp": "X", "bravo": "h",
     "rcu-qsbr": "o", "rcu-ebr": "s", "rcu-memb": "^", "urcu-qsbr": "D",
-    "urcu-memb": "v", "urcu-mb": "P", "urcu-bp": "X",
+    "urcu-memb": "v", "urcu-mb": "P", "urcu-bp": "X", "urcu-lfht": "h",
 }
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
