@@ -84,6 +84,8 @@ public enum LockRegistry {
         LockEntry(executor: HSynchExecutor.self),
         LockEntry(executor: FFWDExecutor.self),
         LockEntry(executor: RCLExecutor.self),
+        // Node replication (a replica of the structure per node, one shared log)
+        LockEntry(executor: NodeReplicationExecutor.self),
     ]
 
     public static var names: [String] { all.map { $0.descriptor.name } }
@@ -145,8 +147,8 @@ public struct LockEntry: @unchecked Sendable {
         descriptor = E.descriptor
         readSharing = E.readSharing
         runWorkload = { config, workload in
-            try workload.bind(MeasureBinder<E>(config: config),
-                              environment: WorkloadEnvironment(threads: config.threads.count, memory: config.memory, seed: config.seed))
+            try workload.bind(MeasureBinder<E>(config: config, workload: workload),
+                              environment: WorkloadEnvironment(threads: config.threads.count, memory: config.replicaMemory(0), seed: config.seed))
         }
         runTorture = { config in try Torture.run(executor: E.self, config: config) }
     }
@@ -235,11 +237,37 @@ public struct LockEntry: @unchecked Sendable {
     }
 }
 
-/// Runs `Harness.measure` for executor `E` with whichever workload the spec builds.
+/// Runs `Harness.measure` for executor `E` with whichever workload the spec builds; for a
+/// replicated executor (node replication), with the workload built again for each further
+/// replica, on its node's memory (same seed: the same initial state).
 struct MeasureBinder<E: Executor>: WorkloadBinder {
     let config: RunConfig
-    func run<W: Workload>(_ workload: W) throws -> RawRunResult {
-        try Harness.measure(executor: E.self, workload: workload, config: config)
+    var workload: WorkloadSpec? = nil
+    func run<W: Workload>(_ first: W) throws -> RawRunResult {
+        let count = E.replicas(nodeCount: config.nodeCount)
+        guard count > 1, let spec = workload else {
+            return try Harness.measure(executor: E.self, workload: first, config: config)
+        }
+        var replicas: [W] = []
+        do {
+            for r in 1..<count {
+                replicas.append(try spec.bind(SameWorkload<W>(), environment: WorkloadEnvironment(
+                    threads: config.threads.count, memory: config.replicaMemory(r), seed: config.seed)))
+            }
+        } catch {
+            first.deallocate()
+            for w in replicas { w.deallocate() }
+            throw error
+        }
+        return try Harness.measure(executor: E.self, workload: first, config: config, replicas: replicas)
+    }
+}
+
+/// Hands back the workload a spec builds as the type `W` the same spec built before.
+struct SameWorkload<W: Workload>: WorkloadBinder {
+    func run<X: Workload>(_ workload: X) throws -> W {
+        guard let w = workload as? W else { throw LabError.impossible("a workload spec built two types (\(W.self), \(X.self))") }
+        return w
     }
 }
 

@@ -70,6 +70,28 @@ public struct ExecutorEnvironment: Sendable {
 public protocol OperationTarget {
     /// Applies `op`; the caller guarantees no other `apply` on the same structure overlaps.
     func apply(_ op: Operation) -> UInt64
+
+    /// The same thread's target on replica `replica` of the structure, `0..<E.replicas(nodeCount:)`:
+    /// what node replication applies its log through, one replica per node. A target over one
+    /// structure (every executor's but a replicated one's) is its own replica 0.
+    func replica(_ replica: Int) -> Self
+
+    /// What an update goes through when this target is a read's: a replicated executor's read
+    /// path replays the log into a lagging replica before it reads (node replication's readers
+    /// take the combiner role, nr/replica.rs `execute`), and that replay is made of updates. An
+    /// update's target is its own.
+    associatedtype Updates: OperationTarget = Self
+    var updates: Updates { get }
+}
+
+extension OperationTarget {
+    @inline(__always)
+    public func replica(_ replica: Int) -> Self { self }
+}
+
+extension OperationTarget where Updates == Self {
+    @inline(__always)
+    public var updates: Self { self }
 }
 
 /// How an executor treats the operations a workload marks read-only (see the contract above).
@@ -142,8 +164,43 @@ public protocol Executor {
     /// by the harness after every thread has left.
     func reclamation() -> ReclamationSummary?
 
+    /// Replicas of the structure the executor applies operations to on a run of `nodeCount` nodes:
+    /// 1 for every executor but a replicated one (node replication: one per node). The harness
+    /// builds the workload that many times (same seed, so the same initial state), each on its
+    /// node's memory, and checks every replica (its counter, its log, its final contents) after
+    /// the run; `OperationTarget.replica(_:)` reaches replica r.
+    static func replicas(nodeCount: Int) -> Int
+
+    /// The replicated executor's log and replicas (node replication), read by the harness at the
+    /// start and the end of the measured phase; nil for the others.
+    func replicationCounts() -> ReplicationCounts?
+
+    /// After every thread has left, before the harness checks the structure: bring every replica
+    /// up to date through `target` (replica r through `target.replica(r)`), as the crate's
+    /// `Replica::verify` replays the log before it looks. A replica whose node's threads stopped
+    /// early is legitimately behind until then. Nothing to do for an executor of one structure.
+    func catchUp<T: OperationTarget>(through target: T)
+
     /// Frees the executor's memory once every thread has left.
     func deallocate()
+}
+
+/// What a replicated executor reports about its log (node replication).
+public struct ReplicationCounts: Sendable, Equatable {
+    /// Log entries appended so far (the log's tail: every update is one entry).
+    public var appended: UInt64
+    /// The most entries a replica was behind the log's tail when it began a replay, whole run.
+    public var maxLag: UInt64
+    /// Bytes of the shared log (entries and tails), and of the executor's per-replica state
+    /// (combiner and reader-writer lock words, thread slots, batch buffers).
+    public var logBytes: Int
+    public var executorBytes: Int
+    public init(appended: UInt64, maxLag: UInt64, logBytes: Int, executorBytes: Int) {
+        self.appended = appended
+        self.maxLag = maxLag
+        self.logBytes = logBytes
+        self.executorBytes = executorBytes
+    }
 }
 
 extension Executor {
@@ -162,6 +219,13 @@ extension Executor {
     public func measurementStarts(_ context: inout Context) {}
 
     public func reclamation() -> ReclamationSummary? { nil }
+
+    @inline(__always)
+    public static func replicas(nodeCount: Int) -> Int { 1 }
+
+    public func replicationCounts() -> ReplicationCounts? { nil }
+
+    public func catchUp<T: OperationTarget>(through target: T) {}
 
     public func tryExecute<T: OperationTarget>(_ op: Operation, on target: T, _ context: inout Context) -> UInt64? {
         fatalError("\(Self.descriptor.name) does not offer tryExecute")

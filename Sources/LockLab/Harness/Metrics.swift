@@ -37,6 +37,31 @@ public struct RawRunResult {
     public var helperSystemNanoseconds: UInt64 = 0
     /// Grace periods and reclamation (RCU executors); nil otherwise.
     public var reclamation: ReclamationSummary? = nil
+    /// The log and the replicas (node replication); nil otherwise.
+    public var replication: ReplicationSummary? = nil
+}
+
+/// What a replicated executor's run cost and did (node replication): runs.csv's
+/// `log_appends_per_sec`, `replica_lag_max`, `replica_bytes`, `log_bytes`.
+public struct ReplicationSummary: Sendable, Equatable {
+    /// Replicas of the structure (one per node of the run).
+    public var replicas: Int
+    /// Log entries appended in the measured phase (one per update).
+    public var appended: UInt64
+    /// The most entries any replica was behind the log's tail when it began a replay (whole run).
+    public var maxLag: UInt64
+    /// Bytes of every replica's structure (its pool included: `Workload.sharedMemory`) plus the
+    /// executor's per-replica state.
+    public var replicaBytes: Int
+    /// Bytes of the shared log.
+    public var logBytes: Int
+    public init(replicas: Int, appended: UInt64, maxLag: UInt64, replicaBytes: Int, logBytes: Int) {
+        self.replicas = replicas
+        self.appended = appended
+        self.maxLag = maxLag
+        self.replicaBytes = replicaBytes
+        self.logBytes = logBytes
+    }
 }
 
 /// Latency percentiles in nanoseconds.
@@ -122,10 +147,13 @@ public struct RunSummary: Sendable {
     public let readOverlaps: UInt64
     /// Grace periods and reclamation (RCU executors); nil otherwise.
     public let reclamation: ReclamationSummary?
+    /// The log and the replicas (node replication); nil otherwise.
+    public let replication: ReplicationSummary?
 
     public init(_ raw: RawRunResult) {
         status = raw.status
         reclamation = raw.reclamation
+        replication = raw.replication
         combiningDegree = raw.combiningDegree
         failure = raw.failure
         elapsedSeconds = raw.elapsedSeconds

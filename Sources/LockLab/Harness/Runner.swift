@@ -59,6 +59,12 @@ public struct RunConfig: Sendable {
     public var trylockEvery: Int
     /// Where the lock and the shared data go.
     public var memory: LabMemory
+    /// Where replica r of a replicated executor's structure goes (node replication), by node of
+    /// the run; empty: every replica in `memory` (one real node, or an unknown layout).
+    public var nodeMemory: [LabMemory] = []
+
+    /// The memory of node `node`'s replica.
+    public func replicaMemory(_ node: Int) -> LabMemory { node < nodeMemory.count ? nodeMemory[node] : memory }
     public var seed: UInt64
     /// A run whose threads make no progress for this long is declared hung.
     public var stallTimeoutSeconds: Double
@@ -118,6 +124,16 @@ extension HarnessRecord {
     }
 }
 
+/// One replica of the workload's structure as the harness keeps it: the structure, its harness
+/// record (its own counter and version word: every replica applies every update once) and its own
+/// validator log. A run of any executor but a replicated one has one, the workload itself.
+@usableFromInline @frozen
+struct ReplicaEntry<S: SequentialStructure> {
+    @usableFromInline let structure: S
+    @usableFromInline let record: UnsafeMutablePointer<HarnessRecord>
+    @usableFromInline let log: UnsafeMutablePointer<AppliedOperation>?
+}
+
 /// The target a thread hands its executor: the workload's structure, applied as this thread,
 /// with the harness's part of every critical section around it.
 @usableFromInline @frozen
@@ -130,6 +146,16 @@ struct MeasuredTarget<S: SequentialStructure>: AppliedTarget {
     /// The validator's log (nil in measured runs) and its capacity.
     @usableFromInline let log: UnsafeMutablePointer<AppliedOperation>?
     @usableFromInline let logCapacity: UInt64
+    /// Every replica of the structure (one, the workload's, unless the executor replicates).
+    @usableFromInline let replicas: UnsafePointer<ReplicaEntry<S>>
+
+    /// This thread's target on replica `r`: its structure, record and log.
+    @inline(__always) @usableFromInline
+    func replica(_ r: Int) -> MeasuredTarget<S> {
+        let e = replicas[r]
+        return MeasuredTarget(structure: e.structure, record: e.record, me: me, myNode: myNode, words: words,
+                              log: e.log, logCapacity: logCapacity, replicas: replicas)
+    }
 
     @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
@@ -165,6 +191,12 @@ struct VersionedTarget<S: SequentialStructure>: AppliedTarget {
     @usableFromInline var words: UnsafeMutablePointer<ApplierWords> { inner.words }
 
     @inline(__always) @usableFromInline
+    func replica(_ r: Int) -> VersionedTarget<S> {
+        let i = inner.replica(r)
+        return VersionedTarget(inner: i, version: HarnessRecord.versionWord(i.record))
+    }
+
+    @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
         let v = cshims_u64_load_relaxed(version)
         cshims_u64_store_relaxed(version, v &+ 1)
@@ -186,6 +218,15 @@ struct ReadTarget<S: SequentialStructure>: AppliedTarget {
     @usableFromInline let structure: S
     @usableFromInline let version: UnsafeMutablePointer<UInt64>
     @usableFromInline let words: UnsafeMutablePointer<ApplierWords>
+    /// The thread's update target on the same replica (what a replicated executor's read replays
+    /// the log through when its replica lags).
+    @usableFromInline let updates: VersionedTarget<S>
+
+    @inline(__always) @usableFromInline
+    func replica(_ r: Int) -> ReadTarget<S> {
+        let u = updates.replica(r)
+        return ReadTarget(structure: u.inner.structure, version: u.version, words: words, updates: u)
+    }
 
     @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
@@ -207,6 +248,11 @@ struct ReadTarget<S: SequentialStructure>: AppliedTarget {
 @usableFromInline @frozen
 struct TimedTarget<T: AppliedTarget>: OperationTarget {
     @usableFromInline let inner: T
+    /// A replay before a read is not the read: untimed.
+    @usableFromInline var updates: T.Updates { inner.updates }
+
+    @inline(__always) @usableFromInline
+    func replica(_ r: Int) -> TimedTarget<T> { TimedTarget(inner: inner.replica(r)) }
     @inline(__always) @usableFromInline
     func apply(_ op: Operation) -> UInt64 {
         // The first application only: a combiner applies its own operation first, then others'
@@ -286,16 +332,24 @@ public enum Harness {
     /// measured. `W` is consumed: its memory is freed when the run ends (unless the run hung).
     /// A thread that cannot be created or pinned ends the run as `failed`, with the reason.
     /// `make` builds the executor (by default `E.init`; an RCU executor is built over its
-    /// structure's domain).
+    /// structure's domain). `replicas`: the workload built again, once per further replica a
+    /// replicated executor asks for (`E.replicas(nodeCount:)` - 1; same seed, each on its node's
+    /// memory); consumed like `workload`.
     public static func measure<E: Executor, W: Workload>(
-        executor executorType: E.Type, workload: W, config: RunConfig,
+        executor executorType: E.Type, workload: W, config: RunConfig, replicas extra: [W] = [],
         make: (ExecutorEnvironment) throws -> E = { try E($0) }
     ) throws -> RawRunResult {
         let clientCount = config.threads.count
         precondition(clientCount > 0)
         precondition(config.helpers.count == E.descriptor.helperThreads, "the plan must reserve the executor's helper CPUs")
-        if let maxThreads = E.descriptor.maxThreads, clientCount > maxThreads {
+        let replicaCount = max(1, E.replicas(nodeCount: config.nodeCount))
+        precondition(extra.count == replicaCount - 1, "the catalog must build one workload per replica")
+        func freeWorkloads() {
             workload.deallocate()
+            for w in extra { w.deallocate() }
+        }
+        if let maxThreads = E.descriptor.maxThreads, clientCount > maxThreads {
+            freeWorkloads()
             throw LockError.tooManyThreads(lock: E.descriptor.name, threads: clientCount, max: maxThreads)
         }
         let executor: E
@@ -304,7 +358,7 @@ public enum Harness {
                                                  memory: config.memory, options: config.spec.options,
                                                  threadsShareCPUs: ExecutorEnvironment.threadsShareCPUs(config.threads + config.helpers)))
         } catch {
-            workload.deallocate()
+            freeWorkloads()
             throw error
         }
         let group = ThreadGroup(slots: config.threads + config.helpers)
@@ -324,10 +378,19 @@ public enum Harness {
             opsLimit = UInt64(max(0, n))
             if config.logOperations { logCapacity = max(0, n) * clientCount }
         }
-        let log = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
+        // One log per replica (replica r's from r * logCapacity): each replica's applications in
+        // its own order, which must be the same for all.
+        let log = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity * replicaCount) : nil
         // A hung run's threads may still write the logs: then they are never freed.
         var abandoned = false
         defer { if !abandoned { log?.deallocate() } }
+        let replicaTable = UnsafeMutablePointer<ReplicaEntry<W.Structure>>.allocate(capacity: replicaCount)
+        replicaTable.initialize(to: ReplicaEntry(structure: workload.structure, record: workload.record, log: log))
+        for (k, w) in extra.enumerated() {
+            (replicaTable + k + 1).initialize(to: ReplicaEntry(structure: w.structure, record: w.record,
+                                                               log: log.map { $0 + (k + 1) * logCapacity }))
+        }
+        defer { if !abandoned { replicaTable.deallocate() } }
         // What came back to each client, thread by thread (thread i's from i * opsLimit): checked
         // against what was applied, so a response lost or sent to the wrong client is caught.
         let received = logCapacity > 0 ? UnsafeMutablePointer<AppliedOperation>.allocate(capacity: logCapacity) : nil
@@ -337,6 +400,11 @@ public enum Harness {
         let sharing = E.readSharing != .exclusive
         let readLog = sharing && logCapacity > 0 ? UnsafeMutablePointer<ObservedRead>.allocate(capacity: logCapacity) : nil
         defer { if !abandoned { readLog?.deallocate() } }
+        // Updates completed so far (logged runs of a reader-sharing executor): a read must see
+        // every update that completed before it began (a stale replica's read would not).
+        let completed = readLog != nil ? UnsafeMutablePointer<UInt64>.allocate(capacity: 16) : nil
+        completed?.initialize(repeating: 0, count: 16)
+        defer { if !abandoned { completed?.deallocate() } }
         let loop = LoopParameters(
             sampleEvery: UInt64(max(0, config.sampleEvery)),
             minSamples: config.sampleEvery > 0 ? UInt64(minLatencySamples) : 0,
@@ -344,16 +412,16 @@ public enum Harness {
             opsLimit: opsLimit, seed: config.seed,
             histogramMaxCycles: histogramMaxCycles,
             faultHang: faultHangLock == E.descriptor.name,
-            log: log, logCapacity: UInt64(logCapacity), received: received, readLog: readLog)
+            log: log, logCapacity: UInt64(logCapacity), received: received, readLog: readLog, completed: completed)
 
         do {
             try group.start { slot, control in
                 if slot.index < clientCount {
-                    clientBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control,
-                               out: outcomes + slot.index)
+                    clientBody(executor: executor, workload: workload, replicas: replicaTable, slot: slot, loop: loop,
+                               control: control, out: outcomes + slot.index)
                 } else {
-                    helperBody(executor: executor, workload: workload, slot: slot, loop: loop, control: control,
-                               tid: helperTids + (slot.index - clientCount))
+                    helperBody(executor: executor, workload: workload, replicas: replicaTable, slot: slot, loop: loop,
+                               control: control, tid: helperTids + (slot.index - clientCount))
                 }
             }
             // Start barrier: every thread pinned, context made, waiting.
@@ -362,7 +430,7 @@ public enum Harness {
             // Every started thread has left at the barrier without publishing an outcome.
             outcomes.deallocate()
             executor.deallocate()
-            workload.deallocate()
+            freeWorkloads()
             return RawRunResult(lock: E.descriptor.name, status: .failed, elapsedSeconds: 0, threads: [],
                                 counter: 0, progressOps: 0, workloadCheck: .ok, failure: error.description)
         }
@@ -371,7 +439,9 @@ public enum Harness {
         var measureEnd: UInt64 = 0
         var hung = false
         var countsAtStart = executor.combiningCounts()
+        var replicationAtStart = executor.replicationCounts()
         var helperClocks: (start: [cshims_thread_cpu_clocks], end: [cshims_thread_cpu_clocks]) = ([], [])
+        var replicationAtEnd: ReplicationCounts? = nil
         switch config.length {
         case let .timed(warmup, measure):
             group.setPhase(GroupPhase.warmup)
@@ -379,12 +449,14 @@ public enum Harness {
             group.setPhase(GroupPhase.measure)
             measureStart = CycleClock.monotonicNanoseconds()
             countsAtStart = executor.combiningCounts()
+            replicationAtStart = executor.replicationCounts()
             helperClocks.start = Self.helperCPUClocks(helperTids, count: helperCount)
             sleepSeconds(measure)
             // Before the stop: a helper leaves soon after it (its clocks go with its thread).
             helperClocks.end = Self.helperCPUClocks(helperTids, count: helperCount)
             group.setPhase(GroupPhase.stop)
             measureEnd = CycleClock.monotonicNanoseconds()
+            replicationAtEnd = executor.replicationCounts()
             hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds)
         case .iterations:
             measureStart = CycleClock.monotonicNanoseconds()
@@ -393,6 +465,7 @@ public enum Harness {
             // The clients stop by themselves; helper threads serve until told to stop.
             hung = !group.waitForFinish(threads: clientCount, stallTimeoutSeconds: config.stallTimeoutSeconds)
             measureEnd = CycleClock.monotonicNanoseconds()
+            replicationAtEnd = executor.replicationCounts()
             helperClocks.end = Self.helperCPUClocks(helperTids, count: helperCount)
             group.setPhase(GroupPhase.stop)
             if !hung { hung = !group.waitForFinish(stallTimeoutSeconds: config.stallTimeoutSeconds) }
@@ -408,6 +481,16 @@ public enum Harness {
                                 counter: 0, progressOps: progress, workloadCheck: .ok, failure: nil)
         }
         group.join()
+        if replicaCount > 1 {
+            // The replicas behind the log's tail replay the rest, as the harness's own thread
+            // (applier index past every thread's), before anything is checked.
+            let words = LabMemory().allocate(bytes: 128).bindMemory(to: ApplierWords.self, capacity: 1)
+            let t = MeasuredTarget(structure: workload.structure, record: workload.record,
+                                   me: UInt64(clientCount + helperCount + 1), myNode: 0, words: words, log: log,
+                                   logCapacity: UInt64(logCapacity), replicas: replicaTable)
+            executor.catchUp(through: VersionedTarget(inner: t, version: HarnessRecord.versionWord(workload.record)))
+            LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128)
+        }
 
         var threads: [ThreadOutcome] = []
         threads.reserveCapacity(clientCount)
@@ -421,6 +504,18 @@ public enum Harness {
         let expected = sharing ? total &- totalReads : total
         let logged = log.map { UnsafeBufferPointer(start: $0, count: Int(min(counter, UInt64(logCapacity)))) }
         var check = workload.verify(applied: counter, log: logged)
+        // Every further replica applied every update once, in the log's order (its own log), and
+        // holds what the model holds.
+        for (k, w) in extra.enumerated() where check.passed && counter == expected {
+            let applied = w.record.pointee.counter
+            if applied != expected {
+                check = WorkloadCheck(failure: "replica \(k + 1) applied \(applied) updates, replica 0 \(counter): \(E.descriptor.name) skipped or repeated a log entry on a replica")
+                break
+            }
+            let replicaLog = log.map { UnsafeBufferPointer(start: $0 + (k + 1) * logCapacity, count: Int(min(applied, UInt64(logCapacity)))) }
+            let c = w.verify(applied: applied, log: replicaLog)
+            if let failure = c.failure { check = WorkloadCheck(failure: "replica \(k + 1): \(failure)") }
+        }
         if check.passed, E.readSharing == .shared, overlaps > 0 {
             check = WorkloadCheck(failure: "reads: \(overlaps) of \(totalReads) reads ran beside an update (the record's version word was odd or changed under them): \(E.descriptor.name) let an update in while reads were running")
         }
@@ -441,8 +536,15 @@ public enum Harness {
         }
         let degree = countsAtStart.flatMap { start in executor.combiningCounts()?.degree(since: start) }
         let reclamation = executor.reclamation()
+        var replication: ReplicationSummary? = nil
+        if let end = replicationAtEnd ?? executor.replicationCounts() {
+            let structureBytes = ([workload] + extra).reduce(0) { $0 + $1.sharedMemory().reduce(0) { $0 + $1.count } }
+            replication = ReplicationSummary(replicas: replicaCount, appended: end.appended &- (replicationAtStart?.appended ?? 0),
+                                             maxLag: end.maxLag, replicaBytes: structureBytes + end.executorBytes,
+                                             logBytes: end.logBytes)
+        }
         executor.deallocate()
-        workload.deallocate()
+        freeWorkloads()
 
         let elapsed = Double(measureEnd &- measureStart) / 1e9
         let status: RunStatus = (counter == expected && check.passed) ? .ok : .mutexViolation
@@ -450,7 +552,8 @@ public enum Harness {
         return RawRunResult(lock: E.descriptor.name, status: status, elapsedSeconds: elapsed, threads: threads,
                             counter: counter, progressOps: total, workloadCheck: check, failure: check.failure,
                             combiningDegree: degree, helperUserNanoseconds: helperTime.user,
-                            helperSystemNanoseconds: helperTime.system, reclamation: reclamation)
+                            helperSystemNanoseconds: helperTime.system, reclamation: reclamation,
+                            replication: replication)
     }
 
     /// The CPU clocks of the `count` helpers whose thread ids are at `tids` (a helper whose
@@ -512,6 +615,9 @@ struct LoopParameters: @unchecked Sendable {
     /// The validator's record of each client's reads and their version windows (nil: not
     /// logged, or an exclusive executor).
     @usableFromInline let readLog: UnsafeMutablePointer<ObservedRead>?
+    /// Updates completed so far, all clients (with `readLog` only): bumped (release) after each
+    /// update returns, loaded (acquire) before each read.
+    @usableFromInline let completed: UnsafeMutablePointer<UInt64>?
 }
 
 /// One read of a reader-sharing executor as the validator keeps it: the operation, its result,
@@ -521,11 +627,25 @@ public struct ObservedRead: Equatable, Sendable {
     public var result: UInt64
     public var versionBefore: UInt64
     public var versionAfter: UInt64
+    /// Updates that had completed (returned to their client) before the read began.
+    public var completedBefore: UInt64 = 0
     /// The updates applied when the read may first and last have seen the structure: a version
     /// counts two per update and is odd while one runs, so from `versionBefore / 2` (an update
-    /// running then had not finished) to `(versionAfter + 1) / 2` (one running then may be seen).
+    /// running then had not finished) to `(versionAfter + 1) / 2` (one running then may be seen);
+    /// and never before `completedBefore` (linearisability: a read sees every update that
+    /// completed before it began; a replica that had not caught up would show an older state).
     public var window: ClosedRange<Int> {
-        Int(versionBefore >> 1)...max(Int(versionBefore >> 1), Int((versionAfter &+ 1) >> 1))
+        let low = max(Int(versionBefore >> 1), Int(completedBefore))
+        return low...max(low, Int((versionAfter &+ 1) >> 1))
+    }
+
+    public init(operation: Operation, result: UInt64, versionBefore: UInt64, versionAfter: UInt64,
+                completedBefore: UInt64 = 0) {
+        self.operation = operation
+        self.result = result
+        self.versionBefore = versionBefore
+        self.versionAfter = versionAfter
+        self.completedBefore = completedBefore
     }
 }
 
@@ -533,8 +653,8 @@ extension Harness {
     /// One client thread's whole life. Specialised per (E, W): the loop below is the measured code.
     @inline(never)
     static func clientBody<E: Executor, W: Workload>(
-        executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl,
-        out: UnsafeMutablePointer<ThreadOutcome>
+        executor: E, workload: W, replicas: UnsafePointer<ReplicaEntry<W.Structure>>, slot: ThreadSlot,
+        loop: LoopParameters, control: GroupControl, out: UnsafeMutablePointer<ThreadOutcome>
     ) {
         // Pinned already (ThreadGroup): the context, the thread's own words and the histogram are
         // first touched here, on the thread's node.
@@ -545,12 +665,13 @@ extension Harness {
         words.initialize(to: ApplierWords(handovers: 0, sameNode: 0, appliedAt: 0, readVersionBefore: 0,
                                           readVersionAfter: 0, readOverlaps: 0))
         let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
-                                    myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
+                                    myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity,
+                                    replicas: replicas)
         // A reader-sharing executor's two targets (unused, and compiled out, for an exclusive one).
         let sharing = E.readSharing != .exclusive
         let version = HarnessRecord.versionWord(workload.record)
         let updateTarget = VersionedTarget(inner: target, version: version)
-        let readTarget = ReadTarget(structure: workload.structure, version: version, words: words)
+        let readTarget = ReadTarget(structure: workload.structure, version: version, words: words, updates: updateTarget)
         var readHistogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: loop.histogramMaxCycles,
                                               numberOfSignificantValueDigits: .three)
         var updateHistogram = readHistogram
@@ -616,6 +737,8 @@ extension Harness {
                 }
                 let op = workload.nextOperation(&state)
                 let isRead = W.Structure.isReadOnly(op)
+                // Logged runs of a reader-sharing executor: the updates completed before this read.
+                let completedBefore = sharing && isRead && loop.completed != nil ? cshims_u64_load_acquire(loop.completed!) : 0
                 // Every Kth iteration is timed, every Jth a tryExecute: both out of line, so the
                 // common iteration below stays small (one countdown, one branch).
                 untilSpecial &-= 1
@@ -654,7 +777,10 @@ extension Harness {
                 if sharing && isRead, let readLog = loop.readLog {
                     readLog[slot.index &* Int(limit) &+ Int(reads)] = ObservedRead(
                         operation: op, result: result, versionBefore: words.pointee.readVersionBefore,
-                        versionAfter: words.pointee.readVersionAfter)
+                        versionAfter: words.pointee.readVersionAfter, completedBefore: completedBefore)
+                } else if sharing, let completed = loop.completed {
+                    // Release: this update's effects come before the count a reader loads.
+                    _ = cshims_u64_fetch_add_release(completed, 1)
                 }
                 reads &+= isRead ? 1 : 0
                 workload.completed(op, result: result, &state)
@@ -706,8 +832,8 @@ extension Harness {
     /// is read from outside (`helperCPUClocks`), through the kernel thread id it publishes.
     @inline(never)
     static func helperBody<E: Executor, W: Workload>(
-        executor: E, workload: W, slot: ThreadSlot, loop: LoopParameters, control: GroupControl,
-        tid: UnsafeMutablePointer<UInt64>
+        executor: E, workload: W, replicas: UnsafePointer<ReplicaEntry<W.Structure>>, slot: ThreadSlot,
+        loop: LoopParameters, control: GroupControl, tid: UnsafeMutablePointer<UInt64>
     ) {
         // Release: the run reads it (acquire) after the start barrier, which `serve` arrives at.
         cshims_u64_store_release(tid, UInt64(cshims_gettid()))
@@ -716,7 +842,8 @@ extension Harness {
                                           readVersionAfter: 0, readOverlaps: 0))
         defer { LabMemory().deallocate(UnsafeMutableRawPointer(words), bytes: 128) }
         let target = MeasuredTarget(structure: workload.structure, record: workload.record, me: UInt64(slot.index + 1),
-                                    myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity)
+                                    myNode: UInt64(slot.node), words: words, log: loop.log, logCapacity: loop.logCapacity,
+                                    replicas: replicas)
         if loop.faultHang {
             // The injected hang, for a server: it hangs applying the first operation it serves.
             executor.serve(helper: slot, target: HangingTarget(), control: control)

@@ -310,7 +310,23 @@ public enum Torture {
         // Torture's threads are unpinned: they share CPUs (delegation waiters yield).
         let executor = try E(ExecutorEnvironment(clientThreads: threadCount, nodeCount: nodeCount, options: config.spec.options,
                                                  threadsShareCPUs: true))
-        let shared = TortureShared()
+        // A replicated executor (node replication) applies every operation once per replica: each
+        // replica gets its own critical section (owner word, counter), all checked.
+        let replicaCount = max(1, E.replicas(nodeCount: nodeCount))
+        let replicaShared = UnsafeMutablePointer<TortureShared>.allocate(capacity: replicaCount)
+        for r in 0..<replicaCount { (replicaShared + r).initialize(to: TortureShared()) }
+        let shared = replicaShared[0]
+        func freeShared() {
+            for r in 0..<replicaCount { replicaShared[r].deallocate() }
+            replicaShared.deallocate()
+        }
+        func firstViolation() -> UInt64 {
+            for r in 0..<replicaCount {
+                let v = cshims_u64_load_acquire(replicaShared[r].violation)
+                if v != 0 { return v }
+            }
+            return 0
+        }
         let outcomes = UnsafeMutablePointer<TortureCounts>.allocate(capacity: threadCount)
         let parameters = TortureParameters(mix: config.mix, seed: config.seed, canSplit: false, canTry: false,
                                            faultHang: Harness.faultHangLock == descriptor.name)
@@ -320,9 +336,9 @@ public enum Torture {
             try group.start { slot, control in
                 if slot.index < threadCount {
                     tortureClient(executor: executor, slot: slot, parameters: parameters, control: control, shared: shared,
-                                  out: outcomes + slot.index)
+                                  replicas: replicaShared, out: outcomes + slot.index)
                 } else {
-                    let target = TortureTarget(shared: shared, control: control, me: UInt64(slot.index + 1))
+                    let target = TortureTarget(shared: shared, control: control, me: UInt64(slot.index + 1), replicas: replicaShared)
                     if parameters.faultHang {
                         executor.serve(helper: slot, target: HangingTarget(), control: control)
                     } else {
@@ -334,18 +350,18 @@ public enum Torture {
         } catch let error as ThreadGroupError {
             outcomes.deallocate()
             executor.deallocate()
-            shared.deallocate()
+            freeShared()
             throw LockError.unsupported("torture \(label): \(error.description)")
         }
         group.setPhase(GroupPhase.measure)
         let (stalled, elapsedNanoseconds) = group.watch(
             seconds: config.durationSeconds, stallTimeoutSeconds: config.stallTimeoutSeconds,
-            stopEarly: { cshims_u64_load_acquire(shared.violation) != 0 })
+            stopEarly: { firstViolation() != 0 })
         group.setPhase(GroupPhase.stop)
         let elapsed = Double(elapsedNanoseconds) / 1e9
         let finished = group.waitForFinish(
             stallTimeoutSeconds: stalled ? min(config.stallTimeoutSeconds, 1) : config.stallTimeoutSeconds)
-        let violationCode = cshims_u64_load_acquire(shared.violation)
+        var violationCode = firstViolation()
         if !finished {
             let done = min(group.finishedCount, threadCount)
             let progress = group.control.totalProgress()
@@ -365,6 +381,12 @@ public enum Torture {
                                  minThreadAcquisitions: 0, maxThreadAcquisitions: 0)
         }
         group.join()
+        if replicaCount > 1 {
+            // Replicas behind the log's tail replay the rest before the counters are read.
+            executor.catchUp(through: TortureTarget(shared: shared, control: group.control,
+                                                    me: UInt64(threadCount + helpers + 1), replicas: replicaShared))
+            violationCode = firstViolation()
+        }
         var total = TortureCounts()
         var minimum = UInt64.max
         var maximum: UInt64 = 0
@@ -379,13 +401,16 @@ public enum Torture {
         }
         outcomes.deallocate()
         let counter = shared.counter.pointee
+        let replicaCounters = (0..<replicaCount).map { replicaShared[$0].counter.pointee }
         executor.deallocate()
-        shared.deallocate()
+        freeShared()
         let verdict: TortureVerdict
         if violationCode != 0 {
             verdict = .violation(TortureViolation.describe(violationCode))
         } else if counter != total.acquisitions {
             verdict = .violation("lost updates: the plain counter is \(counter) after \(total.acquisitions) operations")
+        } else if let r = replicaCounters.firstIndex(where: { $0 != total.acquisitions }) {
+            verdict = .violation("replica \(r) applied \(replicaCounters[r]) of \(total.acquisitions) operations")
         } else if stalled {
             verdict = .hung("no operation applied for \(formatSeconds(config.stallTimeoutSeconds)) s after \(total.acquisitions) operations")
         } else {
@@ -478,14 +503,14 @@ extension Torture {
     @inline(never)
     static func tortureClient<E: Executor>(
         executor: E, slot: ThreadSlot, parameters: TortureParameters, control: GroupControl, shared: TortureShared,
-        out: UnsafeMutablePointer<TortureCounts>
+        replicas: UnsafePointer<TortureShared>, out: UnsafeMutablePointer<TortureCounts>
     ) {
         var context = executor.makeContext(for: slot)
         var random = SplitMix64(seed: parameters.seed ^ (UInt64(slot.index + 1) &* 0x9E37_79B9_7F4A_7C15))
         var counts = TortureCounts()
         let me = UInt64(slot.index + 1)
         let progress = control.progress(slot.index)
-        let target = TortureTarget(shared: shared, control: control, me: me)
+        let target = TortureTarget(shared: shared, control: control, me: me, replicas: replicas)
         if control.arriveAndWait() == GroupPhase.abort {
             executor.freeContext(&context)
             return
@@ -570,6 +595,12 @@ struct TortureTarget: OperationTarget {
     let control: GroupControl
     /// The applying thread (index + 1): a combiner or server, not necessarily the client.
     let me: UInt64
+    /// Every replica's critical section (one unless the executor replicates).
+    let replicas: UnsafePointer<TortureShared>
+
+    func replica(_ r: Int) -> TortureTarget {
+        TortureTarget(shared: replicas[r], control: control, me: me, replicas: replicas)
+    }
 
     func apply(_ op: Operation) -> UInt64 {
         Torture.criticalSection(shared, control, me: me, entry: .execute, hold: Self.decode(op.code))

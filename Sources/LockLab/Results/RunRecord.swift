@@ -87,6 +87,7 @@ public enum RunRecord {
         "read_ops_per_sec", "update_ops_per_sec", "read_lat_p50_ns", "read_lat_p99_ns", "update_lat_p50_ns",
         "update_lat_p99_ns", "min_thread_updates", "read_overlaps",
         "grace_periods_per_sec", "gp_p50_ns", "gp_p99_ns", "reclaim_hwm_objects", "reclaim_hwm_bytes",
+        "log_appends_per_sec", "replica_lag_max", "replica_bytes", "log_bytes",
         "cpu_user_s", "cpu_sys_s", "cpu_s_per_mop", "ctx_vol", "ctx_invol", "mutex_ok", "counter", "acquisitions",
         "machine", "machine_id", "git_commit", "build_id", "utc_end",
     ]
@@ -136,6 +137,13 @@ public enum RunRecord {
             "gp_p99_ns": s.reclamation.map { latencyCell($0.gracePeriodLatency, \.p99) } ?? "",
             "reclaim_hwm_objects": s.reclamation.map { "\($0.awaitingHighWater)" } ?? "",
             "reclaim_hwm_bytes": s.reclamation.map { "\($0.awaitingHighWaterBytes)" } ?? "",
+            // Node replication only (empty otherwise): log entries appended per second of the
+            // measured phase, the most entries a replica fell behind, the bytes of all replicas and
+            // of the shared log (what replication costs in memory).
+            "log_appends_per_sec": s.replication.map { csvNumber(s.elapsedSeconds > 0 ? Double($0.appended) / s.elapsedSeconds : 0, decimals: 1) } ?? "",
+            "replica_lag_max": s.replication.map { "\($0.maxLag)" } ?? "",
+            "replica_bytes": s.replication.map { "\($0.replicaBytes)" } ?? "",
+            "log_bytes": s.replication.map { "\($0.logBytes)" } ?? "",
             "cpu_user_s": csvNumber(s.cpuUserSeconds), "cpu_sys_s": csvNumber(s.cpuSystemSeconds),
             // CPU seconds (user + sys, all threads, measured phase) per million acquisitions: what
             // waiting costs, spinning or parked; empty when nothing was acquired.

@@ -337,12 +337,13 @@ extension RunMatrix {
         let memory = memory ?? LabMemory(policy: self.memory)
         let plan = try topology.plan(threads: run.threads, placement: run.placement,
                                      helpers: run.spec.entry.descriptor.helperThreads)
-        let config = RunConfig(
+        var config = RunConfig(
             spec: run.spec, threads: plan.slots, nodeCount: topology.nodeCount,
             length: .timed(warmupSeconds: warmupSeconds, measureSeconds: durationSeconds),
             sampleEvery: sampleEvery, trylockEvery: 0, memory: memory,
             seed: seed &+ UInt64(run.repeatIndex), stallTimeoutSeconds: stallTimeoutSeconds,
             helpers: plan.helperSlots)
+        config.nodeMemory = Self.replicaMemory(topology: topology, policy: self.memory)
         let raw = try run.spec.entry.run(config, run.workload)
         let summary = RunSummary(raw)
         let description = RunDescription(
@@ -354,6 +355,21 @@ extension RunMatrix {
             machine: machine, gitCommit: gitCommit, experiment: experiment,
             memPolicyApplied: config.memory.placement.applied, serverCPUs: plan.helpers.compactMap(\.cpu))
         return (description, summary)
+    }
+
+    /// Where each node's replica goes (node replication): with the default policy (`--mem-node
+    /// local`) on a machine of several real nodes, replica r is bound to node r's real node (the
+    /// same mbind-and-check `--mem-node N` uses); otherwise (one real node, virtual nodes of one
+    /// real node, or an explicit `--mem-node`) every replica goes where the run's memory goes.
+    static func replicaMemory(topology: Topology, policy: MemoryPolicy) -> [LabMemory] {
+        guard policy == .local, topology.realNodeCount > 1 else { return [] }
+        var out: [LabMemory] = []
+        for node in 0..<topology.nodeCount {
+            let real = Set(topology.cpus.filter { $0.node == node }.map(\.realNode))
+            guard real.count == 1, let r = real.first, r >= 0 else { return [] }
+            out.append(LabMemory(policy: .node(r)))
+        }
+        return out
     }
 
     /// How latency is sampled, for the manifest.
