@@ -49,6 +49,7 @@ FAMILIES = {
     "urcu-lfht": "rcu",
     "flat-combining": "delegation", "cc-synch": "delegation",
     "h-synch": "delegation", "rcl": "delegation", "ffwd": "delegation",
+    "nr": "delegation",
 }
 
 # The harness's no-lock loop is drawn with the baselines (a panel of one
@@ -84,7 +85,7 @@ COLOURS = {
     "qspinlock": "#e41a1c", "futex-mutex": "#377eb8", "futex-spin": "#4daf4a",
     "no-lock": "#000000",
     "flat-combining": "#1b9e77", "cc-synch": "#d95f02", "h-synch": "#7570b3",
-    "rcl": "#e7298a", "ffwd": "#66a61e",
+    "rcl": "#e7298a", "ffwd": "#66a61e", "nr": "#fb9a99",
     # Reader-writer: hues apart from tas, ticket, mcs and clh, whose ck twins share the
     # ck-reference panel with ck-rwlock, ck-pflock and ck-brlock.
     "rwlock": "#8c564b", "seqlock": "#6a3d9a",
@@ -104,7 +105,7 @@ MARKERS = {
     "cna": "v", "shfl": "P", "malthusian": "h", "qspinlock-cna": "X",
     "qspinlock": "o", "futex-mutex": "s", "futex-spin": "^", "no-lock": "x",
     "flat-combining": "o", "cc-synch": "s", "h-synch": "^", "rcl": "D",
-    "ffwd": "v",
+    "ffwd": "v", "nr": "P",
     "rwlock": "o", "seqlock": "s", "pthread-rwlock": "D", "pf-ticket": "^",
     "qrwlock": "v", "brlock": "P", "c-rw-wp": "X", "bravo": "h",
     "rcu-qsbr": "o", "rcu-ebr": "s", "rcu-memb": "^", "urcu-qsbr": "D",

@@ -61,6 +61,17 @@ struct NRSlot {
     @usableFromInline var pending: UInt64
 }
 
+/// Deliberately broken variants, for the tests that show the checks catch them (never set by
+/// the catalog).
+@usableFromInline
+enum NRFault: Sendable {
+    case none
+    /// Reads do not wait for the completed tail: a lagging replica answers with an old state.
+    case staleRead
+    /// Replica 1's replay skips every 97th entry.
+    case skipEntry
+}
+
 public struct NodeReplicationExecutor: Executor {
     public struct Context {
         @usableFromInline let replica: Int
@@ -101,6 +112,7 @@ public struct NodeReplicationExecutor: Executor {
     @usableFromInline let capacity: Int
     @usableFromInline let tally: CombiningTally
     @usableFromInline let yields: Bool
+    @usableFromInline let fault: NRFault
     let memory: LabMemory
     let logBytes: Int
     let replicaBlockBytes: Int
@@ -109,6 +121,11 @@ public struct NodeReplicationExecutor: Executor {
     @usableFromInline static let entryStride = 64
 
     public init(_ environment: ExecutorEnvironment) throws {
+        try self.init(environment, fault: .none)
+    }
+
+    init(_ environment: ExecutorEnvironment, fault: NRFault) throws {
+        self.fault = fault
         memory = environment.memory
         replicaCount = Self.replicas(nodeCount: environment.nodeCount)
         capacity = environment.clientThreads
@@ -230,7 +247,7 @@ public struct NodeReplicationExecutor: Executor {
         let completed = cshims_u64_load_acquire(ctail)
         var polls = 0
         // Acquire pairs with the replay's release of the local tail: the replica's state is visible.
-        while cshims_u64_load_acquire(ltail(r)) < completed {
+        while fault != .staleRead && cshims_u64_load_acquire(ltail(r)) < completed {
             let lock = combinerLock(r)
             if cshims_u32_load_relaxed(lock) == 0 && cshims_u32_exchange_acquire(lock, 1) == 0 {
                 combine(r, target.updates, thread: context.thread)
@@ -310,8 +327,9 @@ public struct NodeReplicationExecutor: Executor {
         let from = cshims_u64_load_relaxed(ltail(r))
         let to = cshims_u64_load_acquire(tail)
         if from == to { return }
+        // Relaxed atomics: the harness reads it while combiners run (replicationCounts).
         let lag = maxLag(r)
-        if to &- from > lag.pointee { lag.pointee = to &- from }
+        if to &- from > cshims_u64_load_relaxed(lag) { cshims_u64_store_relaxed(lag, to &- from) }
         var polls = 0
         var i = from
         while i < to {
@@ -319,7 +337,8 @@ public struct NodeReplicationExecutor: Executor {
             // Acquire pairs with the writer's release of alive: the operation is visible.
             let want = aliveValue(i)
             while cshims_u64_load_acquire(Self.aliveWord(e)) != want { DelegationWait.pause(&polls, yields: yields) }
-            let result = target.apply(e.pointee.operation)
+            let skipped = fault == .skipEntry && r == 1 && i % 97 == 96
+            let result = skipped ? 0 : target.apply(e.pointee.operation)
             if mine.contains(i) {
                 let s = slot(r, Int(batchRanks(r)[Int(i &- mine.lowerBound)]))
                 s.pointee.result = result
