@@ -10,7 +10,10 @@ MACHINE ?= $(shell hostname -s)-$(shell nproc)cpu
 # Your runs: git ignores results/local/. Committed reference results are in results/reference/,
 # where no run writes (locklab refuses: see results/reference/README.md).
 RESULTS ?= results/local/$(MACHINE)
-LOCKLAB ?= .build/release/locklab
+# The release build's folder: .build, SwiftPM's own, unless told (CI builds the release in a
+# folder of its own, beside the tests' debug build in .build, which SwiftPM would lock).
+RELEASE_SCRATCH ?= .build
+LOCKLAB ?= $(RELEASE_SCRATCH)/release/locklab
 QUICK_EXPERIMENT ?= Experiments/quick.yaml
 # The report's Python packages go into a virtual environment this Makefile owns (.venv, git-ignored),
 # never into the system's or the user's python3. It sees the system's site-packages, so pinned
@@ -47,7 +50,7 @@ $(VENV)/.installed: $(REPORT_REQUIREMENTS)
 	@touch $@
 
 build: setup-system
-	swift build -c release --product locklab
+	swift build -c release --product locklab --scratch-path $(RELEASE_SCRATCH)
 
 build-debug: setup-system
 	swift build
@@ -97,9 +100,11 @@ test-swift:
 	swift test --skip-build
 
 ## test-python: the report's tests, including a byte-identical regeneration of every committed
-## report under results/ and a headless-Chromium screenshot of report.html (-rs prints skips)
+## report under results/ and a headless-Chromium screenshot of report.html (-rs prints skips;
+## -n auto: one pytest-xdist worker per CPU, since each test draws figures on one CPU)
+PYTEST_WORKERS ?= auto
 test-python: setup-python
-	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q -rs Experiments/report/tests; fi
+	@if [ -d Experiments/report/tests ]; then $(PYTHON) -m pytest -q -rs -n $(PYTEST_WORKERS) Experiments/report/tests; fi
 
 ## test-slurm: a one-node Slurm cluster on this machine (munged, slurmctld, slurmd in a temporary
 ## folder, stopped by pid afterwards) runs Tests/Slurm/tiny.yaml as 3 shards and a merge-and-report
@@ -142,4 +147,4 @@ model-check: setup-system
 ci: test test-tsan torture model-check
 
 clean:
-	rm -rf .build $(TSAN_SCRATCH) $(VENV)
+	rm -rf .build .build-release $(TSAN_SCRATCH) $(VENV)

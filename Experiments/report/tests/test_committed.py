@@ -19,8 +19,11 @@ GENERATED = ("report.md", "report.html", "fits.csv", "summary.csv",
              "figures")
 OUTPUTS = ("report.md", "report.html", "fits.csv", "summary.csv",
            "report.json")
+# Not results/local/: a user's own runs, which git ignores (Makefile RESULTS).
 COMMITTED = sorted(os.path.dirname(p) for p in glob.glob(
-    os.path.join(REPO, "results", "**", "report.md"), recursive=True))
+    os.path.join(REPO, "results", "**", "report.md"), recursive=True)
+    if not os.path.relpath(p, REPO).startswith(os.path.join("results",
+                                                              "local", "")))
 
 
 def test_there_are_committed_reports():

@@ -335,9 +335,43 @@ public enum Harness {
     /// structure's domain). `replicas`: the workload built again, once per further replica a
     /// replicated executor asks for (`E.replicas(nodeCount:)` - 1; same seed, each on its node's
     /// memory); consumed like `workload`.
+    ///
+    /// Only the threads' bodies (`clientBody`, `helperBody`: the measured loop) are specialised
+    /// for each (executor, workload) pair, here, at the caller's concrete types; the run around
+    /// them (`controller`) is compiled once, generic, since it runs once per run. Specialising it
+    /// too made it the largest code in the binary (about 3 MB for ~600 pairs) and a good part of
+    /// the release build's time, for nothing measurable.
+    @inline(__always)
     public static func measure<E: Executor, W: Workload>(
         executor executorType: E.Type, workload: W, config: RunConfig, replicas extra: [W] = [],
         make: (ExecutorEnvironment) throws -> E = { try E($0) }
+    ) throws -> RawRunResult {
+        try controller(executor: executorType, workload: workload, config: config, replicas: extra, make: make,
+                       client: { executor, workload, replicas, slot, loop, control, out in
+                           clientBody(executor: executor, workload: workload, replicas: replicas, slot: slot,
+                                      loop: loop, control: control, out: out)
+                       },
+                       helper: { executor, workload, replicas, slot, loop, control, tid in
+                           helperBody(executor: executor, workload: workload, replicas: replicas, slot: slot,
+                                      loop: loop, control: control, tid: tid)
+                       })
+    }
+
+    /// A client thread's body, specialised where `measure` is (see there).
+    typealias ClientBody<E: Executor, W: Workload> = (E, W, UnsafePointer<ReplicaEntry<W.Structure>>, ThreadSlot,
+                                                      LoopParameters, GroupControl, UnsafeMutablePointer<ThreadOutcome>) -> Void
+    /// A helper thread's body, specialised where `measure` is.
+    typealias HelperBody<E: Executor, W: Workload> = (E, W, UnsafePointer<ReplicaEntry<W.Structure>>, ThreadSlot,
+                                                      LoopParameters, GroupControl, UnsafeMutablePointer<UInt64>) -> Void
+
+    /// The run around the threads' bodies: build, start, time, stop, check, free. Never
+    /// specialised (the semantics attribute is the standard library's own for cold generic code);
+    /// the bodies it starts are, by `measure`.
+    @inline(never) @_semantics("optimize.sil.specialize.generic.never")
+    static func controller<E: Executor, W: Workload>(
+        executor executorType: E.Type, workload: W, config: RunConfig, replicas extra: [W],
+        make: (ExecutorEnvironment) throws -> E,
+        client clientBody: @escaping ClientBody<E, W>, helper helperBody: @escaping HelperBody<E, W>
     ) throws -> RawRunResult {
         let clientCount = config.threads.count
         precondition(clientCount > 0)
@@ -417,11 +451,9 @@ public enum Harness {
         do {
             try group.start { slot, control in
                 if slot.index < clientCount {
-                    clientBody(executor: executor, workload: workload, replicas: replicaTable, slot: slot, loop: loop,
-                               control: control, out: outcomes + slot.index)
+                    clientBody(executor, workload, replicaTable, slot, loop, control, outcomes + slot.index)
                 } else {
-                    helperBody(executor: executor, workload: workload, replicas: replicaTable, slot: slot, loop: loop,
-                               control: control, tid: helperTids + (slot.index - clientCount))
+                    helperBody(executor, workload, replicaTable, slot, loop, control, helperTids + (slot.index - clientCount))
                 }
             }
             // Start barrier: every thread pinned, context made, waiting.
