@@ -237,13 +237,20 @@ struct ShortRunTests {
         // They must publish an (empty) outcome: reading a missing one read uninitialised memory
         // and trapped in the histogram code (SIGILL) or crashed (SIGSEGV), one run in ten on a
         // loaded machine.
-        let spec = try LockSpec(parsing: "tas")
+        // A parking lock: the bug is the barrier's, not the lock's, and 64 spinning TAS waiters
+        // on 2 CPUs under ThreadSanitizer, beside CI's background release build, made no progress
+        // for the whole 60 s stall timeout (CI of b6cc85d: status hung). The collapse of spin
+        // locks under preemption is torture's and the sweeps' subject, not this test's.
+        // Under ThreadSanitizer 16 threads (still 8 per CPU here): its runtime makes each of the
+        // 64 threads' start and exit cost ~0.5 s of system time (82 s for two runs).
+        let spec = try LockSpec(parsing: "pthread-mutex")
+        let threads = ThreadSanitizer.scaled(64, divisor: 4)
         for _ in 0..<ThreadSanitizer.scaled(10, divisor: 5) {
-            let config = RunConfig(spec: spec, threads: (0..<64).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
+            let config = RunConfig(spec: spec, threads: (0..<threads).map { ThreadSlot(index: $0, cpu: nil, node: 0) },
                                    length: .timed(warmupSeconds: 0, measureSeconds: 1e-9), stallTimeoutSeconds: 60)
             let result = try spec.entry.run(config, MicrobenchmarkParameters())
             #expect(result.status == .ok)
-            #expect(result.threads.count == 64)
+            #expect(result.threads.count == threads)
             #expect(result.counter == result.threads.reduce(0) { $0 + $1.totalOps })
             _ = RunSummary(result)
         }
