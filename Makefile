@@ -143,8 +143,9 @@ torture: build
 model-check: setup-system
 	Models/check
 
-## ci: what .ci/run runs: README's `make test`, then the TSan run, torture and model checking.
-ci: test test-tsan torture model-check
+## ci: the steps .ci/run runs, one after another here (.ci/run itself builds the release in the
+## background, in .build-release, while test, test-tsan and model-check run, then tortures with it).
+ci: test test-tsan model-check torture
 
 clean:
 	rm -rf .build .build-release $(TSAN_SCRATCH) $(VENV)

@@ -31,6 +31,7 @@ protocol NRFaultKind { static var fault: NRFault { get } }
 enum NoFault: NRFaultKind { static var fault: NRFault { .none } }
 enum StaleRead: NRFaultKind { static var fault: NRFault { .staleRead } }
 enum SkipEntry: NRFaultKind { static var fault: NRFault { .skipEntry } }
+enum EarlyReuse: NRFaultKind { static var fault: NRFault { .earlyReuse } }
 
 /// Two threads, one per virtual node, `perThread` operations each, logged; `logBytes` small so the
 /// log wraps.
@@ -74,6 +75,28 @@ struct NodeReplicationTests {
         let r = try nrRun(SkipEntry.self, readPercent: 20, perThread: 2_000, logBytes: 1 << 20, seed: 1)
         #expect(r.status == .mutexViolation)
         #expect(r.failure?.contains("replica 1") == true, "\(r.failure ?? "")")
+    }
+
+    @Test("a log slot reused before every replica replayed it is caught",
+          .enabled(if: !ThreadSanitizer.isActive, "races on purpose: ThreadSanitizer would report it"))
+    func testEarlyReuseCaught() throws {
+        var caught = false
+        var runs = 0
+        for seed in UInt64(1)...20 where !caught {
+            // A 64-entry log: a replica that falls 64 entries behind (its thread descheduled, or
+            // slowed by its outside work) finds its entries overwritten.
+            let r = try nrRun(EarlyReuse.self, readPercent: 50, perThread: 4_000, logBytes: 4096, seed: seed,
+                              ncsNanoseconds: 200)
+            runs += 1
+            caught = r.status == .mutexViolation
+            // The overwritten entries make the lagging replica diverge: a read it answers falls
+            // outside its window, or the replica differs from the model at the end.
+            if caught {
+                #expect(r.failure.map { $0.contains("read") || $0.contains("replica") } == true, "got: \(r.failure ?? "nil")")
+            }
+            else { #expect(r.status == .ok, "\(r.failure ?? "")") }
+        }
+        #expect(caught, "no overwritten entry seen in \(runs) runs")
     }
 
     @Test("memory and log columns are filled for nr only")

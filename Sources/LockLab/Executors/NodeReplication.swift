@@ -70,6 +70,10 @@ enum NRFault: Sendable {
     case staleRead
     /// Replica 1's replay skips every 97th entry.
     case skipEntry
+    /// The head moves to the most advanced local tail, not the least: a log slot is reused before
+    /// every replica replayed it. (A replay that meets its entry overwritten applies what it
+    /// finds, as a log without lap bits would, rather than wait for a lap that never comes.)
+    case earlyReuse
 }
 
 public struct NodeReplicationExecutor: Executor {
@@ -336,7 +340,11 @@ public struct NodeReplicationExecutor: Executor {
             let e = entry(i)
             // Acquire pairs with the writer's release of alive: the operation is visible.
             let want = aliveValue(i)
-            while cshims_u64_load_acquire(Self.aliveWord(e)) != want { DelegationWait.pause(&polls, yields: yields) }
+            while cshims_u64_load_acquire(Self.aliveWord(e)) != want {
+                // Only a broken head lets the tail pass this entry's next lap before it is replayed.
+                if fault == .earlyReuse && cshims_u64_load_acquire(tail) > i &+ size { break }
+                DelegationWait.pause(&polls, yields: yields)
+            }
             let skipped = fault == .skipEntry && r == 1 && i % 97 == 96
             let result = skipped ? 0 : target.apply(e.pointee.operation)
             if mine.contains(i) {
@@ -397,12 +405,15 @@ public struct NodeReplicationExecutor: Executor {
             let h = cshims_u64_load_relaxed(head)
             let f = cshims_u64_load_relaxed(tail)
             var least = UInt64.max
+            var most: UInt64 = 0
             var laggard = r
             for q in 0..<replicaCount {
                 // Acquire pairs with replay's release of the local tail.
                 let lt = cshims_u64_load_acquire(ltail(q))
                 if lt < least { least = lt; laggard = q }
+                most = max(most, lt)
             }
+            if fault == .earlyReuse { least = most; laggard = r }
             if least == h {
                 if laggard == r {
                     replay(r, target.replica(r), mine: mine)
